@@ -1,0 +1,50 @@
+# keyturn's developer commands. Each target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+
+.PHONY: help demo test unit integration e2e lint typecheck bench clean
+
+help:
+	@echo "make demo   - run keyturn end to end against local AWS (moto) and OpenBao servers"
+	@echo "make test   - lint, type-check and run every test (unit, integration, e2e)"
+	@echo "make lint   - ruff and mypy only"
+	@echo "make bench  - benchmarks against a local moto_server (not part of make test)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# One stamp per extra, rebuilt when pyproject.toml changes.
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e ".[$*]"
+	@touch $@
+
+demo: $(VENV)/.installed-servers
+	$(BIN)/python -m demo
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench demo
+	$(BIN)/ruff format --check src tests bench demo
+	$(BIN)/mypy
+
+typecheck: lint
+
+test: lint
+	$(BIN)/python -m pytest tests
+
+unit: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest tests/unit
+
+integration: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest tests/integration
+
+e2e: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest tests/e2e
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist

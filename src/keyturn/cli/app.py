@@ -1,0 +1,65 @@
+"""The command tree and its global options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from keyturn import __version__
+from keyturn.cli import audit_cmd, config_cmd
+from keyturn.cli.context import CliContext
+
+app = typer.Typer(
+    name="keyturn",
+    help="Own the whole life of AWS access keys: audit, enforce, rotate, lease.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"keyturn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="keyturn.toml to read (env KEYTURN_CONFIG)."),
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="AWS profile (env AWS_PROFILE).")
+    ] = None,
+    region: Annotated[str | None, typer.Option("--region", help="AWS region.")] = None,
+    role_arn: Annotated[
+        str | None, typer.Option("--role-arn", help="Assume this IAM role first.")
+    ] = None,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option("--endpoint-url", help="AWS endpoint (env AWS_ENDPOINT_URL)."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = CliContext(
+        config=config,
+        profile=profile,
+        region=region,
+        role_arn=role_arn,
+        endpoint_url=endpoint_url,
+        debug=debug,
+    )
+
+
+app.command("audit")(audit_cmd.audit)
+app.add_typer(config_cmd.config_app, name="config")

@@ -1,0 +1,102 @@
+"""`keyturn audit`: the inventory of every IAM user's access keys."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+from rich.console import Console
+
+from keyturn.cli import exit_codes
+from keyturn.cli.context import CliContext
+from keyturn.cli.output import emit
+from keyturn.reports.csv_report import write_csv
+from keyturn.reports.json_report import write_json
+from keyturn.reports.table import write_table
+from keyturn.services.audit import AuditRequest, AuditResult
+from keyturn.wiring import build_audit
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+    HTML = "html"
+
+
+def audit(
+    ctx: typer.Context,
+    user: Annotated[
+        list[str] | None,
+        typer.Option("--user", "-u", help="Read only this user, directly (repeatable)."),
+    ] = None,
+    key_ids: Annotated[
+        bool, typer.Option("--key-ids", help="Resolve key ids (one ListAccessKeys per user).")
+    ] = False,
+    contacts: Annotated[
+        bool, typer.Option("--contacts", help="Read the Contact tag (one call per user).")
+    ] = False,
+    output_format: Annotated[
+        Format | None,
+        typer.Option("--format", "-f", help="table (default on a terminal), json, csv, html."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report to this file.")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 3 when any key is out of policy.")
+    ] = False,
+    notify_after: Annotated[
+        int | None, typer.Option("--notify-after", help="Days before a notice (default 30).")
+    ] = None,
+    grace: Annotated[
+        int | None, typer.Option("--grace", help="Days from notice to deactivation (default 7).")
+    ] = None,
+    unused_after: Annotated[
+        int | None, typer.Option("--unused-after", help="Flag keys unused for this many days.")
+    ] = None,
+) -> int:
+    """Inventory every access key: age, last use, owner and policy finding.
+
+    Reads the IAM credential report (a handful of calls for any number of users); with
+    --user, reads those users directly instead.
+    """
+    cli: CliContext = ctx.obj
+    loaded = cli.settings(
+        {
+            "policy.notify_after_days": notify_after,
+            "policy.grace_days": grace,
+            "policy.unused_after_days": unused_after,
+        }
+    )
+    service = build_audit(loaded.settings)
+    result = service.run(
+        AuditRequest(users=tuple(user or ()), key_ids=key_ids, contacts=contacts)
+    )
+    chosen = output_format or (
+        Format.TABLE if output is None and sys.stdout.isatty() else Format.JSON
+    )
+    if output_format is None and output is not None and output.suffix.lower() in (".csv", ".html"):
+        chosen = Format(output.suffix.lower().lstrip("."))
+    emit(lambda out: _render(chosen, result, out), output)
+    if check and result.out_of_policy:
+        return exit_codes.OUT_OF_POLICY
+    return exit_codes.OK
+
+
+def _render(chosen: Format, result: AuditResult, out: TextIO) -> None:
+    if chosen is Format.JSON:
+        write_json(result, out)
+    elif chosen is Format.CSV:
+        write_csv(result, out)
+    elif chosen is Format.HTML:
+        from keyturn.reports.html_report import write_html  # noqa: PLC0415 - only when asked
+
+        write_html(result, out)
+    else:
+        terminal = out is sys.stdout or sys.stdout.isatty()
+        console = Console(file=out, force_terminal=terminal, width=None if terminal else 160)
+        write_table(result, console)

@@ -1,0 +1,48 @@
+"""`keyturn config show`: the effective configuration and where each value came from."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from pydantic import SecretStr
+from rich.console import Console
+from rich.table import Table
+
+from keyturn.cli.context import CliContext
+
+config_app = typer.Typer(help="Inspect keyturn's configuration.", no_args_is_help=True)
+
+
+@config_app.command("show")
+def show(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Print the effective config (file < environment < flags), secrets masked."""
+    cli: CliContext = ctx.obj
+    loaded = cli.settings()
+    flat: list[tuple[str, Any, str]] = []
+    for section, model in loaded.settings:
+        for key, value in model:
+            dotted = f"{section}.{key}"
+            flat.append((dotted, _masked(value), loaded.origin(dotted)))
+    if as_json:
+        typer.echo(json.dumps({dotted: value for dotted, value, _ in flat}, indent=2))
+        return
+    table = Table(title=f"keyturn config ({loaded.file or 'no config file'})")
+    table.add_column("key")
+    table.add_column("value")
+    table.add_column("from", style="dim")
+    for dotted, value, origin in flat:
+        table.add_row(dotted, json.dumps(value), origin)
+    Console().print(table)
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return "***" if value.get_secret_value() else ""
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    return value

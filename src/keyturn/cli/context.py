@@ -1,0 +1,33 @@
+"""What the global options carry to every subcommand."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from keyturn.config import LoadedSettings, load_settings
+
+
+@dataclass
+class CliContext:
+    config: Path | None = None
+    profile: str | None = None
+    region: str | None = None
+    role_arn: str | None = None
+    endpoint_url: str | None = None
+    debug: bool = False
+
+    def settings(self, flags: Mapping[str, Any] | None = None) -> LoadedSettings:
+        """Validated settings; global flags beat the command's own, which beat env/file."""
+        merged: dict[str, Any] = dict(flags or {})
+        merged.update(
+            {
+                "aws.profile": self.profile,
+                "aws.region": self.region,
+                "aws.role_arn": self.role_arn,
+                "aws.endpoint_url": self.endpoint_url,
+            }
+        )
+        return load_settings(self.config, flags=merged)

@@ -1,0 +1,263 @@
+"""One typed Settings object: file < environment < flags, validated before anything runs.
+
+Every value remembers where it came from, so an error names the file and key, the
+environment variable or the flag, and `keyturn config show` can say why a value is what it
+is. Unknown keys are errors: a typo in a safety setting must not silently fall back to a
+default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from keyturn.domain.errors import ConfigError
+from keyturn.domain.policy import PolicySettings
+
+DEFAULT_FILE = "keyturn.toml"
+CONFIG_ENV = "KEYTURN_CONFIG"
+ENV_PREFIX = "KEYTURN_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AwsSettings(_Section):
+    profile: str | None = None
+    region: str | None = None
+    role_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+")
+    endpoint_url: str | None = Field(default=None, pattern=r"^https?://")
+    max_attempts: int = Field(default=8, ge=1, le=20)
+    workers: int = Field(default=8, ge=1, le=64)
+    report_wait_seconds: float = Field(default=120.0, gt=0, le=900)
+
+
+class PolicyConfig(_Section):
+    notify_after_days: int = Field(default=30, ge=1, le=3650)
+    grace_days: int = Field(default=7, ge=0, le=3650)
+    delete_after_days: int | None = Field(default=None, ge=0, le=3650)
+    unused_after_days: int | None = Field(default=None, ge=1, le=3650)
+    exempt_tags: dict[str, str] = Field(default_factory=dict)
+    exempt_groups: list[str] = Field(default_factory=list)
+    contact_tag: str = Field(default="Contact", min_length=1, max_length=128)
+
+    def to_domain(self) -> PolicySettings:
+        return PolicySettings(
+            notify_after_days=self.notify_after_days,
+            grace_days=self.grace_days,
+            delete_after_days=self.delete_after_days,
+            unused_after_days=self.unused_after_days,
+            exempt_tags=dict(self.exempt_tags),
+            exempt_groups=frozenset(self.exempt_groups),
+        )
+
+
+class NotifySettings(_Section):
+    source_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    fallback_contact: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class VaultSettings(_Section):
+    addr: str | None = Field(default=None, pattern=r"^https?://")
+    token: SecretStr | None = None
+    namespace: str | None = None
+    cacert: str | None = None
+
+
+class Settings(_Section):
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    vault: VaultSettings = Field(default_factory=VaultSettings)
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    name: info.annotation  # type: ignore[misc]
+    for name, info in Settings.model_fields.items()
+}
+
+# Names other tools (seed 002, Vault) already use; keyturn honours them as they are.
+ENV_ALIASES: dict[str, tuple[str, str]] = {
+    "NOTIFYKEYAGE": ("policy", "notify_after_days"),
+    "SOURCEMAIL": ("notify", "source_email"),
+    "VAULT_ADDR": ("vault", "addr"),
+    "VAULT_TOKEN": ("vault", "token"),
+    "VAULT_NAMESPACE": ("vault", "namespace"),
+    "VAULT_CACERT": ("vault", "cacert"),
+}
+
+
+@dataclass
+class LoadedSettings:
+    """The validated settings and where each explicitly set value came from."""
+
+    settings: Settings
+    origins: dict[str, str] = field(default_factory=dict)
+    file: Path | None = None
+
+    def origin(self, dotted: str) -> str:
+        return self.origins.get(dotted, "default")
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> LoadedSettings:
+    """Merge file < env < flags (dotted keys such as ``"aws.region"``) and validate once."""
+    env = os.environ if environ is None else environ
+    file = _config_path(path, env)
+    layers: list[tuple[dict[str, dict[str, Any]], dict[str, str]]] = []
+    if file is not None:
+        layers.append(_file_layer(file))
+    layers.append(_env_layer(env))
+    layers.append(_flag_layer(flags or {}))
+
+    merged: dict[str, dict[str, Any]] = {}
+    origins: dict[str, str] = {}
+    for values, sources in layers:
+        for section, items in values.items():
+            merged.setdefault(section, {}).update(items)
+        origins.update(sources)
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origins, file)) from None
+    return LoadedSettings(settings=settings, origins=origins, file=file)
+
+
+def _config_path(path: str | Path | None, env: Mapping[str, str]) -> Path | None:
+    chosen = path or env.get(CONFIG_ENV)
+    if chosen:
+        candidate = Path(chosen)
+        if not candidate.is_file():
+            raise ConfigError(f"config file {candidate} does not exist")
+        return candidate
+    default = Path(DEFAULT_FILE)
+    return default if default.is_file() else None
+
+
+def _file_layer(file: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read: {exc}") from None
+    values: dict[str, dict[str, Any]] = {}
+    origins: dict[str, str] = {}
+    for section, items in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"{file}: unknown section [{section}] (known: {', '.join(SECTIONS)})"
+            )
+        if not isinstance(items, dict):
+            raise ConfigError(f"{file}: {section} should be a [{section}] table")
+        values[section] = dict(items)
+        origins.update({f"{section}.{key}": str(file) for key in items})
+    return values, origins
+
+
+def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    values: dict[str, dict[str, Any]] = {}
+    origins: dict[str, str] = {}
+
+    def put(section: str, key: str, raw: str, name: str) -> None:
+        values.setdefault(section, {})[key] = _from_env(section, key, raw)
+        origins[f"{section}.{key}"] = f"environment {name}"
+
+    for name, (section, key) in ENV_ALIASES.items():
+        if env.get(name):
+            put(section, key, env[name], name)
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
+        if section is None:
+            continue
+        key = rest[len(section) + 1 :]
+        if key not in SECTIONS[section].model_fields:
+            known = ", ".join(f"{ENV_PREFIX}{section.upper()}_{k.upper()}" for k in
+                              SECTIONS[section].model_fields)
+            raise ConfigError(f"unknown environment variable {name} (known: {known})")
+        put(section, key, raw, name)
+    return values, origins
+
+
+def _from_env(section: str, key: str, raw: str) -> Any:
+    """Lists and tables arrive as text: `a,b` and `k=v,k2=v2`."""
+    annotation = SECTIONS[section].model_fields[key].annotation
+    text = raw.strip()
+    if annotation == list[str]:
+        return [item.strip() for item in text.split(",") if item.strip()]
+    if annotation == dict[str, str]:
+        pairs: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            tag, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(
+                    f"environment {ENV_PREFIX}{section.upper()}_{key.upper()}: expected "
+                    f"KEY=VALUE pairs separated by commas, got {item!r}"
+                )
+            pairs[tag.strip()] = value.strip()
+        return pairs
+    return text
+
+
+def _flag_layer(flags: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    values: dict[str, dict[str, Any]] = {}
+    origins: dict[str, str] = {}
+    for dotted, value in flags.items():
+        if value is None:
+            continue
+        section, _, key = dotted.partition(".")
+        values.setdefault(section, {})[key] = value
+        origins[dotted] = f"flag --{key.replace('_', '-')}"
+    return values, origins
+
+
+# Values never echoed back, not even in an error about their type (invariant 5).
+SECRET_KEYS = frozenset({"vault.token"})
+
+EXPECTED = {
+    "int_parsing": "expected an integer",
+    "int_type": "expected an integer",
+    "int_from_float": "expected an integer",
+    "float_parsing": "expected a number",
+    "float_type": "expected a number",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "string_type": "expected a string",
+    "dict_type": "expected a table of strings",
+    "list_type": "expected a list of strings",
+}
+
+
+def _describe(exc: ValidationError, origins: dict[str, str], file: Path | None) -> str:
+    """One line per problem, each naming where the bad value came from."""
+    lines = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        dotted = ".".join(loc[:2])
+        where = origins.get(dotted) or (str(file) if file else "config")
+        if error["type"] == "extra_forbidden":
+            section = loc[0]
+            if len(loc) == 1:
+                lines.append(f"{where}: unknown section [{section}]")
+                continue
+            known = ", ".join(SECTIONS[section].model_fields) if section in SECTIONS else ""
+            lines.append(f"{where}: unknown key {dotted} (known in [{section}]: {known})")
+            continue
+        expected = EXPECTED.get(error["type"], error["msg"][:1].lower() + error["msg"][1:])
+        shown = "***" if dotted in SECRET_KEYS else repr(error.get("input"))
+        lines.append(f"{where}: {dotted}: {expected}, got {shown}")
+    return "invalid configuration: " + "; ".join(lines)

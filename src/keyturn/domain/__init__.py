@@ -1,0 +1,1 @@
+"""The pure core: values and decisions, no I/O, the clock passed in."""

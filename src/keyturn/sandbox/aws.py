@@ -1,0 +1,166 @@
+"""moto's server, in-process, plus the seeding helpers real AWS would not allow.
+
+In-process (ThreadedMotoServer) because the emulator's backend objects are then reachable
+from Python: a test can backdate a key's creation or give it a last-used date, which no AWS
+API can do. Clients still talk HTTP to it, exactly as they would to AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+import boto3
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+FAKE_KEY_ID = "AKIAKEYTURNSANDBOX00"
+FAKE_SECRET = "keyturn-sandbox-not-a-secret"  # noqa: S105 - moto accepts any credentials
+
+
+@dataclass(frozen=True)
+class SeededKey:
+    user: str
+    key_id: str
+    secret: str
+
+    def __repr__(self) -> str:
+        return f"SeededKey(user={self.user!r}, key_id={self.key_id!r}, secret=***)"
+
+
+class LocalAws:
+    """Start moto on a free loopback port; use as a context manager."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.url = ""
+
+    def start(self) -> LocalAws:
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> LocalAws:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- talking to it --------------------------------------------------------------------
+
+    def env(self) -> dict[str, str]:
+        """Environment that points boto3 (and so keyturn) at this server."""
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": FAKE_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }
+
+    def client(self, service: str, **credentials: str) -> Any:
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id=credentials.get("key_id", FAKE_KEY_ID),
+            aws_secret_access_key=credentials.get("secret", FAKE_SECRET),
+        )
+
+    def reset(self) -> None:
+        self._post("/moto-api/reset", b"")
+
+    def set_authentication(self, enabled: bool) -> None:
+        """moto checks signatures and IAM policies only after this (DESIGN.md)."""
+        self._post("/moto-api/reset-auth", b"1" if enabled else b"0")
+
+    def data(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=30) as response:  # noqa: S310 - loopback URL we built
+            result: dict[str, Any] = json.load(response)
+        return result
+
+    def _post(self, path: str, body: bytes) -> None:
+        request = urllib.request.Request(f"{self.url}{path}", data=body, method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30):  # noqa: S310 - loopback URL
+            pass
+
+    # -- seeding ------------------------------------------------------------------------
+
+    def create_user(
+        self, name: str, *, tags: dict[str, str] | None = None, path: str = "/"
+    ) -> None:
+        iam = self.client("iam")
+        iam.create_user(
+            UserName=name,
+            Path=path,
+            Tags=[{"Key": key, "Value": value} for key, value in (tags or {}).items()],
+        )
+
+    def add_key(
+        self,
+        user: str,
+        *,
+        age_days: float = 0,
+        active: bool = True,
+        last_used_days_ago: float | None = None,
+        service: str = "s3",
+        region: str = REGION,
+    ) -> SeededKey:
+        """Create a key, then rewrite its creation (and last-use) time in the emulator."""
+        created = self.client("iam").create_access_key(UserName=user)["AccessKey"]
+        key = SeededKey(user, created["AccessKeyId"], created["SecretAccessKey"])
+        if not active:
+            self.client("iam").update_access_key(
+                UserName=user, AccessKeyId=key.key_id, Status="Inactive"
+            )
+        if age_days:
+            self.backdate(key.key_id, age_days)
+        if last_used_days_ago is not None:
+            self.set_last_used(key.key_id, last_used_days_ago, service=service, region=region)
+        return key
+
+    def backdate(self, key_id: str, age_days: float) -> None:
+        # moto's access keys hold naive UTC datetimes
+        self._key(key_id).create_date = _naive_utc(datetime.now(UTC) - timedelta(days=age_days))
+
+    def set_last_used(
+        self, key_id: str, days_ago: float, *, service: str = "s3", region: str = REGION
+    ) -> None:
+        from moto.iam.models import AccessKeyLastUsed
+
+        when = datetime.now(UTC) - timedelta(days=days_ago)
+        self._key(key_id).last_used = AccessKeyLastUsed(_naive_utc(when), service, region)
+
+    def _key(self, key_id: str) -> Any:
+        for user in _iam_backend().users.values():
+            for key in user.access_keys:
+                if key.access_key_id == key_id:
+                    return key
+        raise KeyError(key_id)
+
+
+def _iam_backend() -> Any:
+    from moto.backends import get_backend
+
+    return get_backend("iam")[ACCOUNT]["global"]
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None)

@@ -1,0 +1,1 @@
+"""Use cases: orchestrate ports one idempotent step at a time."""

@@ -1,0 +1,70 @@
+"""Shared fixtures: real local servers (moto, OpenBao) and a clean environment per test.
+
+Every test runs in its own temporary directory with keyturn's and Vault's environment
+variables removed, so neither the developer's ~/.aws nor a stray keyturn.toml can change a
+result. Servers listen on 127.0.0.1 only and are stopped at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keyturn.sandbox.aws import LocalAws
+from keyturn.sandbox.vault import LocalVault, VaultUnavailableError
+
+CLEARED_PREFIXES = ("KEYTURN_", "VAULT_", "AWS_", "BAO_")
+CLEARED_NAMES = ("NOTIFYKEYAGE", "SOURCEMAIL")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith(CLEARED_PREFIXES) or name in CLEARED_NAMES:
+            monkeypatch.delenv(name, raising=False)
+    # No shared or user AWS config can leak in.
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def local_aws() -> Iterator[LocalAws]:
+    with LocalAws() as server:
+        yield server
+
+
+@pytest.fixture
+def aws(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
+    """moto, emptied, with this process's boto3 pointed at it."""
+    local_aws.reset()
+    for name, value in local_aws.env().items():
+        monkeypatch.setenv(name, value)
+    return local_aws
+
+
+@pytest.fixture(scope="session")
+def local_vault() -> Iterator[LocalVault]:
+    try:
+        server = LocalVault().start()
+    except VaultUnavailableError as exc:
+        pytest.skip(f"OpenBao dev server cannot start here: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def vault(local_vault: LocalVault, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An authenticated hvac client for the OpenBao dev server, env pointed at it."""
+    for name, value in local_vault.env().items():
+        monkeypatch.setenv(name, value)
+    client = local_vault.client()
+    assert client.is_authenticated()
+    return client
