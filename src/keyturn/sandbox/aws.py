@@ -88,8 +88,12 @@ class LocalAws:
         self._post("/moto-api/reset", b"")
 
     def set_authentication(self, enabled: bool) -> None:
-        """moto checks signatures and IAM policies only after this (DESIGN.md)."""
-        self._post("/moto-api/reset-auth", b"1" if enabled else b"0")
+        """moto checks signatures and IAM policies only after this (DESIGN.md).
+
+        The body is the number of requests moto still lets through unchecked: 0 turns
+        checking on at once, infinity turns it off. Process-wide: turn it off again after.
+        """
+        self._post("/moto-api/reset-auth", b"0" if enabled else b"inf")
 
     def data(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=30) as response:  # noqa: S310 - loopback URL we built
@@ -97,7 +101,13 @@ class LocalAws:
         return result
 
     def _post(self, path: str, body: bytes) -> None:
-        request = urllib.request.Request(f"{self.url}{path}", data=body, method="POST")  # noqa: S310
+        request = urllib.request.Request(  # noqa: S310 - loopback URL we built
+            f"{self.url}{path}",
+            data=body,
+            method="POST",
+            # not form-encoded, or the server parses the body away and sees nothing
+            headers={"Content-Type": "text/plain"},
+        )
         with urllib.request.urlopen(request, timeout=30):  # noqa: S310 - loopback URL
             pass
 
