@@ -84,7 +84,7 @@ class AuthedAws:
         )
         try:
             sts.get_caller_identity()
-        except Exception:  # noqa: BLE001 - any failure means "does not authenticate"
+        except Exception:  # any failure means "does not authenticate"
             return False
         return True
 

@@ -188,24 +188,11 @@ class VaultKvStore:
                     found = kv.v1.read_secret(path=path, mount_point=self._mount)
                     return dict(found["data"]), 0
                 except hv.InvalidPath:
-                    return None, self._current_version(path) if self._version == 2 else 0
+                    # Absent (or its latest version deleted): CAS 0 means "create only", so a
+                    # soft-deleted entry makes the promotion fail loudly instead of guessing.
+                    return None, 0
         except (KeyError, TypeError):
             raise BadInputError(f"{self._mount}/{path}: not a KV entry keyturn can read") from None
-
-    def _current_version(self, path: str) -> int:
-        """For CAS after a deleted version: the metadata's current_version, or 0."""
-        import hvac.exceptions as hv
-
-        try:
-            with vault_errors("read metadata", f"{self._mount}/{path}"):
-                meta = self._client.secrets.kv.v2.read_secret_metadata(
-                    path=path, mount_point=self._mount
-                )
-        except OperationFailedError:
-            return 0
-        except hv.InvalidPath:  # pragma: no cover - translated above
-            return 0
-        return int(meta.get("data", {}).get("current_version") or 0)
 
     def _write(
         self, user: str, stage: str, data: dict[str, Any], *, cas: int | None = None
