@@ -200,9 +200,7 @@ def _file_layer(file: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     origins: dict[str, str] = {}
     for section, items in data.items():
         if section not in SECTIONS:
-            raise ConfigError(
-                f"{file}: unknown section [{section}] (known: {', '.join(SECTIONS)})"
-            )
+            raise ConfigError(f"{file}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
         if not isinstance(items, dict):
             raise ConfigError(f"{file}: {section} should be a [{section}] table")
         values[section] = dict(items)
@@ -230,8 +228,9 @@ def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], dict[
             continue
         key = rest[len(section) + 1 :]
         if key not in SECTIONS[section].model_fields:
-            known = ", ".join(f"{ENV_PREFIX}{section.upper()}_{k.upper()}" for k in
-                              SECTIONS[section].model_fields)
+            known = ", ".join(
+                f"{ENV_PREFIX}{section.upper()}_{k.upper()}" for k in SECTIONS[section].model_fields
+            )
             raise ConfigError(f"unknown environment variable {name} (known: {known})")
         put(section, key, raw, name)
     return values, origins

@@ -275,6 +275,7 @@ def _sts_with(aws: Aws, secret: Any) -> Any:
     return session.client(
         "sts",
         endpoint_url=aws.endpoint_url,
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5,
-                      read_timeout=15),
+        config=Config(
+            retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=15
+        ),
     )

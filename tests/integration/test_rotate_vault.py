@@ -91,7 +91,7 @@ def test_approle_login_with_a_policy_limited_to_the_prefix(
     monkeypatch.setenv("KEYTURN_VAULT_AUTH_METHOD", "approle")
     monkeypatch.setenv("KEYTURN_VAULT_APPROLE_ROLE_ID", role_id)
     monkeypatch.setenv("KEYTURN_VAULT_APPROLE_SECRET_ID", secret_id)
-    (old,) = authed.seed_user("erin")
+    authed.seed_user("erin")
     outcome = service(f"{prefix}/{{user}}", **{"vault.kv_version": 2}).rotate("erin")
     assert outcome.ok
     assert read(vault, "secret", f"{prefix}/erin", 2)["access_key"] == outcome.new_key_id
@@ -146,13 +146,13 @@ def test_vault_errors_never_echo_the_response_body(vault: Any, prefix: str) -> N
     )
     # a CAS conflict: the error names path and cause, nothing from the body
     store.put_pending("gina", NewKeySecret("AKIAEXAMPLEEXAMPLE01", "another-secret-value"), "tok-2")
-    original = store._read  # noqa: SLF001 - simulate a stale version read
+    original = store._read
 
     def stale(user: str, stage: str) -> tuple[dict[str, Any] | None, int]:
         data, version = original(user, stage)
         return data, (version - 1 if stage == "current" else version)
 
-    store._read = stale  # type: ignore[method-assign]  # noqa: SLF001
+    store._read = stale  # type: ignore[method-assign]
     with pytest.raises(OperationFailedError) as caught:
         store.promote("gina", "tok-2")
     assert "check-and-set" in str(caught.value)

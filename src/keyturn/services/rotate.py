@@ -411,9 +411,10 @@ def run_many(
         except KeyturnError as exc:
             return Outcome(user=user, ok=False, state="failed", message=str(exc))
 
+    unique = list(dict.fromkeys(users))
     results: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(guarded, user): user for user in dict.fromkeys(users)}
+        futures = {pool.submit(guarded, user): user for user in unique}
         for future in as_completed(futures):
             outcome = future.result()
             if outcome is None:
@@ -421,5 +422,5 @@ def run_many(
             results.append(outcome)
             if on_done is not None:
                 on_done(outcome)
-    order = {user: index for index, user in enumerate(dict.fromkeys(users))}
+    order = {user: index for index, user in enumerate(unique)}
     return sorted(results, key=lambda outcome: order.get(outcome.user, 0))
