@@ -21,7 +21,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from keyturn.domain.errors import BadInputError, KeyturnError, OperationFailedError
@@ -123,10 +123,76 @@ class RotationService:
             user, "rotate", start.old_key_id, start.retire_first, self._store.location(user)
         )
 
-    def rotate(self, user: str) -> Outcome:
-        """Start a new rotation for `user` and run it as far as it can go now."""
-        keys, view, record = self._read(user)
+    def rotate(self, user: str, *, only_if_older_than: timedelta | None = None) -> Outcome:
+        """Start a new rotation for `user` and run it as far as it can go now.
+
+        `only_if_older_than` (for --due and the scheduled Lambda, whose credential report
+        may be hours old) skips a user whose active keys are all younger than that.
+        """
+        return self._start(user, self._new_token(), None, only_if_older_than)
+
+    def prepare(self, user: str, token: str) -> Outcome:
+        """Secrets Manager's createSecret: intent, create, store as pending under `token`.
+
+        Idempotent under Lambda retries: a second call with the same token finds its own
+        intent (deleting an orphan from a crashed first try) or its pending version.
+        """
+        keys, view = self._facts(user)
+        self._call()
+        record = self._journal.read(user)
+        if record is not None and record.token == token:
+            derived = derive(Facts(record, tuple(keys), view), self._clock.now())
+            assert derived is not None
+            if derived.state in (S.INTENT, S.CREATED):
+                return self._run(derived, keys, view, until=S.STORED_PENDING)
+            if derived.new_key_id is None and derived.state is S.STORED_PENDING:
+                self._call()
+                derived = replace(derived, new_key_id=self._store.key_id(user, "pending"))
+            return self._outcome(derived, Step.DONE, None, [])
+        return self._start(user, token, S.STORED_PENDING, None, facts=(keys, view, record))
+
+    def verify_pending(self, user: str, token: str) -> None:
+        """Secrets Manager's testSecret: the pending key of `token` authenticates."""
+        self._call()
+        secret = self._store.read_pending(user, token)
+        if secret is None:
+            raise OperationFailedError(
+                f"{self._store.location(user)}: no pending version {token} to test"
+            )
+        self._verifier.verify(user, secret)
+
+    def finish(self, user: str, token: str) -> Outcome:
+        """Secrets Manager's finishSecret: promote `token`, then retire the old key."""
+        self._call()
+        record = self._journal.read(user)
+        if record is None or record.token != token:
+            self._call()
+            self._store.promote(user, token)
+            return Outcome(user, True, S.PROMOTED, message="promoted (no keyturn intent)")
+        keys, view = self._facts(user)
+        derived = derive(Facts(record, tuple(keys), view), self._clock.now())
+        assert derived is not None
+        if derived.new_key_id is None and derived.state not in (S.INTENT, S.CREATED):
+            stage = "pending" if derived.state is S.STORED_PENDING else "current"
+            self._call()
+            derived = replace(derived, new_key_id=self._store.key_id(user, stage))
+        return self._run(derived, keys, view)
+
+    def _start(
+        self,
+        user: str,
+        token: str,
+        until: RotationState | None,
+        only_if_older_than: timedelta | None,
+        *,
+        facts: tuple[list[IamKey], StoreView, RotationRecord | None] | None = None,
+    ) -> Outcome:
+        keys, view, record = facts or self._read(user)
         now = self._clock.now()
+        if only_if_older_than is not None:
+            active = [key for key in keys if key.active]
+            if active and all(now - key.created < only_if_older_than for key in active):
+                return Outcome(user, True, "skipped", message="active key is not due yet")
         if record is not None:
             derived = derive(Facts(record, tuple(keys), view), now)
             if derived is not None and self._in_progress(derived):
@@ -142,11 +208,11 @@ class RotationService:
             log.info("%s: retired inactive key %s to make room", user, start.retire_first)
             self._checkpoint("retire", user)
             keys = [key for key in keys if key.key_id != start.retire_first]
-        record = begin(user, self._new_token(), keys, start.old_key_id, now)
+        record = begin(user, token, keys, start.old_key_id, now)
         self._call()
         self._journal.write(record)
         self._checkpoint("intent", user)
-        return self._run(record, keys, view)
+        return self._run(record, keys, view, until=until)
 
     def resume(self, user: str) -> Outcome | None:
         """Continue the user's latest rotation from wherever it stopped; None if none."""
@@ -219,12 +285,21 @@ class RotationService:
 
     # -- the step runner -------------------------------------------------------------------
 
-    def _run(self, record: RotationRecord, keys: list[IamKey], view: StoreView) -> Outcome:
+    def _run(
+        self,
+        record: RotationRecord,
+        keys: list[IamKey],
+        view: StoreView,
+        *,
+        until: RotationState | None = None,
+    ) -> Outcome:
         user = record.user
         secret: NewKeySecret | None = None
         warnings: list[str] = []
         while True:
             now = self._clock.now()
+            if until is not None and record.state is until:
+                return self._outcome(record, Step.DONE, secret, warnings)
             step = next_step(record, now, self._timing)
             if step is Step.DELETE_ORPHAN:
                 for key_id in orphans(record, keys, view):
