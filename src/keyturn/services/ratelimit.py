@@ -37,8 +37,10 @@ class RateLimiter:
                 now = self._monotonic()
                 self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
                 self._last = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                # The epsilon: refilling by exactly the computed wait can land a hair
+                # below 1.0 in floating point, and then wait ever-smaller amounts forever.
+                if self._tokens >= 1 - 1e-9:
+                    self._tokens = max(0.0, self._tokens - 1)
                     return
                 wait = (1 - self._tokens) / self._rate
             self._sleep(wait)
