@@ -61,7 +61,7 @@ def test_show_secret_is_the_only_way_to_print_it(authed: AuthedAws, env: dict[st
 
 
 def test_dry_run_changes_nothing(authed: AuthedAws, env: dict[str, str]) -> None:
-    a, b = authed.seed_user("carol", keys=2, inactive=1)
+    _, b = authed.seed_user("carol", keys=2, inactive=1)
     before = authed.keys("carol")
     result = keyturn(env, "rotate", "carol", "--dry-run")
     assert result.returncode == 0, result.stderr
