@@ -179,3 +179,26 @@ def test_config_show_masks_secrets(keyturn: Run, tmp_path: Path) -> None:
 def test_version_and_help(keyturn: Run) -> None:
     assert keyturn("--version").stdout.startswith("keyturn ")
     assert "audit" in keyturn("--help").stdout
+
+
+def test_unknown_profile(keyturn: Run, account: LocalAws) -> None:
+    line = assert_one_clean_error(keyturn("--profile", "nope", "audit"), 2)
+    assert "AWS profile 'nope'" in line
+
+
+def test_profile_from_aws_config(keyturn: Run, account: LocalAws, tmp_path: Path) -> None:
+    config = tmp_path / "aws-config"
+    config.write_text(
+        "[profile auditor]\naws_access_key_id = AKIAPROFILE000000000\n"
+        "aws_secret_access_key = from-profile\nregion = eu-west-1\n"
+    )
+    result = keyturn(
+        "--profile",
+        "auditor",
+        "audit",
+        "--format",
+        "json",
+        env={"AWS_CONFIG_FILE": str(config), "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""},
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)["keys"]) == 4
