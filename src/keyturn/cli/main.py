@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyturnError as exc:
         if debug:
             err.print_exception()
-        err.print(Text.assemble(("error: ", "bold red"), str(exc)))
+        # One line, always: scripts grep it and humans read the first line only.
+        err.print(Text.assemble(("error: ", "bold red"), " ".join(str(exc).split())))
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
