@@ -111,15 +111,20 @@ def load_settings(
     *,
     environ: Mapping[str, str] | None = None,
     flags: Mapping[str, Any] | None = None,
+    flag_names: Mapping[str, str] | None = None,
 ) -> LoadedSettings:
-    """Merge file < env < flags (dotted keys such as ``"aws.region"``) and validate once."""
+    """Merge file < env < flags (dotted keys such as ``"aws.region"``) and validate once.
+
+    `flag_names` maps a dotted key to the flag the user typed (``"--grace"``), so an error
+    names what they wrote rather than the setting behind it.
+    """
     env = os.environ if environ is None else environ
     file = _config_path(path, env)
     layers: list[tuple[dict[str, dict[str, Any]], dict[str, str]]] = []
     if file is not None:
         layers.append(_file_layer(file))
     layers.append(_env_layer(env))
-    layers.append(_flag_layer(flags or {}))
+    layers.append(_flag_layer(flags or {}, flag_names or {}))
 
     merged: dict[str, dict[str, Any]] = {}
     origins: dict[str, str] = {}
@@ -212,7 +217,9 @@ def _from_env(section: str, key: str, raw: str) -> Any:
     return text
 
 
-def _flag_layer(flags: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+def _flag_layer(
+    flags: Mapping[str, Any], names: Mapping[str, str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     values: dict[str, dict[str, Any]] = {}
     origins: dict[str, str] = {}
     for dotted, value in flags.items():
@@ -220,7 +227,7 @@ def _flag_layer(flags: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], di
             continue
         section, _, key = dotted.partition(".")
         values.setdefault(section, {})[key] = value
-        origins[dotted] = f"flag --{key.replace('_', '-')}"
+        origins[dotted] = "flag " + names.get(dotted, f"--{key.replace('_', '-')}")
     return values, origins
 
 

@@ -202,3 +202,44 @@ def test_profile_from_aws_config(keyturn: Run, account: LocalAws, tmp_path: Path
     )
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)["keys"]) == 4
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["audit", "--bogus"],
+        ["audit", "--format", "xml"],
+        ["audit", "--notify-after", "abc"],
+        ["nosuch"],
+        [],
+    ],
+)
+def test_usage_errors_exit_2_without_traceback(keyturn: Run, args: list[str]) -> None:
+    result = keyturn(*args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "internal error" not in result.stderr
+
+
+def test_flag_errors_name_the_flag_typed(keyturn: Run, account: LocalAws) -> None:
+    line = assert_one_clean_error(keyturn("audit", "--notify-after", "0"), 2)
+    assert "flag --notify-after:" in line
+
+
+def test_bad_output_fails_before_any_aws_call(keyturn: Run, tmp_path: Path) -> None:
+    # no server is reachable here: the output check must come first
+    line = assert_one_clean_error(
+        keyturn(
+            "audit",
+            "-o",
+            str(tmp_path / "nowhere" / "r.json"),
+            env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"},
+        ),
+        2,
+    )
+    assert "does not exist" in line
+
+
+def test_config_show_names_what_boto3_reads(keyturn: Run) -> None:
+    result = keyturn("config", "show", "--json", env={"AWS_REGION": "eu-central-1"})
+    assert json.loads(result.stdout)["aws.region"] == "eu-central-1"
