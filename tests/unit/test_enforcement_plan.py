@@ -81,12 +81,15 @@ def only_step(facts: UserFacts, rules: EnforcementSettings = RULES):  # type: ig
 
 def test_a_key_below_the_threshold_is_untouched() -> None:
     result = plan([user(key(29.9))], NOW, RULES)
-    assert result.empty and not result.skips and result.ok == 1
+    assert result.empty
+    assert not result.skips
+    assert result.ok == 1
 
 
 def test_a_key_at_30_days_is_notified_with_a_deadline_grace_days_away() -> None:
     step = only_step(user(key(30)))
-    assert step.action is Action.NOTIFY and step.notice is Notice.WARNING
+    assert step.action is Action.NOTIFY
+    assert step.notice is Notice.WARNING
     assert step.deadline == TODAY + timedelta(days=7)
     assert step.recipients == ("alice@example.com",)
 
@@ -104,7 +107,8 @@ def test_a_notified_key_waits_until_the_deadline() -> None:
 
 def test_deactivated_when_the_notice_went_out_grace_days_ago() -> None:
     step = only_step(user(key(37), records={KEY: f"notified@{days_ago(7)}"}))
-    assert step.action is Action.DEACTIVATE and step.notice is Notice.DEACTIVATED
+    assert step.action is Action.DEACTIVATE
+    assert step.notice is Notice.DEACTIVATED
 
 
 def test_a_key_past_the_deadline_never_notified_is_notified_not_deactivated() -> None:
@@ -140,7 +144,8 @@ def test_an_untagged_user_goes_to_the_fallback_contact() -> None:
 
 def test_notices_off_never_deactivates_without_the_explicit_setting() -> None:
     result = plan([user(key(90))], NOW, EnforcementSettings(notify=False))
-    assert result.empty and result.skips[0].why is SkipReason.NOTICES_OFF
+    assert result.empty
+    assert result.skips[0].why is SkipReason.NOTICES_OFF
 
 
 # -- remind -------------------------------------------------------------------------------
@@ -150,7 +155,8 @@ def test_reminders_every_n_days_until_the_deadline() -> None:
     rules = EnforcementSettings(remind_every_days=3)
     notified = {KEY: f"notified@{days_ago(3)}"}
     step = only_step(user(key(33), records=notified), rules)
-    assert step.action is Action.REMIND and step.deadline == TODAY + timedelta(days=4)
+    assert step.action is Action.REMIND
+    assert step.deadline == TODAY + timedelta(days=4)
     reminded = {KEY: f"notified@{days_ago(5)} reminded@{days_ago(2)}"}
     assert plan([user(key(35), records=reminded)], NOW, rules).empty
 
@@ -161,7 +167,8 @@ def test_reminders_every_n_days_until_the_deadline() -> None:
 def test_unused_keys_are_due_before_the_age_limit() -> None:
     rules = EnforcementSettings(policy=PolicySettings(unused_after_days=10))
     step = only_step(user(key(12, used_days_ago=11)), rules)
-    assert step.action is Action.NOTIFY and "unused for 11 days" in step.reason
+    assert step.action is Action.NOTIFY
+    assert "unused for 11 days" in step.reason
     assert plan([user(key(12, used_days_ago=9))], NOW, rules).empty
 
 
@@ -178,7 +185,8 @@ def test_inactive_key_is_deleted_delete_after_days_after_deactivation() -> None:
     rules = EnforcementSettings(policy=PolicySettings(delete_after_days=14))
     record = f"notified@{days_ago(21)} deactivated@{days_ago(14)} told-deactivated@{days_ago(14)}"
     step = only_step(user(key(60, active=False), records={KEY: record}), rules)
-    assert step.action is Action.DELETE and step.notice is Notice.DELETED
+    assert step.action is Action.DELETE
+    assert step.notice is Notice.DELETED
     younger = f"notified@{days_ago(20)} deactivated@{days_ago(13)} told-deactivated@{days_ago(13)}"
     assert plan([user(key(60, active=False), records={KEY: younger})], NOW, rules).empty
 
@@ -194,17 +202,20 @@ def test_an_inactive_key_keyturn_did_not_deactivate_is_recorded_first() -> None:
 def test_a_deactivation_notice_ses_did_not_accept_is_resent() -> None:
     record = {KEY: f"notified@{days_ago(8)} deactivated@{days_ago(1)}"}
     step = only_step(user(key(38, active=False), records=record))
-    assert step.action is Action.RESEND and step.notice is Notice.DEACTIVATED
+    assert step.action is Action.RESEND
+    assert step.notice is Notice.DEACTIVATED
 
 
 def test_state_of_a_key_that_no_longer_exists_is_forgotten() -> None:
     step = only_step(user(key(3), records={"AKIAGONEGONEGONEGONE": f"notified@{days_ago(9)}"}))
-    assert step.action is Action.FORGET and step.key_id == "AKIAGONEGONEGONEGONE"
+    assert step.action is Action.FORGET
+    assert step.key_id == "AKIAGONEGONEGONEGONE"
 
 
 def test_an_owed_deletion_notice_is_resent_for_a_key_that_is_gone() -> None:
     step = only_step(user(records={"AKIAGONEGONEGONEGONE": f"deleted@{days_ago(1)}"}))
-    assert step.action is Action.RESEND and step.notice is Notice.DELETED
+    assert step.action is Action.RESEND
+    assert step.notice is Notice.DELETED
 
 
 # -- exemptions and bad tags ------------------------------------------------------------
@@ -212,12 +223,15 @@ def test_an_owed_deletion_notice_is_resent_for_a_key_that_is_gone() -> None:
 
 def test_exempt_by_tag_or_group_is_skipped_with_the_reason() -> None:
     rules = EnforcementSettings(
-        policy=PolicySettings(exempt_tags={"keyturn:exempt": "true"}, exempt_groups=frozenset({"ci"}))
+        policy=PolicySettings(
+            exempt_tags={"keyturn:exempt": "true"}, exempt_groups=frozenset({"ci"})
+        )
     )
     by_tag = plan([user(key(400), tags={"keyturn:exempt": "TRUE"})], NOW, rules)
     by_group = plan([user(key(400), groups=frozenset({"ci"}))], NOW, rules)
     for result in (by_tag, by_group):
-        assert result.empty and result.skips[0].why is SkipReason.EXEMPT
+        assert result.empty
+        assert result.skips[0].why is SkipReason.EXEMPT
     assert "group ci" in by_group.skips[0].reason
     assert not plan([user(key(400), tags={"keyturn:exempt": "false"})], NOW, rules).empty
 
@@ -227,7 +241,8 @@ def test_malformed_state_or_exemption_tags_are_problems() -> None:
     bad_state = plan([user(key(90), records={KEY: "notified yesterday"})], NOW, rules)
     bad_exempt = plan([user(key(90), tags={"keyturn:exempt": "yes"})], NOW, rules)
     for result in (bad_state, bad_exempt):
-        assert result.problems and result.empty
+        assert result.problems
+        assert result.empty
 
 
 def test_invalid_contact_addresses_are_warnings_and_the_rest_are_used() -> None:
@@ -247,7 +262,8 @@ def test_record_round_trips_within_iam_tag_limits() -> None:
         record = record.marked(mark, date(2026, 12, 31))
     value = record.encode()
     assert KeyRecord.decode(value) == record
-    assert len(value) <= 256 and len(state_tag("AKIA" + "X" * 16)) <= 128
+    assert len(value) <= 256
+    assert len(state_tag("AKIA" + "X" * 16)) <= 128
     assert set(value) <= set("abcdefghijklmnopqrstuvwxyz0123456789-@ ")
 
 
