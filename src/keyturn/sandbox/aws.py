@@ -42,6 +42,7 @@ class LocalAws:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.url = ""
+        self._clients: dict[str, Any] = {}
 
     def start(self) -> LocalAws:
         self._server.start()
@@ -76,6 +77,15 @@ class LocalAws:
         }
 
     def client(self, service: str, **credentials: str) -> Any:
+        """A client for this server; the default-credential ones are built once and reused
+        (building a boto3 client costs more than a call to the local server)."""
+        if not credentials:
+            if service not in self._clients:
+                self._clients[service] = self._new_client(service)
+            return self._clients[service]
+        return self._new_client(service, **credentials)
+
+    def _new_client(self, service: str, **credentials: str) -> Any:
         return boto3.client(
             service,  # type: ignore[call-overload]
             endpoint_url=self.url,
