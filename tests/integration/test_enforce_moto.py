@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from keyturn.adapters.credential_report import parse_report
 from keyturn.config import load_settings
 from keyturn.domain.enforcement import KeyRecord, state_tag
-from keyturn.adapters.credential_report import parse_report
 from keyturn.domain.errors import BadInputError
 from keyturn.sandbox.aws import LocalAws
 from keyturn.services.enforce import EnforceService, ListSink, Outcome, resolve_config
