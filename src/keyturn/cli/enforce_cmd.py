@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from keyturn.adapters.event_log import JsonLinesSink, NullSink
@@ -131,12 +132,12 @@ def _print(out: Console, planned: Plan, outcome: Outcome | None, dry_run: bool) 
         for step in planned.steps[:SHOWN_ROWS]:
             table.add_row(
                 f"[{STYLE.get(step.action.value, '')}]{step.action.value}[/]",
-                step.user,
+                escape(step.user),
                 step.key_id,
                 "" if step.age_days is None else str(step.age_days),
                 str(step.deadline or ""),
-                " ".join(step.recipients),
-                step.reason,
+                escape(" ".join(step.recipients)),
+                escape(step.reason),
             )
         out.print(table)
         if len(planned.steps) > SHOWN_ROWS:
@@ -153,7 +154,7 @@ def _print(out: Console, planned: Plan, outcome: Outcome | None, dry_run: bool) 
         + "".join(f"; {count} skipped ({why})" for why, count in sorted(skips.items()))
     )
     for warning in planned.warnings:
-        out.print(f"[yellow]warning:[/] {warning}")
+        out.print(f"[yellow]warning:[/] {escape(warning)}")
     if outcome is None:
         if planned.steps:
             out.print("[dim]run again with --apply to act on this plan[/]")
@@ -161,7 +162,7 @@ def _print(out: Console, planned: Plan, outcome: Outcome | None, dry_run: bool) 
     done = ", ".join(f"{value} {key}" for key, value in outcome.summary().items() if value)
     out.print(f"[bold]applied:[/] {done or 'nothing'}")
     for deferred in outcome.deferred:
-        out.print(f"[yellow]deferred:[/] {deferred}")
+        out.print(f"[yellow]deferred:[/] {escape(deferred)}")
 
 
 def _as_json(planned: Plan, outcome: Outcome | None, dry_run: bool) -> dict[str, Any]:
