@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -64,6 +64,20 @@ class NotifySettings(_Section):
     fallback_contact: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+class EnforceSettings(_Section):
+    """`keyturn enforce` and its Lambda; thresholds live in [policy], addresses in [notify]."""
+
+    dry_run: bool = True
+    notify: bool = True
+    remind_every_days: int | None = Field(default=None, ge=1, le=3650)
+    never_used_after_days: int | None = Field(default=None, ge=1, le=3650)
+    deactivate_without_notice: bool = False
+    verify_sender: bool = True
+    recipient_verification: Literal["auto", "always", "never"] = "auto"
+    ses_region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    templates_dir: str | None = None
+
+
 class VaultSettings(_Section):
     addr: str | None = Field(default=None, pattern=r"^https?://")
     token: SecretStr | None = None
@@ -75,6 +89,7 @@ class Settings(_Section):
     aws: AwsSettings = Field(default_factory=AwsSettings)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    enforce: EnforceSettings = Field(default_factory=EnforceSettings)
     vault: VaultSettings = Field(default_factory=VaultSettings)
 
 

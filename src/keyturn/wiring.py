@@ -17,11 +17,16 @@ from keyturn import __version__
 from keyturn.adapters.aws_errors import translate
 from keyturn.adapters.clock import SystemClock
 from keyturn.adapters.iam import IamDirectory
+from keyturn.adapters.iam_keys import IamKeyWriter
+from keyturn.adapters.ses import SesMailer
 from keyturn.config import Settings
+from keyturn.ports import Clock, EventSink
 from keyturn.services.audit import AuditService
+from keyturn.services.enforce import EnforceConfig, EnforceService
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
+    from mypy_boto3_ses import SESClient
     from mypy_boto3_sts import STSClient
 
 # IAM is a global service; any commercial region signs for it.
@@ -115,5 +120,36 @@ def build_audit(settings: Settings, aws: Aws | None = None) -> AuditService:
         SystemClock(),
         settings.policy.to_domain(),
         contact_tag=settings.policy.contact_tag,
+        workers=settings.aws.workers,
+    )
+
+
+def build_enforce(
+    settings: Settings,
+    config: EnforceConfig,
+    events: EventSink,
+    *,
+    aws: Aws | None = None,
+    clock: Clock | None = None,
+) -> EnforceService:
+    """The enforcer; `config` comes from `resolve_config(settings)`, checked before this."""
+    aws = aws or build_aws(settings)
+    ses_region = settings.enforce.ses_region
+    ses: SESClient = aws.session.client(
+        "ses",
+        region_name=ses_region or aws.session.region_name,
+        config=aws.config,
+        endpoint_url=aws.endpoint_url,
+    )
+    iam = aws.iam()
+    return EnforceService(
+        IamDirectory(iam, report_wait_seconds=settings.aws.report_wait_seconds),
+        IamKeyWriter(iam),
+        SesMailer(ses),
+        clock or SystemClock(),
+        config.rules,
+        config.templates,
+        config.mail,
+        events,
         workers=settings.aws.workers,
     )

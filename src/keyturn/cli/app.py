@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from keyturn import __version__
-from keyturn.cli import audit_cmd, config_cmd
+from keyturn.cli import audit_cmd, config_cmd, enforce_cmd
 from keyturn.cli.context import CliContext
 
 
@@ -70,4 +70,5 @@ def main_options(
 
 
 app.command("audit")(audit_cmd.audit)
+app.command("enforce")(enforce_cmd.enforce)
 app.add_typer(config_cmd.config_app, name="config")
