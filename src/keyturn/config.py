@@ -65,6 +65,20 @@ class NotifySettings(_Section):
     fallback_contact: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+class EnforceSettings(_Section):
+    """`keyturn enforce` and its Lambda; thresholds live in [policy], addresses in [notify]."""
+
+    dry_run: bool = True
+    notify: bool = True
+    remind_every_days: int | None = Field(default=None, ge=1, le=3650)
+    never_used_after_days: int | None = Field(default=None, ge=1, le=3650)
+    deactivate_without_notice: bool = False
+    verify_sender: bool = True
+    recipient_verification: Literal["auto", "always", "never"] = "auto"
+    ses_region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    templates_dir: str | None = None
+
+
 class VaultSettings(_Section):
     addr: str | None = Field(default=None, pattern=r"^https?://")
     token: SecretStr | None = None
@@ -118,6 +132,7 @@ class Settings(_Section):
     aws: AwsSettings = Field(default_factory=AwsSettings)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    enforce: EnforceSettings = Field(default_factory=EnforceSettings)
     vault: VaultSettings = Field(default_factory=VaultSettings)
     rotate: RotateSettings = Field(default_factory=RotateSettings)
 
@@ -155,15 +170,20 @@ def load_settings(
     *,
     environ: Mapping[str, str] | None = None,
     flags: Mapping[str, Any] | None = None,
+    flag_names: Mapping[str, str] | None = None,
 ) -> LoadedSettings:
-    """Merge file < env < flags (dotted keys such as ``"aws.region"``) and validate once."""
+    """Merge file < env < flags (dotted keys such as ``"aws.region"``) and validate once.
+
+    `flag_names` maps a dotted key to the flag the user typed (``"--grace"``), so an error
+    names what they wrote rather than the setting behind it.
+    """
     env = os.environ if environ is None else environ
     file = _config_path(path, env)
     layers: list[tuple[dict[str, dict[str, Any]], dict[str, str]]] = []
     if file is not None:
         layers.append(_file_layer(file))
     layers.append(_env_layer(env))
-    layers.append(_flag_layer(flags or {}))
+    layers.append(_flag_layer(flags or {}, flag_names or {}))
 
     merged: dict[str, dict[str, Any]] = {}
     origins: dict[str, str] = {}
@@ -223,16 +243,16 @@ def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], dict[
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
             continue
         rest = name[len(ENV_PREFIX) :].lower()
-        section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
-        if section is None:
+        found = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
+        if found is None:
             continue
-        key = rest[len(section) + 1 :]
-        if key not in SECTIONS[section].model_fields:
+        key = rest[len(found) + 1 :]
+        if key not in SECTIONS[found].model_fields:
             known = ", ".join(
-                f"{ENV_PREFIX}{section.upper()}_{k.upper()}" for k in SECTIONS[section].model_fields
+                f"{ENV_PREFIX}{found.upper()}_{k.upper()}" for k in SECTIONS[found].model_fields
             )
             raise ConfigError(f"unknown environment variable {name} (known: {known})")
-        put(section, key, raw, name)
+        put(found, key, raw, name)
     return values, origins
 
 
@@ -256,7 +276,9 @@ def _from_env(section: str, key: str, raw: str) -> Any:
     return text
 
 
-def _flag_layer(flags: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+def _flag_layer(
+    flags: Mapping[str, Any], names: Mapping[str, str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     values: dict[str, dict[str, Any]] = {}
     origins: dict[str, str] = {}
     for dotted, value in flags.items():
@@ -264,7 +286,7 @@ def _flag_layer(flags: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], di
             continue
         section, _, key = dotted.partition(".")
         values.setdefault(section, {})[key] = value
-        origins[dotted] = f"flag --{key.replace('_', '-')}"
+        origins[dotted] = "flag " + names.get(dotted, f"--{key.replace('_', '-')}")
     return values, origins
 
 

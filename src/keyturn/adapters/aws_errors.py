@@ -19,6 +19,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
+    ProfileNotFound,
     ReadTimeoutError,
 )
 
@@ -62,6 +63,10 @@ def translate(action: str, subject: str | None = None) -> Iterator[None]:
         raise errors.NoCredentialsError(
             "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
             "AWS_SECRET_ACCESS_KEY, or pass --profile"
+        ) from exc
+    except ProfileNotFound as exc:
+        raise errors.ConfigError(
+            f"AWS profile {exc.kwargs.get('profile')!r} is not in your AWS config"
         ) from exc
     except NoRegionError as exc:
         raise errors.ConfigError("no AWS region: set AWS_REGION or pass --region") from exc

@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 
 # Values AWS writes where a field has no data. Any of them means "unknown / none".
 MISSING = frozenset({"N/A", "no_information", "not_supported", ""})
-REQUIRED_COLUMNS = ("user", "arn") + tuple(
-    f"access_key_{slot}_{field}" for slot in (1, 2) for field in ("active", "last_rotated")
+REQUIRED_COLUMNS = (
+    "user",
+    "arn",
+    *(f"access_key_{slot}_{part}" for slot in (1, 2) for part in ("active", "last_rotated")),
 )
 SLOTS = (1, 2)
 
@@ -69,16 +71,22 @@ def parse_report(content: bytes | Iterable[bytes]) -> Iterator[AccessKey]:
     Extra columns are ignored (AWS adds some over time); a missing required column or an
     unreadable value raises `ReportError` naming the line and column.
     """
-    lines = _text_lines(content)
-    reader = csv.DictReader(lines)
-    header = reader.fieldnames
-    if not header:
-        raise ReportError("the credential report is empty (no header line)")
-    missing = [column for column in REQUIRED_COLUMNS if column not in header]
-    if missing:
-        raise ReportError(f"the credential report lacks column(s): {', '.join(missing)}")
-    for row in reader:
-        yield from _keys_of_row(row, reader.line_num)
+    reader = csv.DictReader(_text_lines(content))
+    try:
+        header = reader.fieldnames
+        if not header:
+            raise ReportError("the credential report is empty (no header line)")
+        missing = [column for column in REQUIRED_COLUMNS if column not in header]
+        if missing:
+            raise ReportError(f"the credential report lacks column(s): {', '.join(missing)}")
+        for row in reader:
+            yield from _keys_of_row(row, reader.line_num)
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"the credential report is not UTF-8 text ({exc.reason})") from None
+    except csv.Error as exc:
+        raise ReportError(
+            f"credential report line {reader.line_num}: unreadable CSV ({exc})"
+        ) from None
 
 
 def _text_lines(content: bytes | Iterable[bytes]) -> Iterator[str]:

@@ -48,7 +48,8 @@ class SecretsManagerStore:
         self._key_field = key_field
         self._secret_field = secret_field
         # Version ids seen by the last describe, to spare a call when promoting.
-        self._stages: dict[str, dict[str, list[str]]] = {}
+        # None records "no such secret" (put_pending then creates it without a failed put).
+        self._stages: dict[str, dict[str, list[str]] | None] = {}
 
     def location(self, user: str) -> str:
         return self._template.format(account=self._account, user=user)
@@ -116,18 +117,37 @@ class SecretsManagerStore:
         )
         body = json.dumps(doc)
         name = self.location(user)
+        known = self._stages.get(user, ...)
+        if known is None:  # describe() just saw no secret: create it, skip a failing put
+            self._create_placeholder(user, name)
         try:
             self._put(name, token, body)
         except NotFoundError:
             self._create_placeholder(user, name)
             self._put(name, token, body)
-        self._stages.pop(user, None)
+        self._remember_pending(user, token)
 
     def _put(self, name: str, token: str, body: str) -> None:
         with translate("secretsmanager:PutSecretValue", name):
             self._sm.put_secret_value(
                 SecretId=name, ClientRequestToken=token, SecretString=body, VersionStages=[PENDING]
             )
+
+    def _remember_pending(self, user: str, token: str) -> None:
+        """Keep the cached labels in step with our own write, so `promote` can move
+        AWSCURRENT without another DescribeSecret (one call fewer per rotation). A stale
+        cache costs nothing worse than one refused call and a fresh look (see _move_current).
+        """
+        stages = self._stages.get(user)
+        if not stages:
+            self._stages.pop(user, None)
+            return
+        updated = {
+            version: [label for label in labels if label != PENDING]
+            for version, labels in stages.items()
+        }
+        updated.setdefault(token, []).append(PENDING)
+        self._stages[user] = updated
 
     def _create_placeholder(self, user: str, name: str) -> None:
         args: dict[str, Any] = {
@@ -140,10 +160,13 @@ class SecretsManagerStore:
             args["KmsKeyId"] = self._kms
         try:
             with translate("secretsmanager:CreateSecret", name):
-                self._sm.create_secret(**args)
+                created = self._sm.create_secret(**args)
         except OperationFailedError as exc:
             if "ResourceExists" not in str(exc):  # created meanwhile: fine
                 raise
+            self._stages.pop(user, None)
+            return
+        self._stages[user] = {created["VersionId"]: [CURRENT]}
 
     @requires("secretsmanager:UpdateSecretVersionStage", "secretsmanager:DescribeSecret")
     def promote(self, user: str, token: str) -> None:
@@ -196,13 +219,14 @@ class SecretsManagerStore:
     # -- helpers -------------------------------------------------------------------------
 
     def _version_stages(self, user: str, *, fresh: bool = True) -> dict[str, list[str]] | None:
-        if not fresh and user in self._stages:
+        if not fresh and self._stages.get(user):
             return self._stages[user]
         name = self.location(user)
         try:
             with translate("secretsmanager:DescribeSecret", name):
                 found = self._sm.describe_secret(SecretId=name)
         except NotFoundError:
+            self._stages[user] = None
             return None
         stages = {
             version: list(labels) for version, labels in found.get("VersionIdsToStages", {}).items()

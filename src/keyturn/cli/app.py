@@ -8,10 +8,18 @@ from typing import Annotated
 import typer
 
 from keyturn import __version__
-from keyturn.cli import audit_cmd, config_cmd, rotate_cmd
+from keyturn.cli import audit_cmd, config_cmd, enforce_cmd, rotate_cmd
 from keyturn.cli.context import CliContext
 
+
+def _exit_with(result: object, **_: object) -> None:
+    """A command may return its exit status as an int; click would otherwise drop it."""
+    if isinstance(result, int) and not isinstance(result, bool) and result != 0:
+        raise typer.Exit(code=result)
+
+
 app = typer.Typer(
+    result_callback=_exit_with,
     name="keyturn",
     help="Own the whole life of AWS access keys: audit, enforce, rotate, lease.",
     no_args_is_help=True,
@@ -62,5 +70,6 @@ def main_options(
 
 
 app.command("audit")(audit_cmd.audit)
+app.command("enforce")(enforce_cmd.enforce)
 app.command("rotate")(rotate_cmd.rotate)
 app.add_typer(config_cmd.config_app, name="config")

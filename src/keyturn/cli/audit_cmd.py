@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -12,12 +13,11 @@ from rich.console import Console
 
 from keyturn.cli import exit_codes
 from keyturn.cli.context import CliContext
-from keyturn.cli.output import emit
+from keyturn.cli.output import check_writable, emit
 from keyturn.reports.csv_report import write_csv
 from keyturn.reports.json_report import write_json
 from keyturn.reports.table import write_table
 from keyturn.services.audit import AuditRequest, AuditResult
-from keyturn.wiring import build_audit
 
 
 class Format(StrEnum):
@@ -58,7 +58,7 @@ def audit(
     unused_after: Annotated[
         int | None, typer.Option("--unused-after", help="Flag keys unused for this many days.")
     ] = None,
-) -> int:
+) -> None:
     """Inventory every access key: age, last use, owner and policy finding.
 
     Reads the IAM credential report (a handful of calls for any number of users); with
@@ -70,12 +70,18 @@ def audit(
             "policy.notify_after_days": notify_after,
             "policy.grace_days": grace,
             "policy.unused_after_days": unused_after,
-        }
+        },
+        flag_names={
+            "policy.notify_after_days": "--notify-after",
+            "policy.grace_days": "--grace",
+            "policy.unused_after_days": "--unused-after",
+        },
     )
+    check_writable(output)  # before the audit, not after minutes of it
+    from keyturn.wiring import build_audit  # here, not at the top: --help needs no boto3
+
     service = build_audit(loaded.settings)
-    result = service.run(
-        AuditRequest(users=tuple(user or ()), key_ids=key_ids, contacts=contacts)
-    )
+    result = service.run(AuditRequest(users=tuple(user or ()), key_ids=key_ids, contacts=contacts))
     chosen = output_format or (
         Format.TABLE if output is None and sys.stdout.isatty() else Format.JSON
     )
@@ -83,8 +89,7 @@ def audit(
         chosen = Format(output.suffix.lower().lstrip("."))
     emit(lambda out: _render(chosen, result, out), output)
     if check and result.out_of_policy:
-        return exit_codes.OUT_OF_POLICY
-    return exit_codes.OK
+        raise typer.Exit(exit_codes.OUT_OF_POLICY)
 
 
 def _render(chosen: Format, result: AuditResult, out: TextIO) -> None:
@@ -93,10 +98,13 @@ def _render(chosen: Format, result: AuditResult, out: TextIO) -> None:
     elif chosen is Format.CSV:
         write_csv(result, out)
     elif chosen is Format.HTML:
-        from keyturn.reports.html_report import write_html  # noqa: PLC0415 - only when asked
+        from keyturn.reports.html_report import write_html
 
         write_html(result, out)
     else:
-        terminal = out is sys.stdout or sys.stdout.isatty()
-        console = Console(file=out, force_terminal=terminal, width=None if terminal else 160)
+        # Rendered into a buffer: say explicitly whether the real stdout is a terminal, and
+        # otherwise let rich honour FORCE_COLOR / COLUMNS, with a width that fits a table.
+        terminal = sys.stdout.isatty()
+        width = None if terminal or os.environ.get("COLUMNS") else 160
+        console = Console(file=out, force_terminal=True if terminal else None, width=width)
         write_table(result, console)

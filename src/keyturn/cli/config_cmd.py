@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated, Any
 
 import typer
@@ -27,7 +28,10 @@ def show(
     for section, model in loaded.settings:
         for key, value in model:
             dotted = f"{section}.{key}"
-            flat.append((dotted, _masked(value), loaded.origin(dotted)))
+            shown, origin = _masked(value), loaded.origin(dotted)
+            if value is None and dotted in BOTO3_READS:
+                shown, origin = _from_boto3_env(dotted, shown, origin)
+            flat.append((dotted, shown, origin))
     if as_json:
         typer.echo(json.dumps({dotted: value for dotted, value, _ in flat}, indent=2))
         return
@@ -38,6 +42,21 @@ def show(
     for dotted, value, origin in flat:
         table.add_row(dotted, json.dumps(value), origin)
     Console().print(table)
+
+
+# Settings boto3 resolves by itself when keyturn leaves them unset.
+BOTO3_READS = {
+    "aws.profile": ("AWS_PROFILE",),
+    "aws.region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
+    "aws.endpoint_url": ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_IAM"),
+}
+
+
+def _from_boto3_env(dotted: str, shown: Any, origin: str) -> tuple[Any, str]:
+    for name in BOTO3_READS[dotted]:
+        if os.environ.get(name):
+            return os.environ[name], f"environment {name} (read by boto3)"
+    return shown, origin
 
 
 def _masked(value: Any) -> Any:

@@ -19,7 +19,11 @@ class CliContext:
     endpoint_url: str | None = None
     debug: bool = False
 
-    def settings(self, flags: Mapping[str, Any] | None = None) -> LoadedSettings:
+    def settings(
+        self,
+        flags: Mapping[str, Any] | None = None,
+        flag_names: Mapping[str, str] | None = None,
+    ) -> LoadedSettings:
         """Validated settings; global flags beat the command's own, which beat env/file."""
         merged: dict[str, Any] = dict(flags or {})
         merged.update(
@@ -30,4 +34,11 @@ class CliContext:
                 "aws.endpoint_url": self.endpoint_url,
             }
         )
-        return load_settings(self.config, flags=merged)
+        names = {
+            "aws.profile": "--profile",
+            "aws.region": "--region",
+            "aws.role_arn": "--role-arn",
+            "aws.endpoint_url": "--endpoint-url",
+            **(flag_names or {}),
+        }
+        return load_settings(self.config, flags=merged, flag_names=names)

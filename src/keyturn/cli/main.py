@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 from rich.console import Console
 from rich.text import Text
 
@@ -14,24 +13,29 @@ from keyturn.domain.errors import KeyturnError
 
 
 def main(argv: list[str] | None = None) -> int:
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    """Run the CLI and return its exit status.
+
+    click runs in standalone mode: it prints usage errors itself and exits 2 (typer vendors
+    its own click, so its exception classes are not ours to catch). keyturn's own errors
+    and anything unexpected are turned into one line here.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        result = app(args=argv, prog_name="keyturn", standalone_mode=False)
+        app(args=args, prog_name="keyturn", standalone_mode=True)
+    except SystemExit as exc:
+        return _status(exc.code)
     except KeyturnError as exc:
         if debug:
             err.print_exception()
-        err.print(Text.assemble(("error: ", "bold red"), str(exc)))
+        # One line, always: scripts grep it and humans read the first line only.
+        err.print(Text.assemble(("error: ", "bold red"), " ".join(str(exc).split())))
         return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return exit_codes.BAD_INPUT
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         err.print("interrupted")
         return exit_codes.INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+    except Exception as exc:  # the last line of defence against tracebacks
         if debug:
             err.print_exception()
         err.print(
@@ -42,7 +46,15 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         return exit_codes.FAILED
-    return int(result) if isinstance(result, int) else exit_codes.OK
+    return exit_codes.OK
+
+
+def _status(code: object) -> int:
+    if code is None:
+        return exit_codes.OK
+    if isinstance(code, int):
+        return code
+    return exit_codes.FAILED
 
 
 def run() -> None:

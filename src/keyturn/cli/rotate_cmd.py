@@ -173,7 +173,7 @@ def _due_users(settings: object, aws: object) -> list[str]:
 
 
 def _tagged_users(aws: object, tags: dict[str, str]) -> list[str]:
-    from keyturn.adapters.iam_keys import users_with_tags
+    from keyturn.adapters.iam_rotation import users_with_tags
     from keyturn.wiring import Aws
 
     assert isinstance(aws, Aws)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -28,30 +29,38 @@ def write_table(result: AuditResult, console: Console) -> None:
     show_ids = any(item.key.key_id for item in result.keys)
     show_contacts = any(item.key.contact for item in result.keys)
     accounts = {item.key.account for item in result.keys}
+    # Fit an 80-column terminal: drop the "why" column (the finding and age say it), shorten
+    # the status and cap the free-text columns; a wide terminal shows everything.
+    wide = console.width >= 120
+    cap = 28 if wide else 17
     table = Table(
         title=f"Access keys ({len(result.keys)}) from the {result.source}",
         header_style="bold",
-        expand=False,
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
     )
     if len(accounts) > 1:
-        table.add_column("account")
-    table.add_column("user", overflow="fold")
+        table.add_column("account", no_wrap=True)
+    table.add_column("user", no_wrap=True, overflow="ellipsis", min_width=8, max_width=cap)
     table.add_column("#", justify="right")
     if show_ids:
-        table.add_column("key id")
-    table.add_column("status")
-    table.add_column("age", justify="right")
-    table.add_column("last used")
+        table.add_column("key id", no_wrap=True)
+    table.add_column("status" if wide else "on", no_wrap=True)
+    table.add_column("age", justify="right", no_wrap=True, min_width=5)
+    table.add_column("last used", no_wrap=True)
     if show_contacts:
-        table.add_column("contact", overflow="fold")
-    table.add_column("finding")
-    table.add_column("why", overflow="fold")
+        table.add_column("contact", no_wrap=True, overflow="ellipsis", min_width=8, max_width=cap)
+    table.add_column("finding", no_wrap=True)
+    if wide:
+        table.add_column("why", overflow="fold")
     for item in sorted(result.keys, key=_sort_key):
         key = item.key
         used = key.last_used
         last = "never" if used is None else used.date.date().isoformat()
-        if used is not None and used.service:
+        if used is not None and used.service and wide:
             last += f" {used.service}"
+        status = key.status.value if wide else ("yes" if key.active else "no")
         cells: list[str | Text] = []
         if len(accounts) > 1:
             cells.append(key.account)
@@ -59,13 +68,15 @@ def write_table(result: AuditResult, console: Console) -> None:
         if show_ids:
             cells.append(key.key_id or "?")
         cells += [
-            Text(key.status.value, style="" if key.active else "dim"),
+            Text(status, style="" if key.active else "dim"),
             f"{item.age_days}d",
             last,
         ]
         if show_contacts:
             cells.append(key.contact or Text("none", style="dim"))
-        cells += [Text(item.finding.value, style=STYLES[item.finding]), item.decision.reason]
+        cells.append(Text(item.finding.value, style=STYLES[item.finding]))
+        if wide:
+            cells.append(item.decision.reason)
         table.add_row(*cells)
     console.print(table)
     counts = result.counts()
@@ -74,7 +85,8 @@ def write_table(result: AuditResult, console: Console) -> None:
         for finding in reversed(Finding)
         if counts[finding]
     ]
-    line = Text(f"{len(result.keys)} keys: ").append(Text(", ").join(parts))
+    noun = "key" if len(result.keys) == 1 else "keys"
+    line = Text(f"{len(result.keys)} {noun}: ").append(Text(", ").join(parts))
     policy = result.policy
     line.append(
         f"   policy: notify at {policy.notify_after_days}d, "

@@ -42,6 +42,7 @@ class LocalAws:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.url = ""
+        self._clients: dict[str, Any] = {}
 
     def start(self) -> LocalAws:
         self._server.start()
@@ -76,6 +77,14 @@ class LocalAws:
         }
 
     def client(self, service: str, **credentials: str) -> Any:
+        """A client for `service`; with the sandbox's admin credentials it is built once."""
+        if not credentials:
+            if service not in self._clients:
+                self._clients[service] = self._new_client(service)
+            return self._clients[service]
+        return self._new_client(service, **credentials)
+
+    def _new_client(self, service: str, **credentials: str) -> Any:
         return boto3.client(
             service,  # type: ignore[call-overload]
             endpoint_url=self.url,
@@ -88,10 +97,10 @@ class LocalAws:
         self._post("/moto-api/reset", b"")
 
     def set_authentication(self, enabled: bool) -> None:
-        """moto checks signatures and IAM policies only after this (DESIGN.md).
+        """Turn moto's signature and IAM policy checks on or off (DESIGN.md).
 
-        The body is the number of requests moto still lets through unchecked: 0 turns
-        checking on at once, infinity turns it off. Process-wide: turn it off again after.
+        The body is how many requests moto still lets through unchecked: 0 means "check
+        from now on", infinity means "never check" (its default).
         """
         self._post("/moto-api/reset-auth", b"0" if enabled else b"inf")
 
@@ -101,11 +110,11 @@ class LocalAws:
         return result
 
     def _post(self, path: str, body: bytes) -> None:
+        # text/plain: urllib's default form type makes moto's Flask app swallow the body
         request = urllib.request.Request(  # noqa: S310 - loopback URL we built
             f"{self.url}{path}",
             data=body,
             method="POST",
-            # not form-encoded, or the server parses the body away and sees nothing
             headers={"Content-Type": "text/plain"},
         )
         with urllib.request.urlopen(request, timeout=30):  # noqa: S310 - loopback URL

@@ -1,0 +1,128 @@
+"""Helpers every benchmark module shares: timing, call counting, the fake AWS environment."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+REGION = "us-east-1"
+FAKE_KEY_ID = "AKIAKEYTURNBENCH0000"
+FAKE_SECRET = "keyturn-bench-not-a-secret"  # noqa: S105 - moto accepts any credentials
+
+# Variables that could point boto3 or keyturn elsewhere than the bench server.
+_FOREIGN_PREFIXES = ("AWS_", "KEYTURN_", "VAULT_", "BAO_")
+_FOREIGN_NAMES = ("NOTIFYKEYAGE", "SOURCEMAIL")
+
+
+class _RowRequired(TypedDict):
+    metric: str
+    value: str
+
+
+class Row(_RowRequired, total=False):
+    """One line of the printed table. `ok` is None when the metric has no target."""
+
+    target: str
+    ok: bool | None
+    note: str
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def aws_env(moto_url: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`base` (default os.environ) without anything AWS/keyturn-related, pointed at moto.
+
+    A developer's own AWS_PROFILE or keyturn.toml must never leak into a measurement, so the
+    keyturn subprocess gets this environment and runs in an empty directory.
+    """
+    source = os.environ if base is None else base
+    env = {
+        name: value
+        for name, value in source.items()
+        if not name.startswith(_FOREIGN_PREFIXES) and name not in _FOREIGN_NAMES
+    }
+    env.update(
+        {
+            "AWS_ENDPOINT_URL": moto_url,
+            "AWS_ACCESS_KEY_ID": FAKE_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    return env
+
+
+@contextmanager
+def patched_environ(env: Mapping[str, str]) -> Iterator[None]:
+    """Run in-process code (boto3's credential chain reads os.environ) under `env`."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def reset_moto(moto_url: str) -> None:
+    """POST /moto-api/reset: every benchmark starts from an empty account."""
+    request = urllib.request.Request(f"{moto_url}/moto-api/reset", data=b"", method="POST")  # noqa: S310 - loopback URL
+    with urllib.request.urlopen(request, timeout=60):  # noqa: S310 - loopback URL
+        pass
+
+
+class CallCounter:
+    """Counts HTTP requests per API operation through botocore's `before-send` event.
+
+    `before-send` fires once per attempt, so retries are counted too: this is what the
+    server (and AWS's rate limiter) sees, not what the code asked for.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+
+    def on_send(self, event_name: str, **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        with self._lock:
+            self.counts[operation] += 1
+
+    def attach(self, events: Any, service: str = "iam") -> None:
+        """`events`: a boto3 session's or a client's `meta.events` emitter."""
+        events.register(f"before-send.{service}", self.on_send)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self.counts.items()))
+
+
+@dataclass
+class Stopwatch:
+    """`with Stopwatch() as sw: ...` then `sw.seconds`."""
+
+    seconds: float = 0.0
+    _start: float = 0.0
+
+    def __enter__(self) -> Stopwatch:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.seconds = time.perf_counter() - self._start

@@ -1,0 +1,191 @@
+"""`keyturn enforce`: the key-age policy. Prints the plan; acts only with --apply."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from keyturn.adapters.event_log import JsonLinesSink, NullSink
+from keyturn.cli import exit_codes
+from keyturn.cli.context import CliContext
+from keyturn.domain.enforcement import Plan
+from keyturn.domain.errors import OperationFailedError
+from keyturn.ports import EventSink
+from keyturn.services.enforce import Outcome, resolve_config
+from keyturn.wiring import build_enforce
+
+SHOWN_ROWS = 40
+STYLE = {
+    "notify": "yellow",
+    "remind": "yellow",
+    "deactivate": "bold red",
+    "delete": "bold magenta",
+    "resend": "cyan",
+    "record": "dim",
+    "forget": "dim",
+}
+
+
+def enforce(
+    ctx: typer.Context,
+    apply: Annotated[
+        bool | None,
+        typer.Option(
+            "--apply/--dry-run",
+            help="Act (send notices, deactivate, delete). Default: dry run, print the plan.",
+        ),
+    ] = None,
+    events: Annotated[
+        Path | None,
+        typer.Option("--events", help="Write every action as a JSON line to this file."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the plan and outcome as JSON.")
+    ] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Dry run: exit 3 when the plan is not empty.")
+    ] = False,
+    notify_after: Annotated[
+        int | None, typer.Option("--notify-after", help="Days before the first notice (30).")
+    ] = None,
+    grace: Annotated[
+        int | None, typer.Option("--grace", help="Days from notice to deactivation (7).")
+    ] = None,
+    delete_after: Annotated[
+        int | None,
+        typer.Option("--delete-after", help="Delete keys this many days after deactivation."),
+    ] = None,
+    unused_after: Annotated[
+        int | None, typer.Option("--unused-after", help="Also enforce on keys unused this long.")
+    ] = None,
+    remind_every: Annotated[
+        int | None, typer.Option("--remind-every", help="Remind every N days until deadline.")
+    ] = None,
+    source_email: Annotated[
+        str | None, typer.Option("--source-email", help="SES sender (env SOURCEMAIL).")
+    ] = None,
+    fallback_contact: Annotated[
+        str | None,
+        typer.Option("--fallback-contact", help="Who is told about untagged users' keys."),
+    ] = None,
+) -> int:
+    """Apply the key-age policy: notify, then deactivate, optionally delete.
+
+    Without --apply nothing changes: the plan is printed. Each key is notified once per
+    stage; the state that makes this true is kept in IAM user tags keyturn:enforce:KEYID.
+    """
+    cli: CliContext = ctx.obj
+    loaded = cli.settings(
+        {
+            "policy.notify_after_days": notify_after,
+            "policy.grace_days": grace,
+            "policy.delete_after_days": delete_after,
+            "policy.unused_after_days": unused_after,
+            "enforce.remind_every_days": remind_every,
+            "enforce.dry_run": None if apply is None else not apply,
+            "notify.source_email": source_email,
+            "notify.fallback_contact": fallback_contact,
+        }
+    )
+    config = resolve_config(loaded.settings)
+    dry_run = config.dry_run
+    with ExitStack() as stack:
+        sink: EventSink = NullSink()
+        if events is not None:
+            sink = stack.enter_context(JsonLinesSink(events))
+        service = build_enforce(loaded.settings, config, sink)
+        planned = service.plan()
+        service.report_plan(planned, dry_run=dry_run)
+        outcome = None if dry_run else service.apply(planned)
+    terminal = sys.stdout.isatty()
+    out = Console(highlight=False, width=None if terminal else 160)
+    if as_json:
+        typer.echo(json.dumps(_as_json(planned, outcome, dry_run), indent=2))
+    else:
+        _print(out, planned, outcome, dry_run)
+    if outcome is not None and outcome.failures:
+        first = "; ".join(outcome.failures[:3])
+        raise OperationFailedError(
+            f"{len(outcome.failures)} step(s) failed ({first}); the rest was applied,"
+            " and running enforce again retries what failed"
+        )
+    if dry_run and check and not planned.empty:
+        return exit_codes.OUT_OF_POLICY
+    return exit_codes.OK
+
+
+def _print(out: Console, planned: Plan, outcome: Outcome | None, dry_run: bool) -> None:
+    title = "enforce plan (dry run: nothing changed)" if dry_run else "enforce: applied"
+    if planned.steps:
+        table = Table(title=title, title_justify="left")
+        for column in ("action", "user", "key id", "age", "deadline", "to", "why"):
+            table.add_column(column, overflow="fold")
+        for step in planned.steps[:SHOWN_ROWS]:
+            table.add_row(
+                f"[{STYLE.get(step.action.value, '')}]{step.action.value}[/]",
+                escape(step.user),
+                step.key_id,
+                "" if step.age_days is None else str(step.age_days),
+                str(step.deadline or ""),
+                escape(" ".join(step.recipients)),
+                escape(step.reason),
+            )
+        out.print(table)
+        if len(planned.steps) > SHOWN_ROWS:
+            out.print(f"[dim]... and {len(planned.steps) - SHOWN_ROWS} more (see --json)[/]")
+    else:
+        out.print(f"[green]{title}: nothing to do[/]")
+    counts = Counter(step.action.value for step in planned.steps)
+    skips = Counter(skip.why.value for skip in planned.skips)
+    parts = [f"{count} {name}" for name, count in sorted(counts.items())]
+    out.print(
+        "plan: "
+        + (", ".join(parts) or "no steps")
+        + f"; {planned.ok} key(s) within policy"
+        + "".join(f"; {count} skipped ({why})" for why, count in sorted(skips.items()))
+    )
+    for warning in planned.warnings:
+        out.print(f"[yellow]warning:[/] {escape(warning)}")
+    if outcome is None:
+        if planned.steps:
+            out.print("[dim]run again with --apply to act on this plan[/]")
+        return
+    done = ", ".join(f"{value} {key}" for key, value in outcome.summary().items() if value)
+    out.print(f"[bold]applied:[/] {done or 'nothing'}")
+    for deferred in outcome.deferred:
+        out.print(f"[yellow]deferred:[/] {escape(deferred)}")
+
+
+def _as_json(planned: Plan, outcome: Outcome | None, dry_run: bool) -> dict[str, Any]:
+    return {
+        "dry_run": dry_run,
+        "today": planned.today.isoformat(),
+        "steps": [
+            {
+                "action": step.action.value,
+                "user": step.user,
+                "key_id": step.key_id,
+                "age_days": step.age_days,
+                "deadline": step.deadline.isoformat() if step.deadline else None,
+                "notice": step.notice.value if step.notice else None,
+                "recipients": list(step.recipients),
+                "reason": step.reason,
+            }
+            for step in planned.steps
+        ],
+        "skipped": len(planned.skips),
+        "within_policy": planned.ok,
+        "warnings": list(planned.warnings),
+        "outcome": outcome.summary() if outcome else None,
+        "failures": outcome.failures if outcome else [],
+        "deferred": outcome.deferred if outcome else [],
+    }

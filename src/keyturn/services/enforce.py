@@ -1,0 +1,553 @@
+"""Enforcement: read the account, plan (pure), then apply the plan one idempotent step at a time.
+
+Reading costs a handful of calls for the credential report, one GetGroup per exempt group,
+and ListUserTags + ListAccessKeys only for users with a key that is due or inactive: a
+user whose keys are all young costs nothing more. Live key status from ListAccessKeys wins
+over the report (which AWS regenerates at most every 4 hours), so a second run right after
+the first sees the keys it deactivated.
+
+Applying, in this order, so that nothing is claimed before it happened:
+
+1. key acts (deactivate, delete) and their state marks;
+2. one e-mail per address, listing all that address's keys;
+3. notice marks, written only for keys whose mail SES accepted.
+
+A step that fails is reported and the run goes on with the others; the shell turns any
+failure into exit 1 (CLI) or a raised error (Lambda).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from itertools import groupby, islice
+from typing import Any, Literal
+
+from keyturn.adapters.iam import IamDirectory
+from keyturn.adapters.iam_keys import IamKeyWriter
+from keyturn.adapters.ses import NOT_REQUESTED, VERIFIED, SesMailer
+from keyturn.config import Settings
+from keyturn.domain.enforcement import (
+    Action,
+    EnforcementSettings,
+    KeyRecord,
+    Mark,
+    Notice,
+    Plan,
+    Skip,
+    Step,
+    UserFacts,
+    needs_a_look,
+    plan,
+    state_tag,
+)
+from keyturn.domain.errors import BadInputError, ConfigError, KeyturnError
+from keyturn.domain.model import ROOT_USER, AccessKey, KeyStatus
+from keyturn.notices import Templates
+from keyturn.ports import Clock, EventSink, KeyWriter, Mailer, UserDirectory
+from keyturn.services.audit import match_slots
+
+CHUNK_USERS = 256
+RecipientVerification = Literal["auto", "always", "never"]
+
+# The adapter methods enforcement calls; their @requires declarations are its IAM policy.
+CALLS: tuple[Callable[..., Any], ...] = (
+    IamDirectory.credential_report,
+    IamDirectory.list_access_keys,
+    IamDirectory.user_tags,
+    IamDirectory.group_members,
+    IamKeyWriter.set_status,
+    IamKeyWriter.delete_key,
+    IamKeyWriter.tag_user,
+    IamKeyWriter.untag_user,
+    SesMailer.send,
+    SesMailer.verification_status,
+    SesMailer.request_verification,
+    SesMailer.send_quota,
+)
+
+NOTICE_MARK = {
+    Notice.WARNING: Mark.NOTIFIED,
+    Notice.REMINDER: Mark.REMINDED,
+    Notice.DEACTIVATED: Mark.TOLD_DEACTIVATED,
+}
+DONE_COUNTER = {
+    Notice.WARNING: "notified",
+    Notice.REMINDER: "reminded",
+    Notice.DEACTIVATED: "told_deactivated",
+    Notice.DELETED: "told_deleted",
+}
+UNVERIFIED_RETRYABLE = frozenset({NOT_REQUESTED, "Failed", "TemporaryFailure"})
+
+
+class RateLimiter:
+    """At most one permit per `interval` seconds; never sleeps (a denied caller skips)."""
+
+    def __init__(self, interval: float = 1.0, monotonic: Callable[[], float] = time.monotonic):
+        self._interval = interval
+        self._monotonic = monotonic
+        self._last: float | None = None
+
+    def try_acquire(self) -> bool:
+        now = self._monotonic()
+        if self._last is not None and now - self._last < self._interval:
+            return False
+        self._last = now
+        return True
+
+
+class ListSink:
+    """Keeps events in memory (tests, and the CLI's summary)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def emit(self, event: Mapping[str, Any]) -> None:
+        self.events.append(dict(event))
+
+
+@dataclass
+class Outcome:
+    """What an applied plan did; counts only, never a secret."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, int]:
+        keys = (
+            "notified",
+            "reminded",
+            "deactivated",
+            "deleted",
+            "told_deactivated",
+            "told_deleted",
+            "recorded",
+            "forgotten",
+            "mails_sent",
+            "notices_deferred",
+            "verifications_requested",
+            "skipped",
+            "failed",
+        )
+        return {key: self.counts.get(key, 0) for key in keys}
+
+
+@dataclass(frozen=True)
+class MailOptions:
+    source_email: str | None
+    verify_sender: bool = True
+    recipient_verification: RecipientVerification = "auto"
+
+
+class EnforceService:
+    def __init__(
+        self,
+        directory: UserDirectory,
+        writer: KeyWriter,
+        mailer: Mailer,
+        clock: Clock,
+        settings: EnforcementSettings,
+        templates: Templates | None,
+        mail: MailOptions,
+        events: EventSink,
+        *,
+        workers: int = 8,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self._iam = directory
+        self._writer = writer
+        self._mailer = mailer
+        self._clock = clock
+        self._settings = settings
+        self._templates = templates
+        self._mail = mail
+        self._events = events
+        self._workers = max(1, workers)
+        self._limiter = limiter or RateLimiter()
+
+    # -- reading and planning -----------------------------------------------------------
+
+    def plan(self) -> Plan:
+        """Read the account and compute the plan. Raises BadInputError on malformed tags."""
+        now = self._clock.now()
+        unread: list[int] = [0]
+        result = plan(self.inventory(now, unread), now, self._settings)
+        result = replace(result, ok=result.ok + unread[0])
+        if result.problems:
+            shown = "; ".join(result.problems[:3])
+            more = f" (and {len(result.problems) - 3} more)" if len(result.problems) > 3 else ""
+            raise BadInputError(
+                f"{len(result.problems)} tag(s) keyturn cannot read, nothing was changed: "
+                f"{shown}{more}"
+            )
+        return result
+
+    def inventory(self, now: datetime, unread: list[int] | None = None) -> Iterator[UserFacts]:
+        """Facts for every user that may need a step; `unread[0]` counts the other keys."""
+        counter = unread if unread is not None else [0]
+
+        def wanted(keys: list[AccessKey]) -> bool:
+            if keys[0].user != ROOT_USER and needs_a_look(keys, now, self._settings):
+                return True
+            counter[0] += len(keys)
+            return False
+
+        groups = {
+            group: self._iam.group_members(group) for group in self._settings.policy.exempt_groups
+        }
+        rows = (list(keys) for _, keys in groupby(self._iam.credential_report(), _user_of))
+        candidates = (keys for keys in rows if wanted(keys))
+
+        def read(keys: list[AccessKey]) -> UserFacts:
+            return self._facts(keys, groups)
+
+        with ThreadPoolExecutor(max_workers=self._workers) as pool:
+            for chunk in _chunks(candidates, CHUNK_USERS):
+                yield from pool.map(read, chunk)
+
+    def _facts(self, rows: list[AccessKey], groups: Mapping[str, frozenset[str]]) -> UserFacts:
+        user = rows[0].user
+        tags = self._iam.user_tags(user)
+        live = self._iam.list_access_keys(user)
+        slots = {key_id: slot for slot, key_id in match_slots(rows, live).items()}
+        by_slot = {row.slot: row for row in rows}
+        keys = []
+        for number, meta in enumerate(live, start=1):
+            row = by_slot.get(slots.get(meta.key_id, -1))
+            keys.append(
+                AccessKey(
+                    account=rows[0].account,
+                    user=user,
+                    slot=row.slot if row else number,
+                    status=meta.status,
+                    created=meta.created,
+                    last_used=row.last_used if row else None,
+                    key_id=meta.key_id,
+                )
+            )
+        member_of = frozenset(group for group, users in groups.items() if user in users)
+        return UserFacts(user=user, tags=tags, keys=tuple(keys), groups=member_of)
+
+    # -- reporting a plan ---------------------------------------------------------------
+
+    def report_plan(self, planned: Plan, *, dry_run: bool) -> None:
+        """One event per planned step, skip and warning (a dry run emits only these)."""
+        for warning in planned.warnings:
+            self._emit("warning", "reported", reason=warning)
+        if dry_run:
+            for step in planned.steps:
+                self._emit_step(step, "planned", dry_run=True)
+        for skip in planned.skips:
+            self._emit_skip(skip, dry_run=dry_run)
+
+    # -- applying -----------------------------------------------------------------------
+
+    def apply(self, planned: Plan) -> Outcome:
+        outcome = Outcome()
+        outcome.counts["skipped"] += len(planned.skips)
+        today = planned.today
+        owed: list[tuple[Step, KeyRecord]] = []
+        for step in planned.steps:
+            record = self._act(step, today, outcome)
+            if record is not None and step.notice is not None and step.recipients:
+                owed.append((step, record))
+        accepted = self._send(owed, today, outcome)
+        for step, record in owed:
+            if (step.user, step.key_id) in accepted:
+                self._record_notice(step, record, today, outcome)
+        return outcome
+
+    def _act(self, step: Step, today: date, outcome: Outcome) -> KeyRecord | None:
+        """Do a step's IAM part; the record as it now stands, or None when it failed."""
+        record = step.record
+        tag = state_tag(step.key_id)
+        try:
+            if step.action is Action.DEACTIVATE:
+                self._writer.set_status(step.user, step.key_id, KeyStatus.INACTIVE)
+                record = record.marked(Mark.DEACTIVATED, today)
+                self._writer.tag_user(step.user, {tag: record.encode()})
+                outcome.counts["deactivated"] += 1
+            elif step.action is Action.DELETE:
+                self._writer.delete_key(step.user, step.key_id)
+                record = record.marked(Mark.DELETED, today)
+                if step.notice is not None:
+                    self._writer.tag_user(step.user, {tag: record.encode()})  # notice owed
+                else:
+                    self._writer.untag_user(step.user, [tag])
+                outcome.counts["deleted"] += 1
+            elif step.action is Action.RECORD:
+                record = record.marked(Mark.INACTIVE, today)
+                self._writer.tag_user(step.user, {tag: record.encode()})
+                outcome.counts["recorded"] += 1
+            elif step.action is Action.FORGET:
+                self._writer.untag_user(step.user, [tag])
+                outcome.counts["forgotten"] += 1
+            else:
+                return record  # notify, remind, resend: nothing to do in IAM first
+        except KeyturnError as exc:
+            self._fail(step, exc, outcome)
+            return None
+        self._emit_step(step, "done")
+        return record
+
+    def _send(
+        self, owed: list[tuple[Step, KeyRecord]], today: date, outcome: Outcome
+    ) -> set[tuple[str, str]]:
+        """One mail per address; the (user, key id) pairs at least one accepted mail named."""
+        by_address: dict[str, list[Step]] = defaultdict(list)
+        for step, _ in owed:
+            for address in step.recipients:
+                by_address[address].append(step)
+        if not by_address:
+            return set()
+        sender = self._mail.source_email
+        if sender is None or self._templates is None:  # resolve_config checked; a guard
+            raise BadInputError("notify.source_email (SOURCEMAIL) is required to send notices")
+        gate = _SesGate(self._mailer, sender, self._mail, self._limiter, self._emit, outcome)
+        try:
+            gate.prepare(by_address)
+        except KeyturnError as exc:
+            outcome.failures.append(f"SES: {exc}")
+            outcome.counts["failed"] += 1
+            self._emit("mail", "failed", reason=str(exc))
+            return set()
+        accepted: set[tuple[str, str]] = set()
+        for address, steps in sorted(by_address.items()):
+            allowed, why = gate.allows(address)
+            if not allowed:
+                outcome.counts["notices_deferred"] += len(steps)
+                outcome.deferred.append(f"{address}: {why}")
+                self._emit("mail", "deferred", recipients=[address], reason=why, keys=_ids(steps))
+                continue
+            mail = self._templates.compose(address, steps, sender, today)
+            try:
+                message_id = self._mailer.send(
+                    source=sender, to=address, subject=mail.subject, text=mail.text, html=mail.html
+                )
+            except KeyturnError as exc:
+                outcome.failures.append(f"mail to {address}: {exc}")
+                outcome.counts["failed"] += 1
+                self._emit("mail", "failed", recipients=[address], reason=str(exc))
+                continue
+            outcome.counts["mails_sent"] += 1
+            accepted.update((step.user, step.key_id) for step in steps)
+            self._emit(
+                "mail",
+                "sent",
+                recipients=[address],
+                message_id=message_id,
+                subject=mail.subject,
+                keys=_ids(steps),
+            )
+        return accepted
+
+    def _record_notice(self, step: Step, record: KeyRecord, today: date, outcome: Outcome) -> None:
+        assert step.notice is not None
+        tag = state_tag(step.key_id)
+        try:
+            if step.notice is Notice.DELETED:
+                self._writer.untag_user(step.user, [tag])
+            else:
+                record = record.marked(NOTICE_MARK[step.notice], today)
+                self._writer.tag_user(step.user, {tag: record.encode()})
+        except KeyturnError as exc:
+            self._fail(step, exc, outcome, what="recording the notice")
+            return
+        outcome.counts[DONE_COUNTER[step.notice]] += 1
+        self._emit(
+            "notice",
+            "sent",
+            user=step.user,
+            key_id=step.key_id,
+            notice=step.notice.value,
+            deadline=_iso(step.deadline),
+            recipients=list(step.recipients),
+        )
+
+    # -- events -------------------------------------------------------------------------
+
+    def _fail(self, step: Step, exc: KeyturnError, outcome: Outcome, what: str = "") -> None:
+        doing = what or step.action.value
+        outcome.failures.append(f"{step.user} {step.key_id}: {doing}: {exc}")
+        outcome.counts["failed"] += 1
+        self._emit(step.action.value, "failed", user=step.user, key_id=step.key_id, reason=str(exc))
+
+    def _emit_step(self, step: Step, outcome: str, *, dry_run: bool = False) -> None:
+        self._emit(
+            step.action.value,
+            outcome,
+            user=step.user,
+            key_id=step.key_id,
+            age_days=step.age_days,
+            reason=step.reason,
+            notice=step.notice.value if step.notice else None,
+            deadline=_iso(step.deadline),
+            recipients=list(step.recipients),
+            dry_run=dry_run,
+        )
+
+    def _emit_skip(self, skip: Skip, *, dry_run: bool) -> None:
+        self._emit(
+            "skip",
+            skip.why.value,
+            user=skip.user,
+            key_id=skip.key_id,
+            age_days=skip.age_days,
+            reason=skip.reason,
+            deadline=_iso(skip.deadline),
+            dry_run=dry_run,
+        )
+
+    def _emit(self, action: str, outcome: str, **fields: Any) -> None:
+        event = {
+            "event": "keyturn.enforce",
+            "time": self._clock.now().isoformat(timespec="seconds"),
+            "action": action,
+            "outcome": outcome,
+        }
+        event.update({key: value for key, value in fields.items() if value not in (None, [])})
+        self._events.emit(event)
+
+
+class _SesGate:
+    """Decides, per address, whether a notice can go out now, without ever blocking.
+
+    The sender must be verified; in the SES sandbox every recipient too. Unverified ones get
+    a verification request (never for a pending identity, which would mail a new link and
+    void the old one), at most one a second across the run: beyond that the address is
+    deferred to a later run. The daily sending quota is respected the same way.
+    """
+
+    def __init__(
+        self,
+        mailer: Mailer,
+        sender: str,
+        options: MailOptions,
+        limiter: RateLimiter,
+        emit: Callable[..., None],
+        outcome: Outcome,
+    ) -> None:
+        self._mailer = mailer
+        self._sender = sender
+        self._options = options
+        self._limiter = limiter
+        self._emit = emit
+        self._outcome = outcome
+        self._status: dict[str, str] = {}
+        self._sandbox = False
+        self._remaining: float | None = None
+        self._sender_problem: str | None = None
+
+    def prepare(self, addresses: Iterable[str]) -> None:
+        quota = self._mailer.send_quota()
+        self._remaining = quota.remaining
+        mode = self._options.recipient_verification
+        self._sandbox = mode == "always" or (mode == "auto" and quota.looks_like_sandbox)
+        wanted = [self._sender, *(addresses if self._sandbox else ())]
+        self._status = self._mailer.verification_status(wanted)
+        if self._status.get(self._sender) != VERIFIED:
+            self._sender_problem = "sender " + self._verify(
+                self._sender, allowed=self._options.verify_sender
+            )
+
+    def allows(self, address: str) -> tuple[bool, str]:
+        if self._sender_problem is not None:
+            return False, self._sender_problem
+        if self._sandbox and self._status.get(address) != VERIFIED:
+            return False, "recipient " + self._verify(address, allowed=True) + " (SES sandbox)"
+        if self._remaining is not None:
+            if self._remaining < 1:
+                return False, "the SES daily sending quota is used up; sent on a later run"
+            self._remaining -= 1
+        return True, ""
+
+    def _verify(self, address: str, *, allowed: bool) -> str:
+        status = self._status.get(address, NOT_REQUESTED)
+        if status == "Pending":
+            return f"{address} is waiting for its SES verification link to be clicked"
+        if not allowed:
+            return f"{address} is not verified in SES ({status}); verify it, notices wait"
+        if status not in UNVERIFIED_RETRYABLE:
+            return f"{address} is not verified in SES ({status})"
+        if not self._limiter.try_acquire():
+            return (
+                f"{address} is not verified in SES; its verification request waits for a"
+                " later run (SES takes 1 request a second)"
+            )
+        try:
+            self._mailer.request_verification(address)
+        except KeyturnError as exc:
+            self._outcome.failures.append(f"verifying {address}: {exc}")
+            self._outcome.counts["failed"] += 1
+            return f"{address} is not verified in SES and the request failed: {exc}"
+        self._status[address] = "Pending"
+        self._outcome.counts["verifications_requested"] += 1
+        self._emit("verify-identity", "requested", recipients=[address])
+        return f"{address} is not verified in SES yet: verification requested, sent once verified"
+
+
+def _ids(steps: Iterable[Step]) -> list[str]:
+    return [step.key_id for step in steps]
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _user_of(key: AccessKey) -> str:
+    return key.user
+
+
+def _chunks(items: Iterable[list[AccessKey]], size: int) -> Iterator[list[list[AccessKey]]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+@dataclass(frozen=True)
+class EnforceConfig:
+    """Validated enforcement settings, resolved before any client is built."""
+
+    rules: EnforcementSettings
+    mail: MailOptions
+    templates: Templates | None
+    dry_run: bool
+
+
+def resolve_config(settings: Settings) -> EnforceConfig:
+    """Check every threshold, address and template; one ConfigError listing all problems."""
+    section = settings.enforce
+    rules = EnforcementSettings(
+        policy=settings.policy.to_domain(),
+        never_used_after_days=section.never_used_after_days,
+        remind_every_days=section.remind_every_days,
+        notify=section.notify,
+        deactivate_without_notice=section.deactivate_without_notice,
+        contact_tag=settings.policy.contact_tag,
+        fallback_contact=settings.notify.fallback_contact,
+    )
+    problems = rules.problems()
+    if section.notify and not settings.notify.source_email:
+        problems.insert(
+            0,
+            "notices are on but no sender is set: set SOURCEMAIL (or notify.source_email),"
+            " or turn notices off with KEYTURN_ENFORCE_NOTIFY=false",
+        )
+    if problems:
+        raise ConfigError("invalid enforce settings: " + "; ".join(problems))
+    templates = Templates.load(section.templates_dir) if section.notify else None
+    return EnforceConfig(
+        rules=rules,
+        mail=MailOptions(
+            source_email=settings.notify.source_email,
+            verify_sender=section.verify_sender,
+            recipient_verification=section.recipient_verification,
+        ),
+        templates=templates,
+        dry_run=section.dry_run,
+    )

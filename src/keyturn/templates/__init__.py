@@ -1,0 +1,1 @@
+"""Default templates shipped in the package (read with importlib.resources)."""

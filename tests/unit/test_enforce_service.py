@@ -1,0 +1,276 @@
+"""EnforceService with fakes: SES gating, pacing and recording, no server.
+
+The behaviour against real IAM/SES is in tests/integration; here are the cases moto cannot
+produce (pending identities, an exhausted quota, SES rejecting a mail) and the pacing of
+verification requests on a fake monotonic clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from botocore.stub import Stubber
+
+from keyturn.adapters.iam import KeyMetadata, UserInfo
+from keyturn.adapters.ses import SendQuota, SesMailer
+from keyturn.domain.enforcement import EnforcementSettings, KeyRecord, state_tag
+from keyturn.domain.errors import BadInputError, OperationFailedError
+from keyturn.domain.model import AccessKey, KeyStatus, LastUse
+from keyturn.notices import Templates
+from keyturn.permissions import actions_of
+from keyturn.services.enforce import (
+    CALLS,
+    EnforceService,
+    ListSink,
+    MailOptions,
+    RateLimiter,
+)
+from keyturn.wiring import client_config
+
+NOW = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
+SENDER = "keys@example.com"
+
+
+class FixedClock:
+    def now(self) -> datetime:
+        return NOW
+
+
+class FakeIam:
+    """A directory and a key writer over an in-memory account."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, list[KeyMetadata]] = {}
+        self.tags: dict[str, dict[str, str]] = {}
+        self.writes: list[tuple[str, ...]] = []
+
+    def add(self, user: str, key_id: str, age_days: int, contact: str | None) -> None:
+        meta = KeyMetadata(key_id, KeyStatus.ACTIVE, NOW - timedelta(days=age_days))
+        self.keys.setdefault(user, []).append(meta)
+        self.tags.setdefault(user, {})
+        if contact:
+            self.tags[user]["Contact"] = contact
+
+    def credential_report(self) -> Iterator[AccessKey]:
+        for user, keys in self.keys.items():
+            for slot, meta in enumerate(keys, start=1):
+                yield AccessKey("123456789012", user, slot, meta.status, meta.created, LastUse(NOW))
+
+    def list_access_keys(self, user: str) -> list[KeyMetadata]:
+        return list(self.keys[user])
+
+    def last_used(self, key_id: str) -> LastUse | None:
+        return None
+
+    def get_user(self, user: str) -> UserInfo:
+        raise NotImplementedError
+
+    def user_tags(self, user: str) -> dict[str, str]:
+        return dict(self.tags[user])
+
+    def group_members(self, group: str) -> frozenset[str]:
+        return frozenset()
+
+    def set_status(self, user: str, key_id: str, status: KeyStatus) -> None:
+        self.writes.append(("status", user, key_id, status.value))
+
+    def delete_key(self, user: str, key_id: str) -> bool:
+        self.writes.append(("delete", user, key_id))
+        return True
+
+    def tag_user(self, user: str, tags: dict[str, str]) -> None:
+        self.writes.append(("tag", user, *tags))
+        self.tags[user].update(tags)
+
+    def untag_user(self, user: str, keys: list[str]) -> None:
+        self.writes.append(("untag", user, *keys))
+
+
+class FakeSes:
+    def __init__(self, status: dict[str, str], quota: float = 50_000) -> None:
+        self.status = status
+        self.quota = quota
+        self.sent: list[str] = []
+        self.requested: list[str] = []
+        self.reject: set[str] = set()
+
+    def send(self, *, source: str, to: str, subject: str, text: str, html: str) -> str:
+        if to in self.reject:
+            raise OperationFailedError(f"ses:SendEmail ({to}) failed: MessageRejected")
+        assert "SECRET" not in text
+        self.sent.append(to)
+        return f"msg-{len(self.sent)}"
+
+    def verification_status(self, identities: Iterable[str]) -> dict[str, str]:
+        return {identity: self.status.get(identity, "NotStarted") for identity in identities}
+
+    def request_verification(self, address: str) -> None:
+        self.requested.append(address)
+
+    def send_quota(self) -> SendQuota:
+        return SendQuota(self.quota, 0, 1)
+
+
+def service(
+    iam: FakeIam,
+    ses: FakeSes,
+    *,
+    mode: str = "never",
+    limiter: RateLimiter | None = None,
+) -> tuple[EnforceService, ListSink]:
+    sink = ListSink()
+    return (
+        EnforceService(
+            iam,
+            iam,
+            ses,
+            FixedClock(),
+            EnforcementSettings(),
+            Templates.load(),
+            MailOptions(SENDER, recipient_verification=mode),  # type: ignore[arg-type]
+            sink,
+            limiter=limiter or RateLimiter(monotonic=lambda: 0.0),
+        ),
+        sink,
+    )
+
+
+def test_an_unverified_sender_is_requested_once_and_notices_wait() -> None:
+    iam = FakeIam()
+    iam.add("alice", "AKIA1", 31, "alice@example.com")
+    ses = FakeSes({})
+    enforcer, sink = service(iam, ses)
+    outcome = enforcer.apply(enforcer.plan())
+    assert ses.sent == []
+    assert ses.requested == [SENDER]
+    assert outcome.counts["notices_deferred"] == 1
+    assert not outcome.failures
+    assert state_tag("AKIA1") not in iam.tags["alice"]  # not notified, so never deactivated
+    assert any(e["outcome"] == "deferred" for e in sink.events)
+
+
+def test_a_pending_identity_is_never_requested_again() -> None:
+    iam = FakeIam()
+    iam.add("alice", "AKIA1", 31, "alice@example.com")
+    ses = FakeSes({SENDER: "Pending"})
+    enforcer, _ = service(iam, ses)
+    enforcer.apply(enforcer.plan())
+    assert ses.requested == []
+    assert ses.sent == []
+
+
+def test_sandbox_recipients_get_at_most_one_verification_request_a_second() -> None:
+    iam = FakeIam()
+    for number in range(5):
+        iam.add(f"user{number}", f"AKIA{number}", 31, f"user{number}@example.com")
+    ses = FakeSes({SENDER: "Success", "user0@example.com": "Success"})
+    ticks = iter([0.0, 0.4, 0.9, 1.0, 1.5])  # one call per request attempt, never a sleep
+    enforcer, _ = service(iam, ses, mode="always", limiter=RateLimiter(1.0, lambda: next(ticks)))
+    outcome = enforcer.apply(enforcer.plan())
+    assert ses.sent == ["user0@example.com"]
+    assert ses.requested == ["user1@example.com", "user4@example.com"]  # at t=0.0 and t=1.0
+    assert outcome.counts["notices_deferred"] == 4
+
+
+def test_auto_detects_the_sandbox_from_the_200_a_day_quota() -> None:
+    iam = FakeIam()
+    iam.add("alice", "AKIA1", 31, "alice@example.com")
+    ses = FakeSes({SENDER: "Success"}, quota=200)
+    enforcer, _ = service(iam, ses, mode="auto")
+    enforcer.apply(enforcer.plan())
+    assert ses.sent == []
+    assert ses.requested == ["alice@example.com"]
+
+
+def test_the_daily_quota_defers_the_rest() -> None:
+    iam = FakeIam()
+    for number in range(3):
+        iam.add(f"user{number}", f"AKIA{number}", 31, f"user{number}@example.com")
+    ses = FakeSes({SENDER: "Success"}, quota=2)
+    enforcer, _ = service(iam, ses)
+    outcome = enforcer.apply(enforcer.plan())
+    assert len(ses.sent) == 2
+    assert outcome.counts["notices_deferred"] == 1
+
+
+def test_a_rejected_mail_is_a_failure_and_the_key_is_not_marked_notified() -> None:
+    iam = FakeIam()
+    iam.add("alice", "AKIA1", 31, "alice@example.com")
+    iam.add("bob", "AKIA2", 31, "bob@example.com")
+    ses = FakeSes({SENDER: "Success"})
+    ses.reject.add("bob@example.com")
+    enforcer, _ = service(iam, ses)
+    outcome = enforcer.apply(enforcer.plan())
+    assert len(outcome.failures) == 1
+    assert KeyRecord.decode(iam.tags["alice"][state_tag("AKIA1")]).notified == NOW.date()
+    assert state_tag("AKIA2") not in iam.tags["bob"]  # retried next run
+
+
+def test_one_mail_per_address_lists_all_their_keys() -> None:
+    iam = FakeIam()
+    iam.add("alice", "AKIA1", 31, "team@example.com")
+    iam.add("alice", "AKIA2", 40, "team@example.com")
+    iam.add("bob", "AKIA3", 50, "team@example.com bob@example.com")
+    ses = FakeSes({SENDER: "Success"})
+    enforcer, _ = service(iam, ses)
+    outcome = enforcer.apply(enforcer.plan())
+    assert sorted(ses.sent) == ["bob@example.com", "team@example.com"]
+    assert outcome.counts["notified"] == 3
+
+
+def test_malformed_state_tags_stop_the_run_before_any_write() -> None:
+    iam = FakeIam()
+    iam.add("alice", "AKIA1", 90, "alice@example.com")
+    iam.add("bob", "AKIA2", 31, "bob@example.com")
+    iam.tags["alice"][state_tag("AKIA1")] = "notified@last-week"
+    enforcer, _ = service(iam, FakeSes({SENDER: "Success"}))
+    with pytest.raises(BadInputError, match="malformed"):
+        enforcer.plan()
+    assert iam.writes == []
+
+
+def test_enforcement_declares_its_permissions_and_never_deletes_identities() -> None:
+    actions = actions_of(CALLS)
+    assert "ses:DeleteIdentity" not in actions
+    assert {
+        "iam:UpdateAccessKey",
+        "iam:DeleteAccessKey",
+        "iam:TagUser",
+        "iam:UntagUser",
+        "ses:SendEmail",
+        "ses:VerifyEmailIdentity",
+        "ses:GetIdentityVerificationAttributes",
+        "ses:GetSendQuota",
+        "iam:ListUserTags",
+        "iam:ListAccessKeys",
+    } <= set(actions)
+
+
+def test_verification_status_asks_100_identities_at_a_time() -> None:
+    import boto3
+
+    client = boto3.client(
+        "ses",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="y",
+        config=client_config(1, 1),
+    )
+    addresses = [f"user{number}@example.com" for number in range(150)]
+    with Stubber(client) as stub:
+        stub.add_response(
+            "get_identity_verification_attributes",
+            {"VerificationAttributes": {"user0@example.com": {"VerificationStatus": "Success"}}},
+            {"Identities": addresses[:100]},
+        )
+        stub.add_response(
+            "get_identity_verification_attributes",
+            {"VerificationAttributes": {}},
+            {"Identities": addresses[100:]},
+        )
+        found = SesMailer(client).verification_status(addresses)
+        stub.assert_no_pending_responses()
+    assert found["user0@example.com"] == "Success"
+    assert found["user149@example.com"] == "NotStarted"
