@@ -18,6 +18,7 @@ from keyturn.adapters.aws_errors import translate
 from keyturn.adapters.clock import SystemClock
 from keyturn.adapters.iam import IamDirectory
 from keyturn.adapters.iam_keys import IamKeyWriter
+from keyturn.adapters.organizations import OrganizationDirectory
 from keyturn.adapters.ses import SesMailer
 from keyturn.config import Settings
 from keyturn.ports import Clock, EventSink
@@ -26,6 +27,7 @@ from keyturn.services.enforce import EnforceConfig, EnforceService
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
+    from mypy_boto3_organizations import OrganizationsClient
     from mypy_boto3_ses import SESClient
     from mypy_boto3_sts import STSClient
 
@@ -110,6 +112,24 @@ def _assume_role(
     # attribute is what its own credential resolver fills in.
     assumed._session._credentials = credentials  # type: ignore[attr-defined]
     return assumed
+
+
+def build_aws_in_account(base: Aws, account_id: str, role_name: str) -> Aws:
+    """The same client setup, as `role_name` in another account (multi-account runs)."""
+    partition = "aws"
+    region = base.session.region_name or ""
+    if region.startswith("cn-"):
+        partition = "aws-cn"
+    elif region.startswith("us-gov-"):
+        partition = "aws-us-gov"
+    role_arn = f"arn:{partition}:iam::{account_id}:role/{role_name.strip('/')}"
+    session = _assume_role(base.session, role_arn, base.config, base.endpoint_url)
+    return Aws(session=session, config=base.config, endpoint_url=base.endpoint_url)
+
+
+def build_organizations(aws: Aws) -> OrganizationDirectory:
+    client: OrganizationsClient = aws.client("organizations")
+    return OrganizationDirectory(client)
 
 
 def build_audit(settings: Settings, aws: Aws | None = None) -> AuditService:
