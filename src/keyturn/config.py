@@ -156,9 +156,7 @@ def _file_layer(file: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     origins: dict[str, str] = {}
     for section, items in data.items():
         if section not in SECTIONS:
-            raise ConfigError(
-                f"{file}: unknown section [{section}] (known: {', '.join(SECTIONS)})"
-            )
+            raise ConfigError(f"{file}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
         if not isinstance(items, dict):
             raise ConfigError(f"{file}: {section} should be a [{section}] table")
         values[section] = dict(items)
@@ -181,13 +179,15 @@ def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], dict[
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
             continue
         rest = name[len(ENV_PREFIX) :].lower()
-        section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
-        if section is None:
+        found = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
+        if found is None:
             continue
+        section = found
         key = rest[len(section) + 1 :]
         if key not in SECTIONS[section].model_fields:
-            known = ", ".join(f"{ENV_PREFIX}{section.upper()}_{k.upper()}" for k in
-                              SECTIONS[section].model_fields)
+            known = ", ".join(
+                f"{ENV_PREFIX}{section.upper()}_{k.upper()}" for k in SECTIONS[section].model_fields
+            )
             raise ConfigError(f"unknown environment variable {name} (known: {known})")
         put(section, key, raw, name)
     return values, origins

@@ -69,7 +69,7 @@ def build_aws(settings: Settings) -> Aws:
     aws = settings.aws
     with translate("loading the AWS profile", aws.profile):
         session = boto3.session.Session(profile_name=aws.profile, region_name=aws.region)
-    if session.region_name is None:
+    if not session.region_name:
         session = boto3.session.Session(profile_name=aws.profile, region_name=DEFAULT_REGION)
     config = client_config(aws.max_attempts, aws.workers)
     if aws.role_arn:
@@ -80,7 +80,7 @@ def build_aws(settings: Settings) -> Aws:
 def _assume_role(
     source: boto3.session.Session, role_arn: str, config: Config, endpoint_url: str | None
 ) -> boto3.session.Session:
-    core = source._session  # noqa: SLF001 - botocore's session is the supported hook here
+    core = source._session
     source_credentials = core.get_credentials()
     if source_credentials is None:
         with translate("sts:AssumeRole", role_arn):
@@ -101,7 +101,7 @@ def _assume_role(
         refresh_using=fetcher.fetch_credentials, method="assume-role"
     )
     assumed = boto3.session.Session(region_name=source.region_name)
-    assumed._session._credentials = credentials  # noqa: SLF001
+    assumed._session._credentials = credentials  # type: ignore[attr-defined]
     return assumed
 
 

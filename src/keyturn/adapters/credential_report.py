@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 
 # Values AWS writes where a field has no data. Any of them means "unknown / none".
 MISSING = frozenset({"N/A", "no_information", "not_supported", ""})
-REQUIRED_COLUMNS = ("user", "arn") + tuple(
-    f"access_key_{slot}_{field}" for slot in (1, 2) for field in ("active", "last_rotated")
+REQUIRED_COLUMNS = (
+    "user",
+    "arn",
+    *(f"access_key_{slot}_{field}" for slot in (1, 2) for field in ("active", "last_rotated")),
 )
 SLOTS = (1, 2)
 

@@ -73,9 +73,7 @@ def audit(
         }
     )
     service = build_audit(loaded.settings)
-    result = service.run(
-        AuditRequest(users=tuple(user or ()), key_ids=key_ids, contacts=contacts)
-    )
+    result = service.run(AuditRequest(users=tuple(user or ()), key_ids=key_ids, contacts=contacts))
     chosen = output_format or (
         Format.TABLE if output is None and sys.stdout.isatty() else Format.JSON
     )
@@ -93,7 +91,7 @@ def _render(chosen: Format, result: AuditResult, out: TextIO) -> None:
     elif chosen is Format.CSV:
         write_csv(result, out)
     elif chosen is Format.HTML:
-        from keyturn.reports.html_report import write_html  # noqa: PLC0415 - only when asked
+        from keyturn.reports.html_report import write_html  # type: ignore[import-not-found]
 
         write_html(result, out)
     else:

@@ -56,7 +56,7 @@ class LocalVault:
         self.addr = f"http://127.0.0.1:{port}"
         env = {key: value for key, value in os.environ.items() if not key.startswith("VAULT_")}
         # A file, not a pipe: a pipe nobody reads fills up and stalls the server.
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(
             [
                 binary,

@@ -12,7 +12,7 @@ memory for accounts with 100,000 users.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -193,7 +193,7 @@ class AuditService:
         member_of = frozenset(group for group, users in groups.items() if key.user in users)
         return replace(key, user_groups=member_of)
 
-    def _contact(self, tags: dict[str, str] | None) -> str | None:
+    def _contact(self, tags: Mapping[str, str] | None) -> str | None:
         if not tags:
             return None
         return tags.get(self._contact_tag)
@@ -225,4 +225,3 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
-
