@@ -6,7 +6,7 @@ import json
 from typing import Annotated, Any
 
 import typer
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 from rich.console import Console
 from rich.table import Table
 
@@ -41,6 +41,10 @@ def show(
 
 
 def _masked(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
     if isinstance(value, SecretStr):
         return "***" if value.get_secret_value() else ""
     if isinstance(value, frozenset | set):
