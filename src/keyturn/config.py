@@ -91,7 +91,7 @@ class LeasesSettings(_Section):
     store: Literal["sqlite", "dynamodb"] = "sqlite"
     sqlite_path: str | None = None  # default: $XDG_STATE_HOME/keyturn/leases.db
     dynamodb_table: str = Field(default="keyturn-leases", pattern=r"^[A-Za-z0-9_.-]{3,255}$")
-    username_prefix: str = Field(default="keyturn", pattern=r"^[\w+=,.@-]{1,24}$")
+    username_prefix: str = Field(default="keyturn", pattern=r"^[\w+=,.@-]{1,12}$")
     tidy_margin: str = Field(default="15m", pattern=r"^(\d+|(\d+[dhms])+)$")
     max_revoke_attempts: int = Field(default=5, ge=1, le=100)
     roles: dict[str, LeaseRoleConfig] = Field(default_factory=dict)

@@ -215,11 +215,12 @@ class IamLeaseAdmin:
                     raise DeleteConflict(user) from exc
                 raise
 
-    def _pages(self, operation: str, action: str, user: str) -> Iterator[Any]:
-        """Every page of one per-user IAM list call (moto answers in one page; AWS may not)."""
+    def _pages(self, operation: str, action: str, user: str) -> list[Any]:
+        """Every page of one per-user IAM list call (moto answers in one page; AWS may not),
+        read in full before anything is deleted, so deleting cannot shift a marker."""
         with translate(action, user):
             paginator = self._iam.get_paginator(operation)  # type: ignore[call-overload]
-            yield from paginator.paginate(UserName=user)
+            return list(paginator.paginate(UserName=user))
 
     # -- tidy ---------------------------------------------------------------------------
 

@@ -112,7 +112,7 @@ def format_duration(value: timedelta) -> str:
 # -- username templates ----------------------------------------------------------------
 
 TEMPLATE_FIELDS = frozenset({"prefix", "display_name", "role", "unix_time", "random"})
-DEFAULT_USER_TEMPLATE = "{prefix}-{display_name:16}-{role:20}-{unix_time}-{random:8}"
+DEFAULT_USER_TEMPLATE = "{prefix}-{display_name:12}-{role:16}-{unix_time}-{random:8}"
 DEFAULT_STS_TEMPLATE = "{prefix}-{unix_time}-{random:8}"
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::(\d{1,2}))?\}")
 _LITERAL_OK = re.compile(r"^[\w+=,.@-]*$", re.ASCII)
