@@ -148,7 +148,7 @@ def build_lease_store(settings: Settings, aws: Aws | None = None) -> LeaseStore:
 def lease_engine_settings(settings: Settings) -> LeaseEngineSettings:
     leases = settings.leases
     try:
-        margin = parse_duration(leases.tidy_margin, "leases.tidy_margin")
+        margin = parse_duration(leases.tidy_margin, "leases.tidy_margin", allow_zero=True)
     except BadInputError as exc:
         raise ConfigError(str(exc)) from None
     return LeaseEngineSettings(

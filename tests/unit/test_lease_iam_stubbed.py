@@ -142,3 +142,24 @@ def test_managed_users_pages_list_users_and_filters_by_prefix_then_tag() -> None
     with stub:
         found = list(IamLeaseAdmin(client).managed_users(["/"], "keyturn"))
     assert [(u.name, u.lease_id, u.store) for u in found] == [("keyturn-1", "aws/creds/a/b", "s1")]
+
+
+def test_create_user_sends_path_boundary_and_tags_in_one_call() -> None:
+    client = iam_client()
+    stub = Stubber(client)
+    boundary = "arn:aws:iam::123456789012:policy/boundary"
+    stub.add_response(
+        "create_user",
+        {},
+        {
+            "UserName": USER,
+            "Path": "/keyturn/",
+            "PermissionsBoundary": boundary,
+            "Tags": [{"Key": TAG_LEASE, "Value": "aws/creds/dev/abcdefghij"}],
+        },
+    )
+    with stub:
+        IamLeaseAdmin(client).create_user(
+            USER, "/keyturn/", boundary, {TAG_LEASE: "aws/creds/dev/abcdefghij"}
+        )
+    stub.assert_no_pending_responses()

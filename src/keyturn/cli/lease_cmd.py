@@ -48,7 +48,7 @@ def _service(ctx: typer.Context) -> LeaseService:
 
 
 def _out() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
 def _warn(message: str) -> None:

@@ -79,7 +79,7 @@ _DURATION_PART = re.compile(r"(\d+)([dhms])")
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
-def parse_duration(text: str, what: str = "duration") -> timedelta:
+def parse_duration(text: str, what: str = "duration", *, allow_zero: bool = False) -> timedelta:
     """`90s`, `30m`, `1h`, `768h`, `2d`, `1h30m` or plain seconds (`3600`)."""
     raw = text.strip().lower()
     if raw.isdigit():
@@ -91,7 +91,7 @@ def parse_duration(text: str, what: str = "duration") -> timedelta:
                 f"{what}: {text!r} is not a duration (examples: 90s, 30m, 1h, 768h, 2d, 1h30m)"
             )
         seconds = sum(int(number) * _UNITS[unit] for number, unit in parts)
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise BadInputError(f"{what}: {text!r} must be longer than zero")
     return timedelta(seconds=seconds)
 
