@@ -128,12 +128,39 @@ class RotateSettings(_Section):
         return value
 
 
+class LeaseRoleConfig(_Section):
+    """A role declared in keyturn.toml as [leases.roles.NAME]; same fields as `role write`."""
+
+    credential_type: str
+    policy_arns: list[str] = Field(default_factory=list)
+    policy_document: str | None = None
+    iam_groups: list[str] = Field(default_factory=list)
+    iam_tags: dict[str, str] = Field(default_factory=dict)
+    permissions_boundary_arn: str | None = None
+    user_path: str | None = None
+    role_arns: list[str] = Field(default_factory=list)
+    default_ttl: str | None = None
+    max_ttl: str | None = None
+    username_template: str | None = None
+
+
+class LeasesSettings(_Section):
+    store: Literal["sqlite", "dynamodb"] = "sqlite"
+    sqlite_path: str | None = None  # default: $XDG_STATE_HOME/keyturn/leases.db
+    dynamodb_table: str = Field(default="keyturn-leases", pattern=r"^[A-Za-z0-9_.-]{3,255}$")
+    username_prefix: str = Field(default="keyturn", pattern=r"^[\w+=,.@-]{1,12}$")
+    tidy_margin: str = Field(default="15m", pattern=r"^(\d+|(\d+[dhms])+)$")
+    max_revoke_attempts: int = Field(default=5, ge=1, le=100)
+    roles: dict[str, LeaseRoleConfig] = Field(default_factory=dict)
+
+
 class Settings(_Section):
     aws: AwsSettings = Field(default_factory=AwsSettings)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     enforce: EnforceSettings = Field(default_factory=EnforceSettings)
     vault: VaultSettings = Field(default_factory=VaultSettings)
+    leases: LeasesSettings = Field(default_factory=LeasesSettings)
     rotate: RotateSettings = Field(default_factory=RotateSettings)
 
 

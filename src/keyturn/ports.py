@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from keyturn.adapters.iam import KeyMetadata, UserInfo
     from keyturn.adapters.ses import SendQuota
+    from keyturn.domain.leases import Lease, ManagedUser, Role, StsCredentials
     from keyturn.domain.model import AccessKey, KeyStatus, LastUse, NewKeySecret
     from keyturn.domain.rotation import IamKey, RotationRecord, StoreView
 
@@ -63,6 +64,84 @@ class EventSink(Protocol):
     """Where structured audit events go: a JSON-lines file, a Lambda logger, a list."""
 
     def emit(self, event: Mapping[str, Any]) -> None: ...
+
+
+# -- leases (dynamic credentials) ---------------------------------------------------------
+
+
+class LeaseStore(Protocol):
+    """Where roles and lease records live (SQLite embedded, DynamoDB for Lambda).
+
+    Every state change is a compare-and-set on the record's `version`, so two revokers (two
+    processes, two Lambda instances) never both act on one lease.
+    """
+
+    def store_id(self) -> str:
+        """A stable random id of this store; tagged on users so `tidy` only ever removes
+        orphans issued through this store, never another installation's users."""
+        ...
+
+    def put_role(self, role: Role) -> None: ...
+
+    def get_role(self, name: str) -> Role | None: ...
+
+    def list_roles(self) -> list[Role]: ...
+
+    def delete_role(self, name: str) -> bool: ...
+
+    def create(self, lease: Lease) -> Lease:
+        """Insert a new record (version 1); raises if the id exists."""
+        ...
+
+    def get(self, lease_id: str) -> Lease | None: ...
+
+    def list_leases(self, prefix: str = "") -> list[Lease]:
+        """Every lease whose id starts with `prefix`, sorted by id."""
+        ...
+
+    def replace(self, current: Lease, new: Lease) -> Lease | None:
+        """Write `new` only if the stored version is still `current.version`; returns the
+        stored record (version + 1), or None when someone else changed it first."""
+        ...
+
+
+class LeaseIam(Protocol):
+    """IAM writes the lease engine makes (adapters/lease_iam.py)."""
+
+    def create_user(
+        self, name: str, path: str, boundary: str | None, tags: dict[str, str]
+    ) -> None: ...
+
+    def attach_user_policy(self, user: str, policy_arn: str) -> None: ...
+
+    def put_user_policy(self, user: str, policy_name: str, document: str) -> None: ...
+
+    def add_user_to_group(self, user: str, group: str) -> None: ...
+
+    def create_access_key(self, user: str) -> NewKeySecret: ...
+
+    def delete_user_everything(self, user: str) -> bool:
+        """Remove all that blocks DeleteUser, then the user; False when it was gone."""
+        ...
+
+    def managed_users(self, path_prefixes: list[str], name_prefix: str) -> Iterator[ManagedUser]:
+        """Users under these paths, named `name_prefix...`, carrying keyturn's lease tag."""
+        ...
+
+
+class StsIssuer(Protocol):
+    def assume_role(
+        self,
+        role_arn: str,
+        session_name: str,
+        seconds: int,
+        policy_arns: tuple[str, ...],
+        policy: str | None,
+    ) -> StsCredentials: ...
+
+    def federation_token(
+        self, name: str, seconds: int, policy_arns: tuple[str, ...], policy: str | None
+    ) -> StsCredentials: ...
 
 
 # -- rotation -------------------------------------------------------------------------------

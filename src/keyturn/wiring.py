@@ -6,9 +6,12 @@ Nothing is created at import time, so a warm Lambda container starts each invoca
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -20,15 +23,24 @@ from keyturn.adapters.aws_errors import translate
 from keyturn.adapters.clock import SystemClock
 from keyturn.adapters.iam import IamDirectory
 from keyturn.adapters.iam_keys import IamKeyWriter
+from keyturn.adapters.lease_dynamodb import DynamoLeaseStore
+from keyturn.adapters.lease_iam import IamLeaseAdmin
+from keyturn.adapters.lease_sqlite import SqliteLeaseStore, default_path
+from keyturn.adapters.lease_sts import StsLeaseIssuer
+from keyturn.adapters.organizations import OrganizationDirectory
 from keyturn.adapters.ses import SesMailer
-from keyturn.config import Settings
-from keyturn.ports import Clock, EventSink
+from keyturn.config import LoadedSettings, Settings
+from keyturn.domain.errors import BadInputError, ConfigError
+from keyturn.domain.leases import Role, parse_duration
+from keyturn.ports import Clock, EventSink, LeaseStore
 from keyturn.services.audit import AuditService
 from keyturn.services.enforce import EnforceConfig, EnforceService
+from keyturn.services.leases import LeaseEngineSettings, LeaseService
 from keyturn.services.rotate import RotationService
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
+    from mypy_boto3_organizations import OrganizationsClient
     from mypy_boto3_ses import SESClient
     from mypy_boto3_sts import STSClient
 
@@ -115,6 +127,24 @@ def _assume_role(
     return assumed
 
 
+def build_aws_in_account(base: Aws, account_id: str, role_name: str) -> Aws:
+    """The same client setup, as `role_name` in another account (multi-account runs)."""
+    partition = "aws"
+    region = base.session.region_name or ""
+    if region.startswith("cn-"):
+        partition = "aws-cn"
+    elif region.startswith("us-gov-"):
+        partition = "aws-us-gov"
+    role_arn = f"arn:{partition}:iam::{account_id}:role/{role_name.strip('/')}"
+    session = _assume_role(base.session, role_arn, base.config, base.endpoint_url)
+    return Aws(session=session, config=base.config, endpoint_url=base.endpoint_url)
+
+
+def build_organizations(aws: Aws) -> OrganizationDirectory:
+    client: OrganizationsClient = aws.client("organizations")
+    return OrganizationDirectory(client)
+
+
 def build_audit(settings: Settings, aws: Aws | None = None) -> AuditService:
     aws = aws or build_aws(settings)
     directory = IamDirectory(aws.iam(), report_wait_seconds=settings.aws.report_wait_seconds)
@@ -158,9 +188,80 @@ def build_enforce(
     )
 
 
-# -- rotation -----------------------------------------------------------------------------
+# -- leases -----------------------------------------------------------------------------
 
-CRASH_ENV = "KEYTURN_TEST_CRASH_AFTER"
+# Test-only: the issue step after which the process kills itself with SIGKILL, so tests can
+# prove that `lease tidy` cleans up after a crash at every step. Read at call time only.
+CRASH_AFTER_ENV = "KEYTURN_TEST_CRASH_AFTER"
+
+
+def build_lease_store(settings: Settings, aws: Aws | None = None) -> LeaseStore:
+    leases = settings.leases
+    if leases.store == "dynamodb":
+        aws = aws or build_aws(settings)
+        return DynamoLeaseStore(aws.client("dynamodb"), leases.dynamodb_table)
+    path = Path(leases.sqlite_path).expanduser() if leases.sqlite_path else default_path()
+    return SqliteLeaseStore(path)
+
+
+def lease_engine_settings(settings: Settings) -> LeaseEngineSettings:
+    leases = settings.leases
+    try:
+        margin = parse_duration(leases.tidy_margin, "leases.tidy_margin", allow_zero=True)
+    except BadInputError as exc:
+        raise ConfigError(str(exc)) from None
+    return LeaseEngineSettings(
+        username_prefix=leases.username_prefix,
+        tidy_margin=margin,
+        max_revoke_attempts=leases.max_revoke_attempts,
+        workers=settings.aws.workers,
+    )
+
+
+def config_roles(loaded: LoadedSettings) -> dict[str, Role]:
+    """Roles declared in keyturn.toml, validated like `role write` (errors name the file)."""
+    source = str(loaded.file) if loaded.file else "config"
+    prefix = loaded.settings.leases.username_prefix
+    roles: dict[str, Role] = {}
+    for name, declared in loaded.settings.leases.roles.items():
+        try:
+            role = Role.build(name, source=source, **declared.model_dump())
+            role.check_renders(prefix)
+        except BadInputError as exc:
+            raise ConfigError(f"{source}: [leases.roles.{name}]: {exc}") from None
+        roles[name] = role
+    return roles
+
+
+def crash_checkpoint() -> Callable[[str], None]:
+    chosen = os.environ.get(CRASH_AFTER_ENV)
+    if not chosen:
+        return lambda step: None
+
+    def checkpoint(step: str) -> None:
+        if step == chosen:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return checkpoint
+
+
+def build_leases(loaded: LoadedSettings, aws: Aws | None = None) -> LeaseService:
+    settings = loaded.settings
+    engine = lease_engine_settings(settings)
+    roles = config_roles(loaded)
+    aws = aws or build_aws(settings)
+    return LeaseService(
+        build_lease_store(settings, aws),
+        IamLeaseAdmin(aws.iam()),
+        StsLeaseIssuer(aws.sts()),
+        SystemClock(),
+        engine,
+        roles,
+        checkpoint=crash_checkpoint(),
+    )
+
+
+# -- rotation -----------------------------------------------------------------------------
 
 
 def build_vault(settings: Settings, aws: Aws | None = None) -> Any:
@@ -208,16 +309,13 @@ def build_vault(settings: Settings, aws: Aws | None = None) -> Any:
     return client
 
 
-def crash_checkpoint() -> Callable[[str, str], None]:
+def rotation_checkpoint() -> Callable[[str, str], None]:
     """Test-only: SIGKILL this process right after the step named in KEYTURN_TEST_CRASH_AFTER.
 
     The crash-resume tests run the CLI as a subprocess and need it to die exactly at a step
     boundary, as `kill -9` would, with no cleanup and no `finally`.
     """
-    import os
-    import signal
-
-    wanted = os.environ.get(CRASH_ENV, "")
+    wanted = os.environ.get(CRASH_AFTER_ENV, "")
 
     def checkpoint(step: str, user: str) -> None:
         if wanted and step == wanted:
@@ -266,7 +364,7 @@ def build_rotation(
         SystemClock(),
         timing,
         limiter=RateLimiter(rotate.rate, burst=max(1, int(rotate.rate))),
-        checkpoint=checkpoint or crash_checkpoint(),
+        checkpoint=checkpoint or rotation_checkpoint(),
         keep_secret=keep_secret,
     )
 

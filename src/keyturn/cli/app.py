@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from keyturn import __version__
-from keyturn.cli import audit_cmd, config_cmd, enforce_cmd, rotate_cmd
+from keyturn.cli import audit_cmd, config_cmd, enforce_cmd, lease_cmd, rotate_cmd
 from keyturn.cli.context import CliContext
 
 
@@ -25,7 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
 )
 
 
@@ -73,3 +73,6 @@ app.command("audit")(audit_cmd.audit)
 app.command("enforce")(enforce_cmd.enforce)
 app.command("rotate")(rotate_cmd.rotate)
 app.add_typer(config_cmd.config_app, name="config")
+app.add_typer(lease_cmd.role_app, name="role")
+app.command("creds")(lease_cmd.creds)
+app.add_typer(lease_cmd.lease_app, name="lease")

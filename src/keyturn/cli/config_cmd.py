@@ -7,7 +7,7 @@ import os
 from typing import Annotated, Any
 
 import typer
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 from rich.console import Console
 from rich.table import Table
 
@@ -60,6 +60,10 @@ def _from_boto3_env(dotted: str, shown: Any, origin: str) -> tuple[Any, str]:
 
 
 def _masked(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return _masked(value.model_dump())
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
     if isinstance(value, SecretStr):
         return "***" if value.get_secret_value() else ""
     if isinstance(value, frozenset | set):

@@ -1,0 +1,89 @@
+"""Demo stage: leased AWS credentials, from role to revoke, plus a crash that tidy cleans."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from rich.panel import Panel
+
+if TYPE_CHECKING:
+    from demo.__main__ import DemoContext  # type: ignore[import-not-found]
+
+POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:List*", "Resource": "*"}],
+    }
+)
+
+
+def _users(ctx: Any) -> list[str]:
+    return [
+        u["UserName"]
+        for u in ctx.aws.client("iam").list_users()["Users"]
+        if u["UserName"].startswith("keyturn")
+    ]
+
+
+def run(ctx: DemoContext) -> None:
+    say = ctx.console.print
+    env = {
+        "XDG_STATE_HOME": str(ctx.workdir / "lease-state"),
+        "KEYTURN_LEASES_TIDY_MARGIN": "0s",  # the demo's crash is seconds old
+    }
+    say(
+        Panel.fit(
+            "[bold]Leases[/]: short-lived AWS credentials, like Vault's AWS engine, without Vault"
+        )
+    )
+    arn = ctx.aws.client("iam").create_policy(PolicyName="demo-s3-list", PolicyDocument=POLICY)[
+        "Policy"
+    ]["Arn"]
+
+    say("\n[bold]1.[/] A role says what a credential may do and for how long.")
+    ctx.keyturn(
+        "role",
+        "write",
+        "dev",
+        "--credential-type",
+        "iam_user",
+        "--policy-arn",
+        arn,
+        "--default-ttl",
+        "1h",
+        "--max-ttl",
+        "2h",
+        "--iam-tag",
+        "team=demo",
+        env=env,
+    )
+
+    say("\n[bold]2.[/] `keyturn creds dev` creates an IAM user and key under a lease.")
+    issued = json.loads(ctx.keyturn("creds", "dev", "--format", "json", env=env).stdout)
+    say(f"   lease   [cyan]{issued['lease_id']}[/] ({issued['lease_duration']}, renewable)")
+    say(f"   user    {issued['principal']}")
+    say(f"   key     {issued['access_key']}  secret {issued['secret_key'][:4]}…(hidden here)")
+
+    say("\n[bold]3.[/] The credential works: STS GetCallerIdentity signed with it says")
+    sts = ctx.aws.client("sts", key_id=issued["access_key"], secret=issued["secret_key"])
+    say(f"   [green]{sts.get_caller_identity()['Arn']}[/]")
+
+    say("\n[bold]4.[/] Renew: asking for 3h past a 2h max is clamped, with a warning.")
+    ctx.keyturn("lease", "renew", issued["lease_id"], "--increment", "3h", env=env)
+
+    say("\n[bold]5.[/] Revoke removes the key, the policies and then the user.")
+    ctx.keyturn("lease", "revoke", issued["lease_id"], env=env)
+    say(f"   keyturn users left in IAM: {_users(ctx) or 'none'}")
+
+    say("\n[bold]6.[/] A crash: `creds` killed with SIGKILL right after CreateAccessKey.")
+    crashed = ctx.keyturn(
+        "creds", "dev", check=False, env={**env, "KEYTURN_TEST_CRASH_AFTER": "create_access_key"}
+    )
+    say(f"   exit status {crashed.returncode}; left behind in IAM: {_users(ctx)}")
+    say("   The lease intent was written first, so keyturn knows about it:")
+    ctx.keyturn("lease", "tidy", env=env)
+    left = _users(ctx)
+    say(f"   keyturn users left in IAM: [green]{left or 'none'}[/]")
+    if left:
+        raise RuntimeError(f"tidy left users behind: {left}")

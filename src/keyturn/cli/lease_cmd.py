@@ -1,0 +1,344 @@
+"""`keyturn role ...`, `keyturn creds ROLE`, `keyturn lease ...`: leased AWS credentials.
+
+Thin shell: parse flags, call LeaseService, render. `creds` prints a secret because that
+is what the user asked for; nothing else here ever does (invariant 5).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import shlex
+import sys
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from keyturn.cli import exit_codes
+from keyturn.cli.context import CliContext
+from keyturn.domain.errors import BadInputError
+from keyturn.domain.leases import LEASE_PREFIX, Role, format_duration, parse_duration
+from keyturn.services.leases import IssuedCredential, LeaseService, RevokeOutcome
+from keyturn.wiring import build_leases
+
+role_app = typer.Typer(help="Define what `keyturn creds ROLE` issues.", no_args_is_help=True)
+lease_app = typer.Typer(help="List, renew and revoke issued credentials.", no_args_is_help=True)
+
+
+class CredsFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    ENV = "env"
+
+
+class ListFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+def _service(ctx: typer.Context) -> LeaseService:
+    cli: CliContext = ctx.obj
+    return build_leases(cli.settings())
+
+
+def _out() -> Console:
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+
+def _warn(message: str) -> None:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        Text.assemble(("warning: ", "bold yellow"), message)
+    )
+
+
+def _duration(value: str | None, flag: str) -> Any:
+    return parse_duration(value, flag) if value else None
+
+
+# -- roles ------------------------------------------------------------------------------
+
+
+@role_app.command("write")
+def role_write(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Role name; part of every lease id.")],
+    credential_type: Annotated[
+        str, typer.Option("--credential-type", help="iam_user, assumed_role or federation_token.")
+    ],
+    policy_arn: Annotated[
+        list[str] | None, typer.Option("--policy-arn", help="Managed policy (repeatable).")
+    ] = None,
+    policy_document: Annotated[
+        str | None,
+        typer.Option("--policy-document", help="Inline policy JSON, or @file.json."),
+    ] = None,
+    iam_group: Annotated[
+        list[str] | None, typer.Option("--iam-group", help="Group to add users to (repeatable).")
+    ] = None,
+    iam_tag: Annotated[
+        list[str] | None, typer.Option("--iam-tag", help="KEY=VALUE tag on users (repeatable).")
+    ] = None,
+    permissions_boundary_arn: Annotated[
+        str | None, typer.Option("--permissions-boundary-arn", help="Boundary for users.")
+    ] = None,
+    user_path: Annotated[str | None, typer.Option("--user-path", help="IAM path.")] = None,
+    role_arn: Annotated[
+        list[str] | None, typer.Option("--role-arn", help="Role to assume (assumed_role).")
+    ] = None,
+    default_ttl: Annotated[
+        str | None, typer.Option("--default-ttl", help="e.g. 1h (default 768h; STS 1h).")
+    ] = None,
+    max_ttl: Annotated[str | None, typer.Option("--max-ttl", help="e.g. 768h.")] = None,
+    username_template: Annotated[
+        str | None,
+        typer.Option(
+            "--username-template",
+            help="e.g. '{prefix}-{display_name:16}-{role:20}-{unix_time}-{random:8}'.",
+        ),
+    ] = None,
+) -> None:
+    """Create or replace a role (validated in full before it is stored)."""
+    role = Role.build(
+        name,
+        credential_type=credential_type,
+        policy_arns=policy_arn or (),
+        policy_document=_document(policy_document),
+        iam_groups=iam_group or (),
+        iam_tags=_tags(iam_tag or []),
+        permissions_boundary_arn=permissions_boundary_arn,
+        user_path=user_path,
+        role_arns=role_arn or (),
+        default_ttl=default_ttl,
+        max_ttl=max_ttl,
+        username_template=username_template,
+    )
+    _service(ctx).write_role(role)
+    _out().print(f"role [bold]{name}[/] written ({role.credential_type.value})")
+
+
+def _document(value: str | None) -> str | None:
+    if value is None or not value.startswith("@"):
+        return value
+    path = Path(value[1:])
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"--policy-document: cannot read {path}: {exc}") from None
+
+
+def _tags(items: list[str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadInputError(f"--iam-tag {item!r}: expected KEY=VALUE")
+        tags[key] = value
+    return tags
+
+
+@role_app.command("read")
+def role_read(ctx: typer.Context, name: str) -> None:
+    """Print one role as JSON."""
+    typer.echo(json.dumps(_service(ctx).role(name).to_dict(), indent=2))
+
+
+@role_app.command("list")
+def role_list(ctx: typer.Context) -> None:
+    """Every role: stored ones and those declared in keyturn.toml."""
+    table = Table(title="roles")
+    for column in ("name", "type", "default ttl", "max ttl", "from"):
+        table.add_column(column)
+    for role in _service(ctx).list_roles():
+        table.add_row(
+            role.name,
+            role.credential_type.value,
+            format_duration(role.effective_default_ttl),
+            format_duration(role.effective_max_ttl),
+            role.source,
+        )
+    _out().print(table)
+
+
+@role_app.command("delete")
+def role_delete(ctx: typer.Context, name: str) -> None:
+    """Delete a stored role; its leases stay valid and revocable."""
+    _service(ctx).delete_role(name)
+    _out().print(f"role [bold]{name}[/] deleted")
+
+
+# -- creds --------------------------------------------------------------------------------
+
+
+def creds(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Argument(help="The role to issue credentials for.")],
+    ttl: Annotated[str | None, typer.Option("--ttl", help="Lease duration, e.g. 1h.")] = None,
+    output_format: Annotated[
+        CredsFormat, typer.Option("--format", "-f", help="table, json or env (eval-able).")
+    ] = CredsFormat.TABLE,
+    display_name: Annotated[
+        str | None, typer.Option("--display-name", help="Who asks (default: your login).")
+    ] = None,
+) -> None:
+    """Issue credentials under a new lease and print them (secret included: you asked)."""
+    wanted = _duration(ttl, "--ttl")
+    service = _service(ctx)
+    issued = service.issue(role, wanted, display_name or _login())
+    for warning in issued.warnings:
+        _warn(warning)
+    _print_creds(issued, output_format)
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "keyturn"
+
+
+def _print_creds(issued: IssuedCredential, chosen: CredsFormat) -> None:
+    lease = issued.lease
+    fields: dict[str, Any] = {
+        "lease_id": lease.lease_id,
+        "lease_duration": format_duration(lease.expires - lease.issued),
+        "lease_expires": lease.expires.isoformat(),
+        "renewable": lease.renewable,
+        "access_key": issued.access_key_id,
+        "secret_key": issued.secret_access_key,
+        "session_token": issued.session_token,
+        "principal": lease.principal,
+    }
+    if chosen is CredsFormat.JSON:
+        typer.echo(json.dumps(fields, indent=2))
+    elif chosen is CredsFormat.ENV:
+        lines = [
+            f"export AWS_ACCESS_KEY_ID={shlex.quote(issued.access_key_id)}",
+            f"export AWS_SECRET_ACCESS_KEY={shlex.quote(issued.secret_access_key)}",
+        ]
+        if issued.session_token:
+            lines.append(f"export AWS_SESSION_TOKEN={shlex.quote(issued.session_token)}")
+        else:
+            lines.append("unset AWS_SESSION_TOKEN")
+        lines.append(f"# lease {lease.lease_id} expires {lease.expires.isoformat()}")
+        typer.echo("\n".join(lines))
+    else:
+        table = Table(show_header=True)
+        table.add_column("Key")
+        table.add_column("Value", overflow="fold")
+        for key, value in fields.items():
+            if value is not None:
+                table.add_row(key, str(value).lower() if isinstance(value, bool) else str(value))
+        _out().print(table)
+
+
+# -- leases ---------------------------------------------------------------------------------
+
+
+@lease_app.command("list")
+def lease_list(
+    ctx: typer.Context,
+    prefix: Annotated[str, typer.Option("--prefix", help="e.g. aws/creds/dev")] = LEASE_PREFIX,
+    output_format: Annotated[
+        ListFormat, typer.Option("--format", "-f", help="table or json.")
+    ] = ListFormat.TABLE,
+    show_all: Annotated[bool, typer.Option("--all", help="Include revoked leases.")] = False,
+) -> None:
+    """Leases under a prefix (live ones unless --all)."""
+    leases = [
+        lease
+        for lease in _service(ctx).list_leases(prefix)
+        if show_all or lease.state.value != "REVOKED"
+    ]
+    if output_format is ListFormat.JSON:
+        typer.echo(json.dumps([lease.to_dict() for lease in leases], indent=2))
+        return
+    table = Table(title=f"leases under {prefix}")
+    for column in ("lease id", "state", "principal", "expires", "renewable", "note"):
+        table.add_column(column, overflow="fold")
+    for lease in leases:
+        table.add_row(
+            lease.lease_id,
+            lease.state.value,
+            lease.principal,
+            _when(lease.expires),
+            "yes" if lease.renewable else "no",
+            lease.last_error or "",
+        )
+    _out().print(table)
+
+
+def _when(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@lease_app.command("renew")
+def lease_renew(
+    ctx: typer.Context,
+    lease_id: str,
+    increment: Annotated[
+        str | None, typer.Option("--increment", help="New TTL from now (default: role's).")
+    ] = None,
+) -> None:
+    """Extend an iam_user lease, up to its max TTL."""
+    lease, warning = _service(ctx).renew(lease_id, _duration(increment, "--increment"))
+    if warning:
+        _warn(warning)
+    _out().print(f"{lease.lease_id} now expires {_when(lease.expires)}")
+
+
+@lease_app.command("revoke")
+def lease_revoke(ctx: typer.Context, lease_id: str) -> int:
+    """Revoke one lease: remove its IAM user and everything attached to it."""
+    outcome = _service(ctx).revoke(lease_id)
+    _print_outcomes([outcome])
+    return exit_codes.OK if outcome.ok else exit_codes.FAILED
+
+
+@lease_app.command("revoke-prefix")
+def lease_revoke_prefix(ctx: typer.Context, prefix: str) -> int:
+    """Revoke every lease under a prefix, e.g. aws/creds/dev (all of one role)."""
+    outcomes = _service(ctx).revoke_prefix(prefix)
+    _print_outcomes(outcomes)
+    return exit_codes.OK if all(outcome.ok for outcome in outcomes) else exit_codes.FAILED
+
+
+def _print_outcomes(outcomes: list[RevokeOutcome]) -> None:
+    out = _out()
+    for outcome in outcomes:
+        style = "green" if outcome.ok else "red"
+        detail = f" ({outcome.detail})" if outcome.detail else ""
+        out.print(Text.assemble(outcome.lease_id, ": ", (outcome.result.value, style), detail))
+    if not outcomes:
+        out.print("no leases to revoke")
+    elif len(outcomes) > 1:
+        good = sum(outcome.ok for outcome in outcomes)
+        out.print(f"{good} of {len(outcomes)} leases revoked or already gone")
+
+
+@lease_app.command("tidy")
+def lease_tidy(ctx: typer.Context) -> int:
+    """Revoke expired and abandoned leases; remove users keyturn created that no lease owns."""
+    report = _service(ctx).tidy()
+    out = _out()
+    if report.revoked:
+        _print_outcomes(report.revoked)
+    else:
+        out.print("no expired or abandoned leases")
+    for name in report.orphans_removed:
+        out.print(Text.assemble("orphan user ", name, ": ", ("removed", "green")))
+    for name in report.orphans_waiting:
+        out.print(f"orphan user {name}: younger than the tidy margin, left for now")
+    for line in report.orphans_failed:
+        out.print(Text.assemble(("orphan user ", "red"), line))
+    for lease_id in report.irrevocable:
+        out.print(Text.assemble(lease_id, ": ", ("IRREVOCABLE, needs a human", "bold red")))
+    if not report.ok:
+        print("tidy left work undone (see above)", file=sys.stderr)
+        return exit_codes.FAILED
+    return exit_codes.OK

@@ -1,0 +1,66 @@
+"""Across an AWS Organization on moto: accounts listed, role assumed in each, keys audited
+per account with the account id carried through."""
+
+from __future__ import annotations
+
+import boto3
+
+from keyturn.adapters.clock import SystemClock
+from keyturn.adapters.iam import IamDirectory
+from keyturn.config import load_settings
+from keyturn.domain.policy import PolicySettings
+from keyturn.sandbox.aws import ACCOUNT, REGION, LocalAws
+from keyturn.services.audit import AuditRequest, AuditService
+from keyturn.services.fanout import fan_out
+from keyturn.wiring import build_aws, build_aws_in_account, build_organizations
+
+ROLE = "OrganizationAccountAccessRole"
+
+
+def member_iam(aws: LocalAws, account: str) -> object:
+    creds = aws.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/{ROLE}", RoleSessionName="seed"
+    )["Credentials"]
+    return boto3.client(
+        "iam",
+        endpoint_url=aws.url,
+        region_name=REGION,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+
+
+def test_audit_every_active_account(aws: LocalAws) -> None:
+    org = aws.client("organizations")
+    org.create_organization(FeatureSet="ALL")
+    members = [
+        org.create_account(AccountName=name, Email=f"{name}@example.com")["CreateAccountStatus"][
+            "AccountId"
+        ]
+        for name in ("prod", "dev")
+    ]
+    for index, account in enumerate(members, start=1):
+        iam = member_iam(aws, account)
+        for user in range(index):
+            name = f"u{user}-{account}"
+            iam.create_user(UserName=name)  # type: ignore[attr-defined]
+            iam.create_access_key(UserName=name)  # type: ignore[attr-defined]
+
+    base = build_aws(load_settings(environ={}).settings)
+    accounts = [ref.id for ref in build_organizations(base).active_accounts()]
+    assert sorted(accounts) == sorted([ACCOUNT, *members])
+
+    def audit(account: str) -> list[tuple[str, str]]:
+        session = build_aws_in_account(base, account, ROLE)
+        service = AuditService(IamDirectory(session.iam()), SystemClock(), PolicySettings())
+        return [(k.key.account, k.key.user) for k in service.run(AuditRequest()).keys]
+
+    outcome = fan_out(accounts, audit)
+    assert outcome.ok, outcome.failures
+    assert outcome.results[ACCOUNT] == []
+    assert outcome.results[members[0]] == [(members[0], f"u0-{members[0]}")]
+    assert sorted(outcome.results[members[1]]) == [
+        (members[1], f"u0-{members[1]}"),
+        (members[1], f"u1-{members[1]}"),
+    ]
