@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
+import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
@@ -126,3 +129,72 @@ class Stopwatch:
 
     def __exit__(self, *_: object) -> None:
         self.seconds = time.perf_counter() - self._start
+
+
+# -- the bench server's side door (bench/moto_app.py) -------------------------------------
+
+
+def _bench_api(moto_url: str, route: str, payload: Any = None) -> Any:
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(  # noqa: S310 - loopback URL
+        f"{moto_url}/bench-api/{route}",
+        data=data if data is not None else (b"" if route.endswith("reset") else None),
+        method="GET" if data is None and not route.endswith("reset") else "POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310 - loopback URL
+        return json.loads(response.read() or b"null")
+
+
+def reset_server_calls(moto_url: str) -> None:
+    """Zero the server's per-operation request counter."""
+    _bench_api(moto_url, "calls/reset")
+
+
+def server_calls(moto_url: str) -> dict[str, int]:
+    """`{"iam:ListUsers": 1, ...}`: requests the server received since the last reset."""
+    calls: dict[str, int] = _bench_api(moto_url, "calls")
+    return calls
+
+
+@contextmanager
+def counted_calls(moto_url: str) -> Iterator[dict[str, int]]:
+    """`with counted_calls(url) as calls:` -- `calls` is filled in when the block ends."""
+    calls: dict[str, int] = {}
+    reset_server_calls(moto_url)
+    yield calls
+    calls.update(server_calls(moto_url))
+
+
+def seed_iam(moto_url: str, users: Sequence[Mapping[str, Any]], batch: int = 2_000) -> None:
+    """Create users and (backdated) keys straight in the server's IAM backend."""
+    for start in range(0, len(users), batch):
+        _bench_api(moto_url, "iam/seed", {"users": list(users[start : start + batch])})
+
+
+def run_process(
+    argv: Sequence[str], env: dict[str, str], cwd: str, timeout: float
+) -> tuple[subprocess.CompletedProcess[bytes], float, float]:
+    """Run `argv`; return it, its wall seconds and its peak RSS in MiB (Linux wait4 rusage).
+
+    Output goes to temporary files, not pipes, so a large report never blocks the child.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd
+        )
+        timer = threading.Timer(timeout, process.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        completed = subprocess.CompletedProcess(
+            list(argv), process.returncode, out.read(), err.read()
+        )
+    return completed, wall, usage.ru_maxrss / 1024  # ru_maxrss is KiB on Linux
