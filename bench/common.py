@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -14,8 +16,10 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypedDict
 
+_PEAK_RSS = Path(__file__).resolve().parent / "peak_rss.py"
 REGION = "us-east-1"
 FAKE_KEY_ID = "AKIAKEYTURNBENCH0000"
 FAKE_SECRET = "keyturn-bench-not-a-secret"  # noqa: S105 - moto accepts any credentials
@@ -175,26 +179,38 @@ def seed_iam(moto_url: str, users: Sequence[Mapping[str, Any]], batch: int = 2_0
 def run_process(
     argv: Sequence[str], env: dict[str, str], cwd: str, timeout: float
 ) -> tuple[subprocess.CompletedProcess[bytes], float, float]:
-    """Run `argv`; return it, its wall seconds and its peak RSS in MiB (Linux wait4 rusage).
+    """Run `argv`; return it, its wall seconds and its peak RSS in MiB.
 
-    Output goes to temporary files, not pipes, so a large report never blocks the child.
+    Through bench/peak_rss.py, so the RSS is the program's own (see there why). Output goes
+    to temporary files, not pipes, so a large report never blocks the child. The launcher
+    costs a few milliseconds of wall time, the same for every tool measured.
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile("r", suffix=".rss") as rss,
+    ):
+        launcher = [sys.executable, "-I", "-S", str(_PEAK_RSS), rss.name, "--"]
         started = time.perf_counter()
         process = subprocess.Popen(
-            argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd
+            [*launcher, *argv],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
         )
-        timer = threading.Timer(timeout, process.kill)
-        timer.start()
         try:
-            _, status, usage = os.wait4(process.pid, 0)
-        finally:
-            timer.cancel()
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
         wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         completed = subprocess.CompletedProcess(
             list(argv), process.returncode, out.read(), err.read()
         )
-    return completed, wall, usage.ru_maxrss / 1024  # ru_maxrss is KiB on Linux
+        kib = int(rss.read().strip() or 0)
+    return completed, wall, kib / 1024
