@@ -214,3 +214,14 @@ def run_process(
         )
         kib = int(rss.read().strip() or 0)
     return completed, wall, kib / 1024
+
+
+def key_status(moto_url: str) -> dict[str, int]:
+    """`{"Active": n, "Inactive": m}` over every IAM user, read in the server."""
+    counts: dict[str, int] = _bench_api(moto_url, "iam/key-status")
+    return counts
+
+
+def ses_production(moto_url: str) -> None:
+    """Make the server's SES report a production quota instead of the sandbox's 200 a day."""
+    _bench_api(moto_url, "ses/production", {})

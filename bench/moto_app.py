@@ -7,6 +7,10 @@ The wrapper adds, under `/bench-api/` (a path no AWS client uses):
   server received, per service and operation. Counted here, in the server, because a botocore
   hook cannot see inside another program (Cloud Custodian runs in its own virtualenv): every
   tool is measured the same way, retries included, with no proxy adding latency to one side.
+- `GET /bench-api/iam/key-status`: how many keys are Active / Inactive.
+- `POST /bench-api/ses/production`: moto's SES always reports the sandbox quota (200 a day);
+  this makes it report a production account's (50,000 a day, 14 a second), as an account
+  that mails 1,000 key owners would have. Until the server stops.
 - `POST /bench-api/iam/seed`: create users and keys straight in moto's IAM backend, with a
   key's creation date set in the past. No AWS API can backdate a key, and seeding 10,000 users
   through the API costs minutes of the bench's budget while measuring nothing.
@@ -90,6 +94,10 @@ class BenchApp:
             with self._lock:
                 self.calls.clear()
             answer = {}
+        elif route == "iam/key-status" and method == "GET":
+            answer = key_status()
+        elif route == "ses/production" and method == "POST":
+            answer = ses_production()
         elif route == "iam/seed" and method == "POST":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             answer = seed_iam(json.loads(environ["wsgi.input"].read(length) or b"{}"))
@@ -126,6 +134,35 @@ def seed_iam(document: dict[str, Any]) -> dict[str, Any]:
             keys.append(made.access_key_id)
         created.append({"name": user["name"], "keys": keys})
     return {"users": created}
+
+
+def ses_production() -> dict[str, int]:
+    from moto.ses import models
+
+    quota = models.SESQuota
+    if not getattr(quota, "_bench_production", False):
+        made = quota.__init__
+
+        def production(self: Any, sent: int) -> None:
+            made(self, sent)
+            self.max24_hour_send = 50_000
+            self.max_send_rate = 14
+
+        quota.__init__ = production  # type: ignore[method-assign]
+        quota._bench_production = True  # type: ignore[attr-defined]
+    return {"max24_hour_send": 50_000}
+
+
+def key_status() -> dict[str, int]:
+    """How many access keys are Active / Inactive: checks an enforcement run's effect."""
+    from moto.backends import get_backend
+
+    backend = get_backend("iam")[ACCOUNT]["global"]  # type: ignore[index]
+    counts: Counter[str] = Counter()
+    for user in list(backend.users.values()):
+        for key in list(user.access_keys):
+            counts[key.status] += 1
+    return dict(counts)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
