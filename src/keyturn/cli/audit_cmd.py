@@ -13,7 +13,7 @@ from rich.console import Console
 
 from keyturn.cli import exit_codes
 from keyturn.cli.context import CliContext
-from keyturn.cli.output import check_writable, emit
+from keyturn.cli.output import check_writable, emit, emit_stream
 from keyturn.reports.csv_report import write_csv
 from keyturn.reports.json_report import write_json
 from keyturn.reports.table import write_table
@@ -81,23 +81,27 @@ def audit(
     from keyturn.wiring import build_audit  # here, not at the top: --help needs no boto3
 
     service = build_audit(loaded.settings)
-    result = service.run(AuditRequest(users=tuple(user or ()), key_ids=key_ids, contacts=contacts))
+    request = AuditRequest(users=tuple(user or ()), key_ids=key_ids, contacts=contacts)
     chosen = output_format or (
         Format.TABLE if output is None and sys.stdout.isatty() else Format.JSON
     )
     if output_format is None and output is not None and output.suffix.lower() in (".csv", ".html"):
         chosen = Format(output.suffix.lower().lstrip("."))
-    emit(lambda out: _render(chosen, result, out), output)
-    if check and result.out_of_policy:
+    if chosen in (Format.JSON, Format.CSV):
+        # Streamed: one key in memory at a time, so 100,000 users fit in a small Lambda.
+        writer = write_json if chosen is Format.JSON else write_csv
+        stream = service.stream(request)
+        out_of_policy = emit_stream(lambda out: writer(stream, out), output).out_of_policy
+    else:
+        result = service.run(request)
+        emit(lambda out: _render(chosen, result, out), output)
+        out_of_policy = result.out_of_policy
+    if check and out_of_policy:
         raise typer.Exit(exit_codes.OUT_OF_POLICY)
 
 
 def _render(chosen: Format, result: AuditResult, out: TextIO) -> None:
-    if chosen is Format.JSON:
-        write_json(result, out)
-    elif chosen is Format.CSV:
-        write_csv(result, out)
-    elif chosen is Format.HTML:
+    if chosen is Format.HTML:
         from keyturn.reports.html_report import write_html
 
         write_html(result, out)
