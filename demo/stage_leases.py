@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from typing import TYPE_CHECKING, Any
 
 from rich.panel import Panel
@@ -28,6 +29,9 @@ def _users(ctx: Any) -> list[str]:
 
 def run(ctx: DemoContext) -> None:
     say = ctx.console.print
+    # An account and a lease store of its own: earlier stages' users are not its business.
+    ctx.aws.reset()
+    shutil.rmtree(ctx.workdir / "lease-state", ignore_errors=True)
     env = {
         "XDG_STATE_HOME": str(ctx.workdir / "lease-state"),
         "KEYTURN_LEASES_TIDY_MARGIN": "0s",  # the demo's crash is seconds old

@@ -90,10 +90,10 @@ def _stages(ctx: DemoContext, env: dict[str, str], iam: Any, hv: Any, admin: See
 def _seed(ctx: DemoContext) -> SeededKey:
     aws = ctx.aws
     iam = aws.client("iam")
-    iam.create_user(UserName="keyturn-admin")
-    iam.put_user_policy(UserName="keyturn-admin", PolicyName="all", PolicyDocument=ALLOW_ALL)
-    created = iam.create_access_key(UserName="keyturn-admin")["AccessKey"]
-    admin = SeededKey("keyturn-admin", created["AccessKeyId"], created["SecretAccessKey"])
+    iam.create_user(UserName="demo-admin")
+    iam.put_user_policy(UserName="demo-admin", PolicyName="all", PolicyDocument=ALLOW_ALL)
+    created = iam.create_access_key(UserName="demo-admin")["AccessKey"]
+    admin = SeededKey("demo-admin", created["AccessKeyId"], created["SecretAccessKey"])
     hv = ctx.vault.client()
     for user, age in (("app-web", 95), ("app-batch", 40), ("app-cron", 33)):
         aws.create_user(user)
