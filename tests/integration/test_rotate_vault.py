@@ -167,3 +167,19 @@ def test_denied_read_is_access_error(vault: Any, prefix: str) -> None:
     store = VaultKvStore(client, f"{prefix}/{{user}}", kv_version=2)
     with pytest.raises(AccessDeniedError, match="permission denied"):
         store.describe("hana")
+
+
+def test_sealed_vault_stops_the_rotation_and_keeps_the_old_key(
+    authed: AuthedAws, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Vault sealed mid-life: a clear error, the old key still Active, no key left behind."""
+    from keyturn.sandbox.vault import LocalVault
+
+    (old,) = authed.seed_user("sealy")
+    with LocalVault() as own:  # its own server: sealing the shared one would end the session
+        for name, value in own.env().items():
+            monkeypatch.setenv(name, value)
+        own.client().sys.seal()
+        with pytest.raises(EndpointUnreachableError, match="sealed"):
+            service(f"{prefix}/{{user}}").rotate("sealy")
+    assert authed.keys("sealy") == {old.key_id: "Active"}
