@@ -111,6 +111,15 @@ class LeasesSettings(_Section):
     roles: dict[str, LeaseRoleConfig] = Field(default_factory=dict)
 
 
+class FanoutSettings(_Section):
+    """Runs over many accounts: the role assumed in each, and the Lambda fan-out's queue."""
+
+    role_name: str = Field(default="keyturn-member", pattern=r"^[\w+=,.@/-]{1,64}$")
+    task: Literal["enforce", "audit"] = "enforce"
+    queue_url: str | None = Field(default=None, pattern=r"^https?://")
+    workers: int = Field(default=4, ge=1, le=64)
+
+
 class Settings(_Section):
     aws: AwsSettings = Field(default_factory=AwsSettings)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
@@ -118,6 +127,7 @@ class Settings(_Section):
     enforce: EnforceSettings = Field(default_factory=EnforceSettings)
     vault: VaultSettings = Field(default_factory=VaultSettings)
     leases: LeasesSettings = Field(default_factory=LeasesSettings)
+    fanout: FanoutSettings = Field(default_factory=FanoutSettings)
 
 
 SECTIONS: dict[str, type[_Section]] = {
