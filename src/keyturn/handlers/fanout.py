@@ -164,7 +164,7 @@ def worker(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureR
     logger = Logger(service="keyturn-fanout-worker")
     logger.set_correlation_id(getattr(context, "aws_request_id", None))
     settings = load_settings().settings
-    if settings.fanout.task == "enforce" or _any_enforce(event):
+    if _any_enforce(event):
         from keyturn.services.enforce import resolve_config
 
         resolve_config(settings)  # every account would fail the same way: fail once, now
