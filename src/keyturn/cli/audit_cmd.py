@@ -11,6 +11,7 @@ from typing import Annotated, TextIO
 import typer
 from rich.console import Console
 
+from keyturn.cli import accounts as multi
 from keyturn.cli import exit_codes
 from keyturn.cli.context import CliContext
 from keyturn.cli.output import check_writable, emit
@@ -58,6 +59,9 @@ def audit(
     unused_after: Annotated[
         int | None, typer.Option("--unused-after", help="Flag keys unused for this many days.")
     ] = None,
+    accounts: multi.AccountsOption = None,
+    org: multi.OrgOption = False,
+    role_name: multi.RoleNameOption = None,
 ) -> None:
     """Inventory every access key: age, last use, owner and policy finding.
 
@@ -70,8 +74,10 @@ def audit(
             "policy.notify_after_days": notify_after,
             "policy.grace_days": grace,
             "policy.unused_after_days": unused_after,
+            "fanout.role_name": role_name,
         },
         flag_names={
+            "fanout.role_name": "--role-name",
             "policy.notify_after_days": "--notify-after",
             "policy.grace_days": "--grace",
             "policy.unused_after_days": "--unused-after",
@@ -80,14 +86,22 @@ def audit(
     check_writable(output)  # before the audit, not after minutes of it
     from keyturn.wiring import build_audit  # here, not at the top: --help needs no boto3
 
-    service = build_audit(loaded.settings)
-    result = service.run(AuditRequest(users=tuple(user or ()), key_ids=key_ids, contacts=contacts))
+    choice = multi.choose(accounts, org)
+    request = AuditRequest(users=tuple(user or ()), key_ids=key_ids, contacts=contacts)
+    spread = None
+    if choice.many:
+        result, spread = multi.audit_accounts(loaded.settings, choice, request)
+    else:
+        result = build_audit(loaded.settings).run(request)
     chosen = output_format or (
         Format.TABLE if output is None and sys.stdout.isatty() else Format.JSON
     )
     if output_format is None and output is not None and output.suffix.lower() in (".csv", ".html"):
         chosen = Format(output.suffix.lower().lstrip("."))
     emit(lambda out: _render(chosen, result, out), output)
+    if spread is not None and spread.failures:
+        multi.report_failures(spread)
+        raise typer.Exit(exit_codes.FAILED)
     if check and result.out_of_policy:
         raise typer.Exit(exit_codes.OUT_OF_POLICY)
 
