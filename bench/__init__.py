@@ -8,10 +8,10 @@ A benchmark module is one function::
 
     def run(moto_url: str, runs: int) -> dict[str, Any]: ...
 
-It may accept extra keyword options that `python -m bench` forwards when given (today only
-`users`, from `--users N`). It resets the server itself (`bench.common.reset_moto`), repeats
-each measurement `runs` times and returns a JSON-able dict. Two keys have a meaning to the
-runner:
+It may accept extra keyword options that `python -m bench` forwards when given (`users`,
+from `--users N`; `sizes`, from `--sizes N,N,...`). It resets the server itself
+(`bench.common.reset_moto`), repeats each measurement `runs` times and returns a JSON-able
+dict. Two keys have a meaning to the runner:
 
 - ``rows``: a list of `bench.common.Row` (metric, value, target, ok, note) printed as the table;
 - ``ok``: False when a correctness check failed (the run then exits non-zero).

@@ -1,4 +1,4 @@
-"""`python -m bench [--only NAME] [--runs N] [--users N]`: run the benchmarks, print, save.
+"""`python -m bench [--only NAME] [--runs N] [--users N] [--sizes N,N]`: run, print, save.
 
 One `moto_server` process serves every module, one module after the other; it is stopped
 whatever happens (Ctrl-C included). Each module's result lands in bench/results/<name>.json
@@ -128,6 +128,16 @@ def write_result(name: str, document: dict[str, Any]) -> Path:
     return path
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part.replace("_", "")) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("sizes must be at least 1")
+    return sizes
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
@@ -135,6 +145,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--runs", type=int, default=3, help="repetitions per measurement")
     parser.add_argument("--users", type=int, help="account size for benchmarks that take one")
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        help="comma-separated account sizes for benchmarks that take several (scan)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -152,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Piped into a log (CI, `| tee`), rich would fall back to 80 columns and fold every row.
     console = Console(width=None if sys.stdout.isatty() else 160)
     names = args.only or discover()
-    options = {"users": args.users}
+    options = {"users": args.users, "sizes": args.sizes}
     command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
     info = machine()
     failed: list[str] = []

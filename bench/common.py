@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -11,8 +16,10 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypedDict
 
+_PEAK_RSS = Path(__file__).resolve().parent / "peak_rss.py"
 REGION = "us-east-1"
 FAKE_KEY_ID = "AKIAKEYTURNBENCH0000"
 FAKE_SECRET = "keyturn-bench-not-a-secret"  # noqa: S105 - moto accepts any credentials
@@ -126,3 +133,95 @@ class Stopwatch:
 
     def __exit__(self, *_: object) -> None:
         self.seconds = time.perf_counter() - self._start
+
+
+# -- the bench server's side door (bench/moto_app.py) -------------------------------------
+
+
+def _bench_api(moto_url: str, route: str, payload: Any = None) -> Any:
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(  # noqa: S310 - loopback URL
+        f"{moto_url}/bench-api/{route}",
+        data=data if data is not None else (b"" if route.endswith("reset") else None),
+        method="GET" if data is None and not route.endswith("reset") else "POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310 - loopback URL
+        return json.loads(response.read() or b"null")
+
+
+def reset_server_calls(moto_url: str) -> None:
+    """Zero the server's per-operation request counter."""
+    _bench_api(moto_url, "calls/reset")
+
+
+def server_calls(moto_url: str) -> dict[str, int]:
+    """`{"iam:ListUsers": 1, ...}`: requests the server received since the last reset."""
+    calls: dict[str, int] = _bench_api(moto_url, "calls")
+    return calls
+
+
+@contextmanager
+def counted_calls(moto_url: str) -> Iterator[dict[str, int]]:
+    """`with counted_calls(url) as calls:` -- `calls` is filled in when the block ends."""
+    calls: dict[str, int] = {}
+    reset_server_calls(moto_url)
+    yield calls
+    calls.update(server_calls(moto_url))
+
+
+def seed_iam(moto_url: str, users: Sequence[Mapping[str, Any]], batch: int = 2_000) -> None:
+    """Create users and (backdated) keys straight in the server's IAM backend."""
+    for start in range(0, len(users), batch):
+        _bench_api(moto_url, "iam/seed", {"users": list(users[start : start + batch])})
+
+
+def run_process(
+    argv: Sequence[str], env: dict[str, str], cwd: str, timeout: float
+) -> tuple[subprocess.CompletedProcess[bytes], float, float]:
+    """Run `argv`; return it, its wall seconds and its peak RSS in MiB.
+
+    Through bench/peak_rss.py, so the RSS is the program's own (see there why). Output goes
+    to temporary files, not pipes, so a large report never blocks the child. The launcher
+    costs a few milliseconds of wall time, the same for every tool measured.
+    """
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile("r", suffix=".rss") as rss,
+    ):
+        launcher = [sys.executable, "-I", "-S", str(_PEAK_RSS), rss.name, "--"]
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [*launcher, *argv],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        completed = subprocess.CompletedProcess(
+            list(argv), process.returncode, out.read(), err.read()
+        )
+        kib = int(rss.read().strip() or 0)
+    return completed, wall, kib / 1024
+
+
+def key_status(moto_url: str) -> dict[str, int]:
+    """`{"Active": n, "Inactive": m}` over every IAM user, read in the server."""
+    counts: dict[str, int] = _bench_api(moto_url, "iam/key-status")
+    return counts
+
+
+def ses_production(moto_url: str) -> None:
+    """Make the server's SES report a production quota instead of the sandbox's 200 a day."""
+    _bench_api(moto_url, "ses/production", {})

@@ -2,11 +2,12 @@
 
 Separate (not moto's in-process ThreadedMotoServer) so the emulator's CPU time is not
 charged to the benchmark process, and keyturn talks to it over real HTTP as it would to AWS.
+It runs moto's own server application through bench/moto_app.py, which adds a request
+counter and a seeding route under /bench-api/ and passes every AWS request to moto unchanged.
 """
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+BENCH_DIR = Path(__file__).resolve().parent
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 
@@ -27,17 +29,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def moto_server_command() -> str:
-    """The `moto_server` console script of this interpreter's environment."""
-    beside = Path(sys.executable).parent / "moto_server"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("moto_server")
-    if found is None:
-        raise RuntimeError("moto_server not found: install keyturn[servers] (make bench does)")
-    return found
 
 
 class MotoServerProcess:
@@ -53,7 +44,8 @@ class MotoServerProcess:
         # werkzeug logs every request; keep it off the terminal but readable on failure.
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(
-            [moto_server_command(), "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "bench.moto_app", "-H", "127.0.0.1", "-p", str(self.port)],
+            cwd=BENCH_DIR.parent,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

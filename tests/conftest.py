@@ -17,6 +17,8 @@ import pytest
 from keyturn.sandbox.aws import LocalAws
 from keyturn.sandbox.vault import LocalVault, VaultUnavailableError
 
+pytest_plugins = ["tests.rotate_fixtures"]
+
 CLEARED_PREFIXES = ("KEYTURN_", "VAULT_", "AWS_", "BAO_")
 CLEARED_NAMES = ("NOTIFYKEYAGE", "SOURCEMAIL")
 

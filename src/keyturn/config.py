@@ -9,13 +9,14 @@ default.
 from __future__ import annotations
 
 import os
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from keyturn.domain.errors import ConfigError
 from keyturn.domain.policy import PolicySettings
@@ -83,6 +84,48 @@ class VaultSettings(_Section):
     token: SecretStr | None = None
     namespace: str | None = None
     cacert: str | None = None
+    # How keyturn logs in: a token (VAULT_TOKEN), AppRole, or AWS IAM (hvac's iam_login).
+    auth_method: Literal["token", "approle", "aws"] = "token"
+    approle_role_id: SecretStr | None = None
+    approle_secret_id: SecretStr | None = None
+    approle_mount: str = Field(default="approle", min_length=1)
+    aws_role: str | None = None
+    aws_mount: str = Field(default="aws", min_length=1)
+    aws_header: str | None = None
+    kv_mount: str = Field(default="secret", min_length=1)
+    kv_version: int | None = Field(default=None, ge=1, le=2)  # None: read from the mount
+
+
+class RotateSettings(_Section):
+    """`keyturn rotate` and the rotation Lambdas."""
+
+    store: Literal["vault", "secretsmanager"] = "vault"
+    # Vault KV path or Secrets Manager secret name; placeholders {account} and {user}.
+    path: str = Field(default="aws/{account}/{user}", min_length=1)
+    access_key_field: str | None = None  # vault: access_key; secretsmanager: AccessKeyId
+    secret_key_field: str | None = None  # vault: secret_key; secretsmanager: SecretAccessKey
+    kms_key_id: str | None = None
+    verify_successes: int = Field(default=5, ge=1, le=50)
+    verify_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
+    verify_interval_seconds: float = Field(default=1.0, ge=0, le=60)
+    overlap_minutes: float = Field(default=0, ge=0, le=60 * 24 * 30)
+    grace_days: float = Field(default=7, ge=0, le=3650)
+    delete_old: bool = True
+    workers: int = Field(default=4, ge=1, le=64)
+    rate: float = Field(default=10.0, gt=0, le=1000)  # AWS requests per second, all workers
+
+    @field_validator("path")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(value) if name}
+        except ValueError as exc:
+            raise ValueError(f"not a valid template ({exc})") from None
+        unknown = names - {"account", "user"}
+        if unknown:
+            first = sorted(unknown)[0]
+            raise ValueError(f"unknown placeholder {{{first}}}; use {{account}}, {{user}}")
+        return value
 
 
 class LeaseRoleConfig(_Section):
@@ -127,6 +170,7 @@ class Settings(_Section):
     enforce: EnforceSettings = Field(default_factory=EnforceSettings)
     vault: VaultSettings = Field(default_factory=VaultSettings)
     leases: LeasesSettings = Field(default_factory=LeasesSettings)
+    rotate: RotateSettings = Field(default_factory=RotateSettings)
     fanout: FanoutSettings = Field(default_factory=FanoutSettings)
 
 
@@ -284,7 +328,7 @@ def _flag_layer(
 
 
 # Values never echoed back, not even in an error about their type (invariant 5).
-SECRET_KEYS = frozenset({"vault.token"})
+SECRET_KEYS = frozenset({"vault.token", "vault.approle_role_id", "vault.approle_secret_id"})
 
 EXPECTED = {
     "int_parsing": "expected an integer",

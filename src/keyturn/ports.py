@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from keyturn.adapters.ses import SendQuota
     from keyturn.domain.leases import Lease, ManagedUser, Role, StsCredentials
     from keyturn.domain.model import AccessKey, KeyStatus, LastUse, NewKeySecret
+    from keyturn.domain.rotation import IamKey, RotationRecord, StoreView
 
 
 class Clock(Protocol):
@@ -141,3 +142,67 @@ class StsIssuer(Protocol):
     def federation_token(
         self, name: str, seconds: int, policy_arns: tuple[str, ...], policy: str | None
     ) -> StsCredentials: ...
+
+
+# -- rotation -------------------------------------------------------------------------------
+
+
+class SecretStore(Protocol):
+    """Where a user's key lives: a current, a pending and a previous version (DESIGN.md).
+
+    Pending is written before verification and becomes current only by `promote`, so a
+    consumer reading the current version never sees an unverified key (invariant 4).
+    Every method is idempotent: calling it twice ends as calling it once (invariant 6).
+    """
+
+    def location(self, user: str) -> str:
+        """Human-readable place of the user's entry (path or secret name), no secret."""
+        ...
+
+    def describe(self, user: str) -> StoreView: ...
+
+    def key_id(self, user: str, stage: str) -> str | None:
+        """The access key id held at `stage` (current/pending/previous), or None."""
+        ...
+
+    def put_pending(self, user: str, secret: NewKeySecret, token: str) -> None: ...
+
+    def read_pending(self, user: str, token: str) -> NewKeySecret | None: ...
+
+    def read_current(self, user: str) -> NewKeySecret | None: ...
+
+    def promote(self, user: str, token: str) -> None: ...
+
+    def restore_previous(self, user: str, from_token: str) -> None:
+        """Make the previous version current again while `from_token` is current."""
+        ...
+
+
+class RotationJournal(Protocol):
+    """The write-ahead record of each user's latest rotation (no secret in it)."""
+
+    def read(self, user: str) -> RotationRecord | None: ...
+
+    def write(self, record: RotationRecord) -> None: ...
+
+    def users_with_records(self) -> list[str]: ...
+
+
+class KeyManager(Protocol):
+    """The IAM key operations rotation needs."""
+
+    def list_keys(self, user: str) -> list[IamKey]: ...
+
+    def create_key(self, user: str) -> NewKeySecret: ...
+
+    def set_active(self, user: str, key_id: str, active: bool) -> None: ...
+
+    def delete_key(self, user: str, key_id: str) -> None: ...
+
+    def last_used(self, key_id: str) -> datetime | None: ...
+
+
+class KeyVerifier(Protocol):
+    """Proves a new key works (several consecutive successful calls signed with it)."""
+
+    def verify(self, user: str, secret: NewKeySecret) -> None: ...

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from keyturn.ports import Clock, EventSink, LeaseStore
 from keyturn.services.audit import AuditService
 from keyturn.services.enforce import EnforceConfig, EnforceService
 from keyturn.services.leases import LeaseEngineSettings, LeaseService
+from keyturn.services.rotate import RotationService
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -271,3 +273,171 @@ def build_leases(loaded: LoadedSettings, aws: Aws | None = None) -> LeaseService
         roles,
         checkpoint=crash_checkpoint(),
     )
+
+
+# -- rotation -----------------------------------------------------------------------------
+
+
+def build_vault(settings: Settings, aws: Aws | None = None) -> Any:
+    """An authenticated hvac client: token, AppRole or AWS IAM login (hvac's iam_login)."""
+    import hvac
+
+    from keyturn.adapters.vault_kv import vault_errors
+    from keyturn.domain.errors import ConfigError
+
+    vault = settings.vault
+    if not vault.addr:
+        raise ConfigError("no Vault address: set VAULT_ADDR or [vault] addr")
+    verify: bool | str = vault.cacert or True
+    client = hvac.Client(url=vault.addr, namespace=vault.namespace, verify=verify, timeout=30)
+    if vault.auth_method == "token":
+        if vault.token is None:
+            raise ConfigError("no Vault token: set VAULT_TOKEN or [vault] token")
+        client.token = vault.token.get_secret_value()
+    elif vault.auth_method == "approle":
+        if vault.approle_role_id is None or vault.approle_secret_id is None:
+            raise ConfigError("AppRole login needs [vault] approle_role_id and approle_secret_id")
+        with vault_errors("AppRole login", vault.approle_mount):
+            client.auth.approle.login(
+                role_id=vault.approle_role_id.get_secret_value(),
+                secret_id=vault.approle_secret_id.get_secret_value(),
+                mount_point=vault.approle_mount,
+            )
+    else:
+        aws = aws or build_aws(settings)
+        with translate("loading AWS credentials for the Vault login"):
+            creds = aws.session.get_credentials()
+        if creds is None:
+            raise ConfigError("Vault AWS login needs AWS credentials")
+        frozen = creds.get_frozen_credentials()
+        with vault_errors("AWS IAM login", vault.aws_mount):
+            client.auth.aws.iam_login(
+                frozen.access_key,
+                frozen.secret_key,
+                frozen.token,
+                header_value=vault.aws_header,
+                role=vault.aws_role,
+                region=aws.session.region_name or DEFAULT_REGION,
+                mount_point=vault.aws_mount,
+            )
+    return client
+
+
+def rotation_checkpoint() -> Callable[[str, str], None]:
+    """Test-only: SIGKILL this process right after the step named in KEYTURN_TEST_CRASH_AFTER.
+
+    The crash-resume tests run the CLI as a subprocess and need it to die exactly at a step
+    boundary, as `kill -9` would, with no cleanup and no `finally`.
+    """
+    wanted = os.environ.get(CRASH_AFTER_ENV, "")
+
+    def checkpoint(step: str, user: str) -> None:
+        if wanted and step == wanted:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return checkpoint
+
+
+def build_rotation(
+    settings: Settings,
+    aws: Aws | None = None,
+    *,
+    keep_secret: bool = False,
+    checkpoint: Callable[[str, str], None] | None = None,
+    store: Any = None,
+) -> RotationService:
+    """The rotation service for the configured store, IAM, the tag journal and STS."""
+    from datetime import timedelta
+
+    from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
+    from keyturn.adapters.sts_verify import StsVerifier
+    from keyturn.domain.rotation import Timing
+    from keyturn.services.ratelimit import RateLimiter
+
+    aws = aws or build_aws(settings)
+    rotate = settings.rotate
+    iam = aws.iam()
+    if store is None:
+        store = build_store(settings, aws)
+    verifier = StsVerifier(
+        lambda secret: _sts_with(aws, secret),
+        successes=rotate.verify_successes,
+        timeout=rotate.verify_timeout_seconds,
+        interval=rotate.verify_interval_seconds,
+    )
+    timing = Timing(
+        overlap=timedelta(minutes=rotate.overlap_minutes),
+        grace=timedelta(days=rotate.grace_days),
+        delete_old=rotate.delete_old,
+    )
+    return RotationService(
+        IamKeys(iam),
+        store,
+        IamTagJournal(iam),
+        verifier,
+        SystemClock(),
+        timing,
+        limiter=RateLimiter(rotate.rate, burst=max(1, int(rotate.rate))),
+        checkpoint=checkpoint or rotation_checkpoint(),
+        keep_secret=keep_secret,
+    )
+
+
+def build_store(settings: Settings, aws: Aws) -> Any:
+    """The configured SecretStore; the account id is read only if the template needs it."""
+    from keyturn.adapters.secretsmanager import SecretsManagerStore
+    from keyturn.adapters.vault_kv import VaultKvStore, detect_kv_version
+
+    rotate = settings.rotate
+    account = ""
+    if "{account}" in rotate.path:
+        with translate("sts:GetCallerIdentity"):
+            account = aws.sts().get_caller_identity()["Account"]
+    if rotate.store == "secretsmanager":
+        return SecretsManagerStore(
+            aws.client("secretsmanager"),
+            rotate.path,
+            account=account,
+            kms_key_id=rotate.kms_key_id,
+            key_field=rotate.access_key_field or "AccessKeyId",
+            secret_field=rotate.secret_key_field or "SecretAccessKey",
+        )
+    client = build_vault(settings, aws)
+    mount = settings.vault.kv_mount
+    version = settings.vault.kv_version or detect_kv_version(client, mount)
+    return VaultKvStore(
+        client,
+        rotate.path,
+        mount=mount,
+        kv_version=version,
+        account=account,
+        key_field=rotate.access_key_field or "access_key",
+        secret_field=rotate.secret_key_field or "secret_key",
+    )
+
+
+_CLIENT_LOCK = threading.Lock()
+
+
+def _sts_with(aws: Aws, secret: Any) -> Any:
+    """An STS client signing with the new key only; the verifier does its own retrying.
+
+    Built from keyturn's own session (explicit credentials win over the session's), so the
+    service model is loaded once, not once per user: a fresh botocore session per client
+    cost ~160 ms of CPU per rotation. Client creation is serialised: botocore sessions are
+    not documented as thread-safe.
+    """
+    with _CLIENT_LOCK:
+        return aws.session.client(
+            "sts",
+            aws_access_key_id=secret.access_key_id,
+            aws_secret_access_key=secret.secret_access_key,
+            aws_session_token=None,
+            region_name=aws.session.region_name or DEFAULT_REGION,
+            endpoint_url=aws.endpoint_url,
+            config=Config(
+                retries={"max_attempts": 1, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=15,
+            ),
+        )

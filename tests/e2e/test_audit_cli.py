@@ -82,6 +82,18 @@ def test_check_exits_3_when_out_of_policy(keyturn: Run, account: LocalAws) -> No
     assert json.loads(result.stdout)["summary"]["deactivate"] == 2
 
 
+def test_check_exits_3_with_a_streamed_csv_file(
+    keyturn: Run, account: LocalAws, tmp_path: Path
+) -> None:
+    target = tmp_path / "keys.csv"
+    result = keyturn("audit", "--check", "--format", "csv", "--output", str(target))
+    assert result.returncode == 3, result.stderr
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert len(rows) == 4
+    assert sorted(row["finding"] for row in rows) == ["deactivate", "deactivate", "notify", "ok"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 def test_check_exits_0_when_all_in_policy(keyturn: Run, aws: LocalAws) -> None:
     aws.create_user("fresh")
     aws.add_key("fresh", age_days=3)

@@ -14,7 +14,7 @@ from rich.console import Console
 from keyturn.cli import accounts as multi
 from keyturn.cli import exit_codes
 from keyturn.cli.context import CliContext
-from keyturn.cli.output import check_writable, emit
+from keyturn.cli.output import check_writable, emit, emit_stream
 from keyturn.reports.csv_report import write_csv
 from keyturn.reports.json_report import write_json
 from keyturn.reports.table import write_table
@@ -88,30 +88,44 @@ def audit(
 
     choice = multi.choose(accounts, org)
     request = AuditRequest(users=tuple(user or ()), key_ids=key_ids, contacts=contacts)
-    spread = None
-    if choice.many:
-        result, spread = multi.audit_accounts(loaded.settings, choice, request)
-    else:
-        result = build_audit(loaded.settings).run(request)
     chosen = output_format or (
         Format.TABLE if output is None and sys.stdout.isatty() else Format.JSON
     )
     if output_format is None and output is not None and output.suffix.lower() in (".csv", ".html"):
         chosen = Format(output.suffix.lower().lstrip("."))
-    emit(lambda out: _render(chosen, result, out), output)
-    if spread is not None and spread.failures:
+    if choice.many:
+        # Several accounts: merged into one result (each key carries its account id).
+        merged, spread = multi.audit_accounts(loaded.settings, choice, request)
+        emit(lambda out: _render_any(chosen, merged, out), output)
         multi.report_failures(spread)
-        raise typer.Exit(exit_codes.FAILED)
-    if check and result.out_of_policy:
+        if spread.failures:
+            raise typer.Exit(exit_codes.FAILED)
+        out_of_policy = merged.out_of_policy
+    elif chosen in (Format.JSON, Format.CSV):
+        # Streamed: one key in memory at a time, so 100,000 users fit in a small Lambda.
+        service = build_audit(loaded.settings)
+        writer = write_json if chosen is Format.JSON else write_csv
+        stream = service.stream(request)
+        out_of_policy = emit_stream(lambda out: writer(stream, out), output).out_of_policy
+    else:
+        result = build_audit(loaded.settings).run(request)
+        emit(lambda out: _render(chosen, result, out), output)
+        out_of_policy = result.out_of_policy
+    if check and out_of_policy:
         raise typer.Exit(exit_codes.OUT_OF_POLICY)
 
 
-def _render(chosen: Format, result: AuditResult, out: TextIO) -> None:
+def _render_any(chosen: Format, result: AuditResult, out: TextIO) -> None:
     if chosen is Format.JSON:
         write_json(result, out)
     elif chosen is Format.CSV:
         write_csv(result, out)
-    elif chosen is Format.HTML:
+    else:
+        _render(chosen, result, out)
+
+
+def _render(chosen: Format, result: AuditResult, out: TextIO) -> None:
+    if chosen is Format.HTML:
         from keyturn.reports.html_report import write_html
 
         write_html(result, out)

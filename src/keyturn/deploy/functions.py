@@ -125,7 +125,7 @@ FUNCTIONS: dict[str, Function] = {
             logical_id="Rotate",
             handler="keyturn.handlers.rotate.handler",
             description="Rotate access keys into Vault KV or Secrets Manager (scheduled).",
-            calls_ref="keyturn.services.rotate:CALLS",
+            calls_ref="keyturn.handlers.rotate:CALLS",
             runtime=_runtime("rotate"),
         ),
         Function(

@@ -83,6 +83,7 @@ RESOURCE_KIND: dict[str, str] = {
     "secretsmanager:PutSecretValue": "secret",
     "secretsmanager:CreateSecret": "secret",
     "secretsmanager:UpdateSecretVersionStage": "secret",
+    "secretsmanager:TagResource": "secret",
     "secretsmanager:GetRandomPassword": "",
     "kms:GenerateDataKey": "key",
     "kms:Decrypt": "key",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from keyturn.domain.model import AuditedKey, Finding
 from keyturn.domain.policy import PolicySettings
@@ -65,10 +65,53 @@ def policy_record(policy: PolicySettings) -> dict[str, Any]:
     }
 
 
+class AuditReport(Protocol):
+    """What a report is written from: a materialised `AuditResult` or a lazy `AuditStream`.
+
+    `keys` is iterated exactly once, and `warnings` read only after it, so a writer works
+    the same on both.
+    """
+
+    @property
+    def generated_at(self) -> datetime: ...
+
+    @property
+    def policy(self) -> PolicySettings: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def keys(self) -> Iterable[AuditedKey]: ...
+
+    @property
+    def warnings(self) -> Sequence[str]: ...
+
+
+class Tally:
+    """Counts findings as keys stream past, for a summary written after them and --check."""
+
+    def __init__(self) -> None:
+        self.counts = {finding.value: 0 for finding in Finding}
+        self.total = 0
+        self.out_of_policy = 0
+
+    def count(self, items: Iterable[AuditedKey]) -> Iterator[AuditedKey]:
+        counts = self.counts
+        for item in items:
+            finding = item.finding
+            counts[finding.value] += 1
+            self.total += 1
+            if finding.out_of_policy:
+                self.out_of_policy += 1
+            yield item
+
+    def summary(self) -> dict[str, int]:
+        return {"keys": self.total, **self.counts}
+
+
 def summary(items: Iterable[AuditedKey]) -> dict[str, int]:
-    counts = {finding.value: 0 for finding in Finding}
-    total = 0
-    for item in items:
-        counts[item.finding.value] += 1
-        total += 1
-    return {"keys": total, **counts}
+    tally = Tally()
+    for _ in tally.count(items):
+        pass
+    return tally.summary()

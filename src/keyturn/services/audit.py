@@ -52,6 +52,22 @@ class AuditResult:
         return sum(1 for key in self.keys if key.finding.out_of_policy)
 
 
+@dataclass(slots=True)
+class AuditStream:
+    """An audit whose keys are produced while they are consumed, one at a time.
+
+    What JSON and CSV need for 100,000 users without holding 100,000 keys: the caller
+    iterates `keys` once. `warnings` fills up during that iteration, so read it after.
+    Reading the credential report (and any error doing so) happens on the first key.
+    """
+
+    generated_at: datetime
+    policy: PolicySettings
+    source: str
+    keys: Iterator[AuditedKey]
+    warnings: list[str] = field(default_factory=list)
+
+
 class AuditService:
     def __init__(
         self,
@@ -69,12 +85,27 @@ class AuditService:
         self._workers = max(1, workers)
 
     def run(self, request: AuditRequest) -> AuditResult:
+        """Every key in a list: for reports that sort or count before writing (table, HTML)."""
+        stream = self.stream(request)
+        keys = list(stream.keys)
+        return AuditResult(
+            generated_at=stream.generated_at,
+            policy=stream.policy,
+            source=stream.source,
+            keys=keys,
+            warnings=stream.warnings,
+        )
+
+    def stream(self, request: AuditRequest) -> AuditStream:
+        """The same audit as `run`, lazily: memory stays flat whatever the account's size."""
         warnings: list[str] = []
         now = self._clock.now()
-        source = "iam-api" if request.users else "credential-report"
-        keys = list(self.iter_keys(request, now, warnings))
-        return AuditResult(
-            generated_at=now, policy=self._policy, source=source, keys=keys, warnings=warnings
+        return AuditStream(
+            generated_at=now,
+            policy=self._policy,
+            source="iam-api" if request.users else "credential-report",
+            keys=self.iter_keys(request, now, warnings),
+            warnings=warnings,
         )
 
     def iter_keys(

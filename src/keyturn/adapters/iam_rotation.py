@@ -1,0 +1,141 @@
+"""IAM key writes for rotation, and the rotation journal kept as an IAM user tag.
+
+The journal lives on the user it is about (tag `keyturn:rotation`), so it needs no extra
+infrastructure, survives a `kill -9` of the CLI and is shared by the CLI and the Lambda.
+A tag write is atomic per user, which is all the write-ahead intent needs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from keyturn.adapters.aws_errors import translate
+from keyturn.domain.errors import BadInputError
+from keyturn.domain.model import KeyStatus, NewKeySecret
+from keyturn.domain.rotation import IamKey, RotationRecord, decode, encode
+from keyturn.permissions import requires
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+
+JOURNAL_TAG = "keyturn:rotation"
+
+
+class IamKeys:
+    """Create, (de)activate and delete access keys; every call translated once."""
+
+    def __init__(self, client: IAMClient) -> None:
+        self._iam = client
+
+    @requires("iam:ListAccessKeys")
+    def list_keys(self, user: str) -> list[IamKey]:
+        """IAM: ListAccessKeys (paginated), oldest first."""
+        keys: list[IamKey] = []
+        with translate("iam:ListAccessKeys", user):
+            for page in self._iam.get_paginator("list_access_keys").paginate(UserName=user):
+                keys.extend(
+                    IamKey(
+                        key_id=meta["AccessKeyId"],
+                        status=KeyStatus(meta["Status"]),
+                        created=meta["CreateDate"],
+                    )
+                    for meta in page["AccessKeyMetadata"]
+                )
+        return sorted(keys, key=lambda key: key.created)
+
+    @requires("iam:CreateAccessKey")
+    def create_key(self, user: str) -> NewKeySecret:
+        """IAM: CreateAccessKey. The caller must store the result before anything else."""
+        with translate("iam:CreateAccessKey", user):
+            created = self._iam.create_access_key(UserName=user)["AccessKey"]
+        return NewKeySecret(created["AccessKeyId"], created["SecretAccessKey"])
+
+    @requires("iam:UpdateAccessKey")
+    def set_active(self, user: str, key_id: str, active: bool) -> None:
+        """IAM: UpdateAccessKey (idempotent: setting the current status again is a no-op)."""
+        with translate("iam:UpdateAccessKey", f"{user} {key_id}"):
+            self._iam.update_access_key(
+                UserName=user, AccessKeyId=key_id, Status="Active" if active else "Inactive"
+            )
+
+    @requires("iam:DeleteAccessKey")
+    def delete_key(self, user: str, key_id: str) -> None:
+        """IAM: DeleteAccessKey; a key already gone counts as deleted (idempotent)."""
+        from keyturn.domain.errors import NotFoundError
+
+        try:
+            with translate("iam:DeleteAccessKey", f"{user} {key_id}"):
+                self._iam.delete_access_key(UserName=user, AccessKeyId=key_id)
+        except NotFoundError:
+            return
+
+    @requires("iam:GetAccessKeyLastUsed")
+    def last_used(self, key_id: str) -> datetime | None:
+        with translate("iam:GetAccessKeyLastUsed", key_id):
+            found = self._iam.get_access_key_last_used(AccessKeyId=key_id)["AccessKeyLastUsed"]
+        return found.get("LastUsedDate")
+
+
+class IamTagJournal:
+    """RotationJournal on the IAM user's `keyturn:rotation` tag."""
+
+    def __init__(self, client: IAMClient) -> None:
+        self._iam = client
+
+    @requires("iam:ListUserTags")
+    def read(self, user: str) -> RotationRecord | None:
+        """IAM: ListUserTags (paginated)."""
+        with translate("iam:ListUserTags", user):
+            for page in self._iam.get_paginator("list_user_tags").paginate(UserName=user):
+                for tag in page["Tags"]:
+                    if tag["Key"] == JOURNAL_TAG:
+                        return _decode(user, tag["Value"])
+        return None
+
+    @requires("iam:TagUser")
+    def write(self, record: RotationRecord) -> None:
+        """IAM: TagUser (overwrites the tag: the journal keeps the latest rotation)."""
+        with translate("iam:TagUser", record.user):
+            self._iam.tag_user(
+                UserName=record.user, Tags=[{"Key": JOURNAL_TAG, "Value": encode(record)}]
+            )
+
+    @requires("iam:GetAccountAuthorizationDetails")
+    def users_with_records(self) -> list[str]:
+        """IAM: GetAccountAuthorizationDetails(Filter=User), paginated: tags for every user
+        in one call per page, instead of one ListUserTags per user."""
+        found: list[str] = []
+        with translate("iam:GetAccountAuthorizationDetails"):
+            pages = self._iam.get_paginator("get_account_authorization_details").paginate(
+                Filter=["User"]
+            )
+            for page in pages:
+                for user in page["UserDetailList"]:
+                    if any(tag["Key"] == JOURNAL_TAG for tag in user.get("Tags", [])):
+                        found.append(user["UserName"])
+        return found
+
+
+def _decode(user: str, value: str) -> RotationRecord | None:
+    try:
+        return decode(user, value)
+    except BadInputError:
+        # A journal we cannot read is treated as absent; the store and IAM still tell the
+        # state, and nothing is ever deleted on the strength of a journal we can't parse.
+        return None
+
+
+@requires("iam:GetAccountAuthorizationDetails")
+def users_with_tags(client: IAMClient, wanted: dict[str, str]) -> list[str]:
+    """Users carrying every KEY=VALUE of `wanted`, from GetAccountAuthorizationDetails pages
+    (tags included: one call per page instead of one ListUserTags per user)."""
+    found: list[str] = []
+    with translate("iam:GetAccountAuthorizationDetails"):
+        pages = client.get_paginator("get_account_authorization_details").paginate(Filter=["User"])
+        for page in pages:
+            for user in page["UserDetailList"]:
+                tags = {tag["Key"]: tag["Value"] for tag in user.get("Tags", [])}
+                if all(tags.get(key) == value for key, value in wanted.items()):
+                    found.append(user["UserName"])
+    return found

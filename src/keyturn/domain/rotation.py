@@ -1,0 +1,337 @@
+"""Rotation as a resumable state machine: pure, no I/O, the clock passed in.
+
+INTENT -> CREATED -> STORED_PENDING -> VERIFIED -> PROMOTED -> OLD_DEACTIVATED -> OLD_DELETED
+
+Only the INTENT is written ahead (to the journal) before CreateAccessKey; every later state
+is *derived* from what IAM and the store say, because those are the facts a crash cannot
+make lie. A journal that claimed "promoted" while the store did not would be worse than
+none. So `derive()` turns (journal record, IAM keys, store view) into the true state, and
+`next_step()` turns that state into the one idempotent step to run next.
+
+The record never holds a secret (invariant 5): key ids, a token, times, a state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from keyturn.domain.errors import BadInputError, OperationFailedError
+from keyturn.domain.model import KeyStatus
+
+# A key created this long after the intent was not created by the rotation that wrote it:
+# CreateAccessKey follows the intent within seconds, a human's key hours later.
+ORPHAN_WINDOW = timedelta(minutes=10)
+# IAM's CreateDate and the local clock that stamped the intent may disagree slightly.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class RotationState(StrEnum):
+    INTENT = "intent"
+    CREATED = "created"
+    STORED_PENDING = "stored_pending"
+    VERIFIED = "verified"
+    PROMOTED = "promoted"
+    OLD_DEACTIVATED = "old_deactivated"
+    OLD_DELETED = "old_deleted"
+    ABORTED = "aborted"
+    ROLLED_BACK = "rolled_back"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RotationState.OLD_DELETED, RotationState.ABORTED, RotationState.ROLLED_BACK)
+
+
+S = RotationState
+TRANSITIONS: dict[RotationState, frozenset[RotationState]] = {
+    S.INTENT: frozenset({S.CREATED, S.ABORTED}),
+    S.CREATED: frozenset({S.STORED_PENDING, S.ABORTED, S.INTENT}),
+    S.STORED_PENDING: frozenset({S.VERIFIED, S.ABORTED}),
+    S.VERIFIED: frozenset({S.PROMOTED, S.ABORTED}),
+    S.PROMOTED: frozenset({S.OLD_DEACTIVATED, S.ROLLED_BACK}),
+    S.OLD_DEACTIVATED: frozenset({S.OLD_DELETED, S.ROLLED_BACK}),
+    S.OLD_DELETED: frozenset(),
+    S.ABORTED: frozenset(),
+    S.ROLLED_BACK: frozenset(),
+}
+
+
+class InvalidTransitionError(OperationFailedError):
+    """A step tried to move a rotation backwards or skip a safety step."""
+
+
+@dataclass(frozen=True, slots=True)
+class IamKey:
+    """One access key as IAM lists it (no secret)."""
+
+    key_id: str
+    status: KeyStatus
+    created: datetime
+
+    @property
+    def active(self) -> bool:
+        return self.status is KeyStatus.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class RotationRecord:
+    """What the journal keeps for one user's latest rotation. Never a secret."""
+
+    user: str
+    token: str
+    state: RotationState
+    intent_at: datetime
+    old_key_id: str | None
+    existing: tuple[str, ...] = ()
+    new_key_id: str | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """One stored version: its rotation token and key id (None when not read yet)."""
+
+    token: str | None
+    key_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreView:
+    """Which versions a user's store location holds, without their secrets."""
+
+    current: StoredEntry | None = None
+    pending: StoredEntry | None = None
+    previous: StoredEntry | None = None
+
+    @property
+    def open_pending(self) -> StoredEntry | None:
+        """The pending entry, unless it is already the current one (promoted)."""
+        if self.pending is None:
+            return None
+        if self.current is not None and self.current.token == self.pending.token:
+            return None
+        return self.pending
+
+
+def begin(
+    user: str, token: str, keys: Sequence[IamKey], old_key_id: str | None, now: datetime
+) -> RotationRecord:
+    """The write-ahead intent: who, which key is replaced, which keys existed before."""
+    return RotationRecord(
+        user=user,
+        token=token,
+        state=S.INTENT,
+        intent_at=now,
+        old_key_id=old_key_id,
+        existing=tuple(key.key_id for key in keys),
+        updated_at=now,
+    )
+
+
+def advance(
+    record: RotationRecord, to: RotationState, now: datetime, *, new_key_id: str | None = None
+) -> RotationRecord:
+    """Move one step forward; anything not in TRANSITIONS is a programming error."""
+    if to == record.state:
+        return record
+    if to not in TRANSITIONS[record.state]:
+        raise InvalidTransitionError(
+            f"rotation of {record.user}: cannot go from {record.state} to {to}"
+        )
+    return replace(record, state=to, updated_at=now, new_key_id=new_key_id or record.new_key_id)
+
+
+# -- deriving the true state from facts ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """Everything `derive` looks at, read just before deciding."""
+
+    record: RotationRecord | None
+    keys: tuple[IamKey, ...]
+    store: StoreView
+
+
+def orphans(record: RotationRecord, keys: Sequence[IamKey], store: StoreView) -> list[str]:
+    """Keys this rotation created whose secret never reached the store (invariant 2).
+
+    A key is an orphan only if all hold: it did not exist when the intent was written, it is
+    in no store entry, and it was created inside the short window after the intent. Any
+    other key, including one a person made later, is not ours and is never touched.
+    """
+    if record.state not in (S.INTENT, S.CREATED, S.ABORTED):
+        return []
+    stored = {e.key_id for e in (store.current, store.pending, store.previous) if e is not None}
+    earliest = record.intent_at - CLOCK_SKEW
+    latest = record.intent_at + ORPHAN_WINDOW
+    return [
+        key.key_id
+        for key in keys
+        if key.key_id not in record.existing
+        and key.key_id not in stored
+        and earliest <= key.created <= latest
+    ]
+
+
+def derive(facts: Facts, now: datetime) -> RotationRecord | None:
+    """The rotation's real state, whatever the journal last said.
+
+    Store first: a pending entry with our token means STORED_PENDING, a current entry with
+    our token means at least PROMOTED, then the old key's IAM status says how far the
+    retirement went. Without either, the intent stands (or a lost key is an orphan).
+    """
+    record = facts.record
+    if record is None or record.state in (S.ABORTED, S.ROLLED_BACK):
+        return record
+    by_id = {key.key_id: key for key in facts.keys}
+    store = facts.store
+    if store.current is not None and store.current.token == record.token:
+        new_id = store.current.key_id or record.new_key_id
+        old = by_id.get(record.old_key_id or "")
+        if record.old_key_id is None or old is None:
+            state = S.OLD_DELETED
+        elif old.active:
+            state = S.PROMOTED
+        else:
+            state = S.OLD_DEACTIVATED
+        return replace(record, state=state, new_key_id=new_id)
+    pending = store.open_pending
+    if pending is not None and pending.token == record.token:
+        return replace(record, state=S.STORED_PENDING, new_key_id=pending.key_id)
+    if orphans(record, facts.keys, store):
+        return replace(record, state=S.CREATED)
+    if record.state in (S.INTENT, S.CREATED, S.STORED_PENDING, S.VERIFIED):
+        return replace(record, state=S.INTENT, new_key_id=None)
+    # The journal said promoted or later, but the store no longer agrees (a rollback by
+    # hand, or a different rotation tool): nothing of ours is left to finish.
+    return replace(record, state=S.ABORTED)
+
+
+# -- deciding the next step ---------------------------------------------------------------
+
+
+class Step(StrEnum):
+    DELETE_ORPHAN = "delete_orphan"
+    CREATE = "create"
+    VERIFY = "verify"
+    PROMOTE = "promote"
+    WAIT_OVERLAP = "wait_overlap"
+    DEACTIVATE_OLD = "deactivate_old"
+    WAIT_GRACE = "wait_grace"
+    DELETE_OLD = "delete_old"
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    overlap: timedelta = timedelta(0)
+    grace: timedelta = timedelta(days=7)
+    delete_old: bool = True
+
+
+def next_step(record: RotationRecord, now: datetime, timing: Timing) -> Step:
+    """The single step that moves `record` (as derived) forward."""
+    state = record.state
+    if state is S.INTENT:
+        return Step.CREATE
+    if state is S.CREATED:
+        return Step.DELETE_ORPHAN
+    if state in (S.STORED_PENDING,):
+        return Step.VERIFY
+    if state is S.VERIFIED:
+        return Step.PROMOTE
+    if state is S.PROMOTED:
+        if now < record.intent_at + timing.overlap:
+            return Step.WAIT_OVERLAP
+        return Step.DEACTIVATE_OLD
+    if state is S.OLD_DEACTIVATED:
+        if not timing.delete_old:
+            return Step.DONE
+        if now < record.intent_at + timing.grace:
+            return Step.WAIT_GRACE
+        return Step.DELETE_OLD
+    return Step.DONE
+
+
+# -- planning a new rotation --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StartPlan:
+    """What a fresh rotation will do first: which key it replaces, which it retires."""
+
+    user: str
+    old_key_id: str
+    retire_first: str | None = None
+
+
+def plan_start(user: str, keys: Sequence[IamKey], protected: set[str]) -> StartPlan:
+    """Choose the key to replace and, with two keys, the inactive one to retire first.
+
+    `protected` are key ids a store entry still holds as current or pending: those are
+    never retired here. Two active keys, or no inactive key we may retire, stop the
+    rotation with an error that names the keys (invariant 3).
+    """
+    if not keys:
+        raise BadInputError(f"{user} has no access key to rotate")
+    if len(keys) == 1:
+        return StartPlan(user=user, old_key_id=keys[0].key_id)
+    if len(keys) > 2:  # IAM allows 2; be explicit rather than guess
+        raise OperationFailedError(f"{user} has {len(keys)} keys; IAM allows 2")
+    names = ", ".join(f"{key.key_id} ({key.status.value})" for key in keys)
+    inactive = [key for key in keys if not key.active and key.key_id not in protected]
+    if not inactive:
+        raise OperationFailedError(
+            f"{user} already has 2 access keys ({names}) and neither is an inactive key "
+            "keyturn may retire: deactivate the one no longer in use, then run again"
+        )
+    retire = min(inactive, key=lambda key: key.created)
+    keep = next(key for key in keys if key.key_id != retire.key_id)
+    return StartPlan(user=user, old_key_id=keep.key_id, retire_first=retire.key_id)
+
+
+# -- the journal's compact text form (an IAM tag value) ------------------------------------
+
+RECORD_VERSION = "v1"
+
+
+def encode(record: RotationRecord) -> str:
+    """`v1:state:token:epoch:old:existing/ids:new`: fits an IAM tag value (256 chars, no
+    commas or braces allowed), holds no secret."""
+    return ":".join(
+        [
+            RECORD_VERSION,
+            record.state.value,
+            record.token,
+            str(int(record.intent_at.timestamp())),
+            record.old_key_id or "-",
+            "/".join(record.existing) or "-",
+            record.new_key_id or "-",
+        ]
+    )
+
+
+def decode(user: str, text: str) -> RotationRecord:
+    from datetime import UTC
+
+    parts = text.split(":")
+    if len(parts) != 7 or parts[0] != RECORD_VERSION:
+        raise BadInputError(f"{user}: unreadable rotation journal entry {text[:80]!r}")
+    _, state, token, epoch, old, existing, new = parts
+    try:
+        parsed_state = RotationState(state)
+        intent_at = datetime.fromtimestamp(int(epoch), tz=UTC)
+    except ValueError:
+        raise BadInputError(f"{user}: unreadable rotation journal entry {text[:80]!r}") from None
+    return RotationRecord(
+        user=user,
+        token=token,
+        state=parsed_state,
+        intent_at=intent_at,
+        old_key_id=None if old == "-" else old,
+        existing=() if existing == "-" else tuple(existing.split("/")),
+        new_key_id=None if new == "-" else new,
+    )

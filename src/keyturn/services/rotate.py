@@ -1,0 +1,501 @@
+"""Rotation of IAM access keys into a secret store, one idempotent step at a time.
+
+The order is the safety argument (DESIGN.md invariants 1-4, 6):
+
+1. write the intent (journal) before CreateAccessKey, so a key whose secret is lost in a
+   crash is recognised as ours and deleted on resume;
+2. create the key and write it to the store as *pending* before anything else can fail;
+   if that write fails, delete the new key: the old key was never touched;
+3. verify the new key with consecutive successful STS calls;
+4. promote pending to current: consumers now get a verified key;
+5. only then deactivate the old key (after an optional overlap), and delete it after a
+   grace period, in a later run.
+
+Every step re-reads nothing it already knows within one run; a later run (`resume`)
+derives the state from IAM + store + journal (domain.rotation.derive) and continues.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+
+from keyturn.domain.errors import BadInputError, KeyturnError, OperationFailedError
+from keyturn.domain.model import NewKeySecret
+from keyturn.domain.rotation import (
+    Facts,
+    IamKey,
+    RotationRecord,
+    RotationState,
+    Step,
+    StoreView,
+    Timing,
+    advance,
+    begin,
+    derive,
+    next_step,
+    orphans,
+    plan_start,
+)
+from keyturn.ports import Clock, KeyManager, KeyVerifier, RotationJournal, SecretStore
+from keyturn.services.ratelimit import RateLimiter, Unlimited
+
+log = logging.getLogger("keyturn.rotate")
+
+S = RotationState
+Checkpoint = Callable[[str, str], None]
+
+
+def _no_checkpoint(step: str, user: str) -> None:
+    return None
+
+
+@dataclass
+class Outcome:
+    """What happened to one user. `secret` is set only when the caller asked to see it."""
+
+    user: str
+    ok: bool
+    state: str
+    old_key_id: str | None = None
+    new_key_id: str | None = None
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+    secret: NewKeySecret | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class PlannedRotation:
+    user: str
+    action: str
+    old_key_id: str | None
+    retire_first: str | None
+    location: str
+
+
+class RotationService:
+    def __init__(
+        self,
+        keys: KeyManager,
+        store: SecretStore,
+        journal: RotationJournal,
+        verifier: KeyVerifier,
+        clock: Clock,
+        timing: Timing,
+        *,
+        limiter: RateLimiter | Unlimited | None = None,
+        checkpoint: Checkpoint = _no_checkpoint,
+        new_token: Callable[[], str] = lambda: str(uuid.uuid4()),
+        keep_secret: bool = False,
+    ) -> None:
+        self._iam = keys
+        self._store = store
+        self._journal = journal
+        self._verifier = verifier
+        self._clock = clock
+        self._timing = timing
+        self._limiter = limiter or Unlimited()
+        self._checkpoint = checkpoint
+        self._new_token = new_token
+        self._keep_secret = keep_secret
+
+    # -- public operations ---------------------------------------------------------------
+
+    def plan(self, user: str) -> PlannedRotation:
+        """What `rotate` would do, read-only (the dry run)."""
+        keys, view, record = self._read(user)
+        derived = derive(Facts(record, tuple(keys), view), self._clock.now()) if record else None
+        if derived is not None and self._in_progress(derived):
+            step = next_step(derived, self._clock.now(), self._timing)
+            return PlannedRotation(
+                user,
+                f"resume ({derived.state} -> {step})",
+                derived.old_key_id,
+                None,
+                self._store.location(user),
+            )
+        start = plan_start(user, keys, self._protected(user, keys, view))
+        return PlannedRotation(
+            user, "rotate", start.old_key_id, start.retire_first, self._store.location(user)
+        )
+
+    def rotate(self, user: str, *, only_if_older_than: timedelta | None = None) -> Outcome:
+        """Start a new rotation for `user` and run it as far as it can go now.
+
+        `only_if_older_than` (for --due and the scheduled Lambda, whose credential report
+        may be hours old) skips a user whose active keys are all younger than that.
+        """
+        return self._start(user, self._new_token(), None, only_if_older_than)
+
+    def prepare(self, user: str, token: str) -> Outcome:
+        """Secrets Manager's createSecret: intent, create, store as pending under `token`.
+
+        Idempotent under Lambda retries: a second call with the same token finds its own
+        intent (deleting an orphan from a crashed first try) or its pending version.
+        """
+        keys, view = self._facts(user)
+        self._call()
+        record = self._journal.read(user)
+        if record is not None and record.token == token:
+            derived = derive(Facts(record, tuple(keys), view), self._clock.now())
+            assert derived is not None
+            if derived.state in (S.INTENT, S.CREATED):
+                return self._run(derived, keys, view, until=S.STORED_PENDING)
+            if derived.new_key_id is None and derived.state is S.STORED_PENDING:
+                self._call()
+                derived = replace(derived, new_key_id=self._store.key_id(user, "pending"))
+            return self._outcome(derived, Step.DONE, None, [])
+        return self._start(user, token, S.STORED_PENDING, None, facts=(keys, view, record))
+
+    def verify_pending(self, user: str, token: str) -> None:
+        """Secrets Manager's testSecret: the pending key of `token` authenticates."""
+        self._call()
+        secret = self._store.read_pending(user, token)
+        if secret is None:
+            raise OperationFailedError(
+                f"{self._store.location(user)}: no pending version {token} to test"
+            )
+        self._verifier.verify(user, secret)
+
+    def finish(self, user: str, token: str) -> Outcome:
+        """Secrets Manager's finishSecret: promote `token`, then retire the old key."""
+        self._call()
+        record = self._journal.read(user)
+        if record is None or record.token != token:
+            self._call()
+            self._store.promote(user, token)
+            return Outcome(user, True, S.PROMOTED, message="promoted (no keyturn intent)")
+        keys, view = self._facts(user)
+        derived = derive(Facts(record, tuple(keys), view), self._clock.now())
+        assert derived is not None
+        if derived.new_key_id is None and derived.state not in (S.INTENT, S.CREATED):
+            stage = "pending" if derived.state is S.STORED_PENDING else "current"
+            self._call()
+            derived = replace(derived, new_key_id=self._store.key_id(user, stage))
+        return self._run(derived, keys, view)
+
+    def _start(
+        self,
+        user: str,
+        token: str,
+        until: RotationState | None,
+        only_if_older_than: timedelta | None,
+        *,
+        facts: tuple[list[IamKey], StoreView, RotationRecord | None] | None = None,
+    ) -> Outcome:
+        keys, view, record = facts or self._read(user)
+        now = self._clock.now()
+        if only_if_older_than is not None:
+            active = [key for key in keys if key.active]
+            if active and all(now - key.created < only_if_older_than for key in active):
+                return Outcome(user, True, "skipped", message="active key is not due yet")
+        if record is not None:
+            derived = derive(Facts(record, tuple(keys), view), now)
+            if derived is not None and self._in_progress(derived):
+                raise OperationFailedError(
+                    f"a rotation of {user} is already in progress ({derived.state}); "
+                    f"finish it with `keyturn rotate --resume {user}` or undo it with "
+                    f"`--rollback {user}`"
+                )
+        start = plan_start(user, keys, self._protected(user, keys, view))
+        if start.retire_first is not None:
+            self._call()
+            self._iam.delete_key(user, start.retire_first)
+            log.info("%s: retired inactive key %s to make room", user, start.retire_first)
+            self._checkpoint("retire", user)
+            keys = [key for key in keys if key.key_id != start.retire_first]
+        record = begin(user, token, keys, start.old_key_id, now)
+        self._call()
+        self._journal.write(record)
+        self._checkpoint("intent", user)
+        return self._run(record, keys, view, until=until)
+
+    def resume(self, user: str) -> Outcome | None:
+        """Continue the user's latest rotation from wherever it stopped; None if none."""
+        self._call()
+        record = self._journal.read(user)
+        if record is None:
+            return None
+        keys, view = self._facts(user)
+        derived = derive(Facts(record, tuple(keys), view), self._clock.now())
+        if derived is None or derived.state in (S.ABORTED, S.ROLLED_BACK):
+            return None
+        return self._run(derived, keys, view)
+
+    def rollback(self, user: str) -> Outcome:
+        """Undo the latest rotation while its old key exists (reactivate, restore store)."""
+        self._call()
+        record = self._journal.read(user)
+        if record is None:
+            raise BadInputError(f"no rotation of {user} recorded: nothing to roll back")
+        keys, view = self._facts(user)
+        derived = derive(Facts(record, tuple(keys), view), self._clock.now())
+        assert derived is not None
+        by_id = {key.key_id: key for key in keys}
+        now = self._clock.now()
+        if derived.state in (S.ABORTED, S.ROLLED_BACK):
+            raise BadInputError(f"the latest rotation of {user} is already {derived.state}")
+        if derived.state in (S.INTENT, S.CREATED, S.STORED_PENDING, S.VERIFIED):
+            # Not promoted: consumers never saw the new key. Delete it; old untouched.
+            doomed = set(orphans(record, keys, view))
+            if derived.state is S.STORED_PENDING and derived.new_key_id:
+                doomed.add(derived.new_key_id)
+            for key_id in sorted(doomed):
+                self._call()
+                self._iam.delete_key(user, key_id)
+            self._write(advance(derived, S.ABORTED, now))
+            return Outcome(
+                user,
+                True,
+                S.ABORTED,
+                derived.old_key_id,
+                None,
+                f"rotation abandoned; deleted {', '.join(sorted(doomed)) or 'nothing'}",
+            )
+        old = by_id.get(derived.old_key_id or "")
+        if old is None:
+            raise OperationFailedError(
+                f"cannot roll back {user}: the old key {derived.old_key_id} is already deleted"
+            )
+        new_id = derived.new_key_id or self._store.key_id(user, "current")
+        self._call()
+        self._iam.set_active(user, old.key_id, True)
+        self._call()
+        self._store.restore_previous(user, derived.token)
+        if new_id and new_id in by_id:
+            self._call()
+            self._iam.set_active(user, new_id, False)
+        self._write(advance(derived, S.ROLLED_BACK, now))
+        return Outcome(
+            user,
+            True,
+            S.ROLLED_BACK,
+            old.key_id,
+            new_id,
+            f"{old.key_id} active and current again; {new_id} deactivated",
+        )
+
+    def pending_users(self) -> list[str]:
+        self._call()
+        return self._journal.users_with_records()
+
+    # -- the step runner -------------------------------------------------------------------
+
+    def _run(
+        self,
+        record: RotationRecord,
+        keys: list[IamKey],
+        view: StoreView,
+        *,
+        until: RotationState | None = None,
+    ) -> Outcome:
+        user = record.user
+        secret: NewKeySecret | None = None
+        warnings: list[str] = []
+        while True:
+            now = self._clock.now()
+            if until is not None and record.state is until:
+                return self._outcome(record, Step.DONE, secret, warnings)
+            step = next_step(record, now, self._timing)
+            if step is Step.DELETE_ORPHAN:
+                for key_id in orphans(record, keys, view):
+                    self._call()
+                    self._iam.delete_key(user, key_id)
+                    warnings.append(
+                        f"deleted {key_id}: created by an interrupted rotation, "
+                        "its secret was never stored"
+                    )
+                keys = [key for key in keys if key.key_id in record.existing]
+                record = advance(record, S.INTENT, now)
+                self._checkpoint("delete_orphan", user)
+            elif step is Step.CREATE:
+                secret = self._create_and_store(record)
+                record = advance(record, S.CREATED, now, new_key_id=secret.access_key_id)
+                record = advance(record, S.STORED_PENDING, now)
+            elif step is Step.VERIFY:
+                if secret is None:
+                    self._call()
+                    secret = self._store.read_pending(user, record.token)
+                if secret is None:
+                    raise OperationFailedError(
+                        f"{user}: the pending entry of rotation {record.token} is gone from "
+                        f"{self._store.location(user)}; roll back with --rollback {user}"
+                    )
+                self._verifier.verify(user, secret)
+                record = advance(record, S.VERIFIED, now, new_key_id=secret.access_key_id)
+                self._checkpoint("verify", user)
+            elif step is Step.PROMOTE:
+                self._call()
+                self._store.promote(user, record.token)
+                record = advance(record, S.PROMOTED, now)
+                self._checkpoint("promote", user)
+            elif step is Step.DEACTIVATE_OLD:
+                assert record.old_key_id is not None
+                warnings.extend(self._recent_use_warning(record))
+                self._call()
+                self._iam.set_active(user, record.old_key_id, False)
+                record = advance(record, S.OLD_DEACTIVATED, now)
+                self._checkpoint("deactivate", user)
+            elif step is Step.DELETE_OLD:
+                self._delete_old(record)
+                record = advance(record, S.OLD_DELETED, now)
+                self._write(record)
+                self._checkpoint("delete_old", user)
+            else:
+                return self._outcome(record, step, secret, warnings)
+
+    def _create_and_store(self, record: RotationRecord) -> NewKeySecret:
+        user = record.user
+        self._call()
+        secret = self._iam.create_key(user)
+        log.info("%s: created %s (rotation %s)", user, secret.access_key_id, record.token)
+        self._checkpoint("create", user)
+        try:
+            self._call()
+            self._store.put_pending(user, secret, record.token)
+        except KeyturnError as exc:
+            # The new key's secret exists only in this process: keep no key we cannot
+            # hand to anyone. The old key was never touched.
+            cleanup = "deleted"
+            try:
+                self._iam.delete_key(user, secret.access_key_id)
+                self._write(advance(record, S.ABORTED, self._clock.now()))
+            except KeyturnError:
+                cleanup = "NOT deleted (it will be deleted on --resume)"
+            raise OperationFailedError(
+                f"{user}: storing the new key in {self._store.location(user)} failed "
+                f"({exc}); new key {secret.access_key_id} {cleanup}, old key "
+                f"{record.old_key_id} still active"
+            ) from exc
+        self._checkpoint("store", user)
+        return secret
+
+    def _delete_old(self, record: RotationRecord) -> None:
+        """Delete the replaced key, but never one a store entry still serves."""
+        user, old = record.user, record.old_key_id
+        assert old is not None
+        self._call()
+        if self._store.key_id(user, "current") == old:
+            raise OperationFailedError(
+                f"{user}: old key {old} is the current stored key again; not deleting it"
+            )
+        self._call()
+        self._iam.delete_key(user, old)
+
+    def _recent_use_warning(self, record: RotationRecord) -> list[str]:
+        """With an overlap, say if consumers still used the old key after promotion."""
+        if self._timing.overlap <= timedelta(0) or record.old_key_id is None:
+            return []
+        self._call()
+        used = self._iam.last_used(record.old_key_id)
+        if used is not None and used >= record.intent_at:
+            return [
+                f"old key {record.old_key_id} was still used at {used:%Y-%m-%d %H:%M} UTC, "
+                "after the new key was stored; a consumer may not have picked it up"
+            ]
+        return []
+
+    def _outcome(
+        self, record: RotationRecord, step: Step, secret: NewKeySecret | None, warnings: list[str]
+    ) -> Outcome:
+        notes = {
+            Step.WAIT_OVERLAP: "new key current; old key stays active until the overlap ends",
+            Step.WAIT_GRACE: "old key deactivated; deleted after the grace period",
+            Step.DONE: "done",
+        }
+        return Outcome(
+            user=record.user,
+            ok=True,
+            state=record.state,
+            old_key_id=record.old_key_id,
+            new_key_id=record.new_key_id,
+            message=notes.get(step, str(step)),
+            warnings=warnings,
+            secret=secret if self._keep_secret else None,
+        )
+
+    # -- reading facts -------------------------------------------------------------------
+
+    def _read(self, user: str) -> tuple[list[IamKey], StoreView, RotationRecord | None]:
+        keys, view = self._facts(user)
+        record = None
+        # The journal matters only when something may be half-done: a second key exists
+        # (an orphan, or an old key not yet retired) or the store holds an open pending
+        # entry. Reading it lazily keeps a plain rotation to 7 AWS calls.
+        if len(keys) >= 2 or view.open_pending is not None:
+            self._call()
+            record = self._journal.read(user)
+        return keys, view, record
+
+    def _facts(self, user: str) -> tuple[list[IamKey], StoreView]:
+        self._call()
+        keys = self._iam.list_keys(user)
+        self._call()
+        view = self._store.describe(user)
+        return keys, view
+
+    def _protected(self, user: str, keys: list[IamKey], view: StoreView) -> set[str]:
+        """Key ids the store serves as current or pending: never retired to make room."""
+        if len(keys) < 2:
+            return set()
+        found: set[str] = set()
+        for stage, entry in (("current", view.current), ("pending", view.open_pending)):
+            if entry is None:
+                continue
+            key_id = entry.key_id
+            if key_id is None:
+                self._call()
+                key_id = self._store.key_id(user, stage)
+            if key_id:
+                found.add(key_id)
+        return found
+
+    def _in_progress(self, record: RotationRecord) -> bool:
+        """Half-done and not merely waiting for the grace period to delete the old key."""
+        if record.state.terminal or record.state is S.OLD_DEACTIVATED:
+            return False
+        return record.state is not S.INTENT
+
+    def _write(self, record: RotationRecord) -> None:
+        self._call()
+        self._journal.write(record)
+
+    def _call(self) -> None:
+        self._limiter.acquire()
+
+
+# -- many users at once ---------------------------------------------------------------------
+
+
+def run_many(
+    users: Iterable[str],
+    action: Callable[[str], Outcome | None],
+    *,
+    workers: int,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Run `action` for each user with bounded concurrency; a failure is an Outcome."""
+
+    def guarded(user: str) -> Outcome | None:
+        try:
+            return action(user)
+        except KeyturnError as exc:
+            return Outcome(user=user, ok=False, state="failed", message=str(exc))
+
+    unique = list(dict.fromkeys(users))
+    results: list[Outcome] = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(guarded, user): user for user in unique}
+        for future in as_completed(futures):
+            outcome = future.result()
+            if outcome is None:
+                continue
+            results.append(outcome)
+            if on_done is not None:
+                on_done(outcome)
+    order = {user: index for index, user in enumerate(unique)}
+    return sorted(results, key=lambda outcome: order.get(outcome.user, 0))

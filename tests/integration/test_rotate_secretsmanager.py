@@ -1,0 +1,65 @@
+"""Rotation into Secrets Manager against moto with authentication on."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from keyturn.config import load_settings
+from keyturn.domain.errors import OperationFailedError
+from keyturn.services.rotate import RotationService
+from keyturn.wiring import build_aws, build_rotation
+from tests.rotate_fixtures import AuthedAws
+
+
+def service(**rotate: Any) -> RotationService:
+    flags = {
+        "rotate.store": "secretsmanager",
+        "rotate.path": "iam/{account}/{user}",
+        "rotate.verify_interval_seconds": 0,
+        **{f"rotate.{k}": v for k, v in rotate.items()},
+    }
+    settings = load_settings(flags=flags).settings
+    return build_rotation(settings, build_aws(settings))
+
+
+def current_doc(authed: AuthedAws, user: str) -> dict[str, Any]:
+    found = authed.client("secretsmanager").get_secret_value(
+        SecretId=f"iam/123456789012/{user}", VersionStage="AWSCURRENT"
+    )
+    doc: dict[str, Any] = json.loads(found["SecretString"])
+    return doc
+
+
+def test_rotation_stores_verifies_promotes_then_deactivates_old(authed: AuthedAws) -> None:
+    (old,) = authed.seed_user("alice")
+    outcome = service().rotate("alice")
+    assert outcome.ok, outcome.message
+    assert outcome.state == "old_deactivated"
+    doc = current_doc(authed, "alice")
+    assert doc["UserName"] == "alice"
+    assert doc["AccessKeyId"] == outcome.new_key_id != old.key_id
+    assert authed.authenticates(doc["AccessKeyId"], doc["SecretAccessKey"])
+    assert authed.keys("alice") == {old.key_id: "Inactive", outcome.new_key_id: "Active"}
+
+
+def test_second_rotation_retires_the_inactive_old_key(authed: AuthedAws) -> None:
+    (old,) = authed.seed_user("bob")
+    first = service().rotate("bob")
+    second = service().rotate("bob")
+    assert second.ok, second.message
+    keys = authed.keys("bob")
+    assert old.key_id not in keys
+    assert keys == {first.new_key_id: "Inactive", second.new_key_id: "Active"}
+    assert current_doc(authed, "bob")["AccessKeyId"] == second.new_key_id
+
+
+def test_two_active_keys_stop_with_an_error_naming_them(authed: AuthedAws) -> None:
+    a, b = authed.seed_user("carol", keys=2)
+    with pytest.raises(OperationFailedError) as caught:
+        service().rotate("carol")
+    assert a.key_id in str(caught.value)
+    assert b.key_id in str(caught.value)
+    assert authed.keys("carol") == {a.key_id: "Active", b.key_id: "Active"}

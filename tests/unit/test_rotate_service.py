@@ -1,0 +1,176 @@
+"""The rotation service against in-memory fakes: order of steps, faults, resume."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+
+from keyturn.domain.errors import OperationFailedError
+from keyturn.domain.rotation import RotationState, Timing
+from keyturn.services.rotate import RotationService, run_many
+from tests.unit.rotate_fakes import FakeClock, FakeJournal, FakeKeys, FakeStore, FakeVerifier
+
+
+class World:
+    def __init__(self, **timing: timedelta) -> None:
+        self.clock = FakeClock()
+        self.iam = FakeKeys(self.clock)
+        self.store = FakeStore()
+        self.journal = FakeJournal()
+        self.verifier = FakeVerifier(self.iam)
+        self.timing = Timing(**timing)  # type: ignore[arg-type]
+
+    def service(self, **kwargs: object) -> RotationService:
+        return RotationService(
+            self.iam,
+            self.store,
+            self.journal,
+            self.verifier,
+            self.clock,
+            self.timing,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+def test_old_key_is_retired_only_after_store_verify_and_promote() -> None:
+    world = World()
+    old = world.iam.add("alice")
+    order: list[str] = []
+    world.service(checkpoint=lambda step, user: order.append(step)).rotate("alice")
+    assert order == ["intent", "create", "store", "verify", "promote", "deactivate"]
+    assert world.iam.status("alice")[old] == "Inactive"
+
+
+def test_verification_failure_leaves_the_old_key_active_and_current() -> None:
+    """Invariants 1 and 4."""
+    world = World()
+    old = world.iam.add("alice")
+    world.store.entries["alice"] = {"current": ("seed", _secret(world, old))}
+    world.verifier.fail = True
+    with pytest.raises(OperationFailedError, match="did not authenticate"):
+        world.service().rotate("alice")
+    assert world.iam.status("alice")[old] == "Active"
+    assert world.store.key_id("alice", "current") == old
+    assert world.store.key_id("alice", "pending") is not None  # kept: resumable, not lost
+
+
+def test_store_failure_deletes_the_new_key_and_keeps_the_old() -> None:
+    world = World()
+    old = world.iam.add("alice")
+    world.store.fail_put = True
+    with pytest.raises(OperationFailedError, match=f"old key {old} still active"):
+        world.service().rotate("alice")
+    assert world.iam.status("alice") == {old: "Active"}
+    assert world.journal.records["alice"].state is RotationState.ABORTED
+
+
+def test_resume_deletes_the_orphan_and_only_the_orphan() -> None:
+    world = World()
+    old = world.iam.add("alice")
+
+    def crash_after_create(step: str, user: str) -> None:
+        if step == "create":
+            raise KeyboardInterrupt  # stands in for kill -9: no cleanup runs
+
+    with pytest.raises(KeyboardInterrupt):
+        world.service(checkpoint=crash_after_create).rotate("alice")
+    orphan = next(k for k in world.iam.status("alice") if k != old)
+    world.clock.advance(hours=2)
+    human = world.iam.add("bystander")  # someone else's key: untouched
+    outcome = world.service().resume("alice")
+    assert outcome is not None
+    assert f"delete {orphan}" in world.iam.calls
+    assert orphan not in world.iam.status("alice")
+    assert world.iam.status("bystander") == {human: "Active"}
+    assert outcome.state == RotationState.OLD_DEACTIVATED
+
+
+def test_second_rotation_while_half_done_is_refused() -> None:
+    world = World(overlap=timedelta(hours=1))
+    world.iam.add("alice")
+    first = world.service().rotate("alice")
+    assert first.state == RotationState.PROMOTED  # waiting for the overlap
+    with pytest.raises(OperationFailedError, match="already in progress"):
+        world.service().rotate("alice")
+    world.clock.advance(hours=1)
+    done = world.service().resume("alice")
+    assert done is not None
+    assert done.state == RotationState.OLD_DEACTIVATED
+
+
+def test_grace_deletion_in_a_later_run_never_deletes_the_current_key() -> None:
+    world = World(grace=timedelta(days=7))
+    old = world.iam.add("alice")
+    outcome = world.service().rotate("alice")
+    assert world.service().resume("alice").state == RotationState.OLD_DEACTIVATED  # type: ignore[union-attr]
+    world.clock.advance(days=7)
+    finished = world.service().resume("alice")
+    assert finished is not None
+    assert finished.state == RotationState.OLD_DELETED
+    assert world.iam.status("alice") == {outcome.new_key_id: "Active"}
+    assert old not in world.iam.status("alice")
+
+
+def test_rollback_reactivates_old_restores_store_then_deactivates_new() -> None:
+    world = World()
+    old = world.iam.add("alice")
+    world.store.entries["alice"] = {"current": ("seed", _secret(world, old))}
+    outcome = world.service().rotate("alice")
+    back = world.service().rollback("alice")
+    assert back.state == RotationState.ROLLED_BACK
+    assert world.store.key_id("alice", "current") == old
+    assert world.iam.status("alice") == {old: "Active", outcome.new_key_id: "Inactive"}
+    calls = world.iam.calls
+    assert calls.index(f"activate {old}") < calls.index(f"deactivate {outcome.new_key_id}")
+
+
+def test_every_step_twice_ends_as_once() -> None:
+    """Invariant 6 at the service level: resume after completion changes nothing."""
+    world = World()
+    world.iam.add("alice")
+    world.service().rotate("alice")
+    before = (dict(world.iam.status("alice")), dict(world.store.entries["alice"]))
+    for _ in range(2):
+        world.service().resume("alice")
+    assert (world.iam.status("alice"), world.store.entries["alice"]) == before
+
+
+def test_no_secret_in_logs_outcomes_or_records(caplog: pytest.LogCaptureFixture) -> None:
+    """Invariant 5."""
+    caplog.set_level(logging.DEBUG)
+    world = World()
+    world.iam.add("alice")
+    outcome = world.service(keep_secret=True).rotate("alice")
+    secret = world.iam.secrets[outcome.new_key_id or ""]
+    assert outcome.secret is not None
+    texts = [
+        caplog.text,
+        repr(outcome),
+        str(outcome),
+        repr(world.journal.records),
+        repr(outcome.secret),
+        str(outcome.secret),
+    ]
+    assert all(secret not in text for text in texts)
+    hidden = world.service().rotate  # keep_secret off by default
+    world.clock.advance(days=1)
+    world.iam.add("bob")
+    assert hidden("bob").secret is None
+
+
+def test_run_many_turns_failures_into_outcomes() -> None:
+    world = World()
+    world.iam.add("alice")
+    results = run_many(["alice", "ghost", "alice"], world.service().rotate, workers=4)
+    assert [r.user for r in results] == ["alice", "ghost"]
+    assert results[0].ok
+    assert not results[1].ok
+    assert "ghost" in results[1].message
+
+
+def _secret(world: World, key_id: str):  # type: ignore[no-untyped-def]
+    from keyturn.domain.model import NewKeySecret
+
+    return NewKeySecret(key_id, world.iam.secrets[key_id])
