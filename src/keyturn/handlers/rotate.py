@@ -53,7 +53,7 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
     if result["failed"]:
         raise OperationFailedError(
             f"{len(result['failed'])} user(s) failed: "
-            + ", ".join(item["user"] for item in result["failed"])
+            + "; ".join(f"{item['user']}: {item['error']}" for item in result["failed"][:3])
         )
     return result
 
