@@ -4,13 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: help demo test unit integration e2e lint typecheck bench clean
+.PHONY: help demo test unit integration e2e lint typecheck bench clean package template
 
 help:
 	@echo "make demo   - run keyturn end to end against local AWS (moto) and OpenBao servers"
 	@echo "make test   - lint, type-check and run every test (unit, integration, e2e)"
 	@echo "make lint   - ruff and mypy only"
 	@echo "make bench  - benchmarks against a local moto_server (not part of make test)"
+	@echo "make package  - build/keyturn-lambda.zip for the SAM template (reproducible)"
+	@echo "make template - regenerate deploy/template.yaml and deploy/member-role.yaml"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +47,12 @@ e2e: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench
+
+package: $(VENV)/.installed-dev
+	$(BIN)/python -m keyturn.deploy.package
+
+template: $(VENV)/.installed-dev
+	$(BIN)/python -m keyturn.deploy.render
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist

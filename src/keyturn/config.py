@@ -154,6 +154,15 @@ class LeasesSettings(_Section):
     roles: dict[str, LeaseRoleConfig] = Field(default_factory=dict)
 
 
+class FanoutSettings(_Section):
+    """Runs over many accounts: the role assumed in each, and the Lambda fan-out's queue."""
+
+    role_name: str = Field(default="keyturn-member", pattern=r"^[\w+=,.@/-]{1,64}$")
+    task: Literal["enforce", "audit"] = "enforce"
+    queue_url: str | None = Field(default=None, pattern=r"^https?://")
+    workers: int = Field(default=4, ge=1, le=64)
+
+
 class Settings(_Section):
     aws: AwsSettings = Field(default_factory=AwsSettings)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
@@ -162,6 +171,7 @@ class Settings(_Section):
     vault: VaultSettings = Field(default_factory=VaultSettings)
     leases: LeasesSettings = Field(default_factory=LeasesSettings)
     rotate: RotateSettings = Field(default_factory=RotateSettings)
+    fanout: FanoutSettings = Field(default_factory=FanoutSettings)
 
 
 SECTIONS: dict[str, type[_Section]] = {

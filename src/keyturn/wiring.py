@@ -29,9 +29,11 @@ from keyturn.adapters.lease_sqlite import SqliteLeaseStore, default_path
 from keyturn.adapters.lease_sts import StsLeaseIssuer
 from keyturn.adapters.organizations import OrganizationDirectory
 from keyturn.adapters.ses import SesMailer
+from keyturn.adapters.sqs import AccountQueue
 from keyturn.config import LoadedSettings, Settings
 from keyturn.domain.errors import BadInputError, ConfigError
 from keyturn.domain.leases import Role, parse_duration
+from keyturn.permissions import requires
 from keyturn.ports import Clock, EventSink, LeaseStore
 from keyturn.services.audit import AuditService
 from keyturn.services.enforce import EnforceConfig, EnforceService
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_organizations import OrganizationsClient
     from mypy_boto3_ses import SESClient
+    from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sts import STSClient
 
 # IAM is a global service; any commercial region signs for it.
@@ -127,6 +130,7 @@ def _assume_role(
     return assumed
 
 
+@requires("sts:AssumeRole")
 def build_aws_in_account(base: Aws, account_id: str, role_name: str) -> Aws:
     """The same client setup, as `role_name` in another account (multi-account runs)."""
     partition = "aws"
@@ -143,6 +147,16 @@ def build_aws_in_account(base: Aws, account_id: str, role_name: str) -> Aws:
 def build_organizations(aws: Aws) -> OrganizationDirectory:
     client: OrganizationsClient = aws.client("organizations")
     return OrganizationDirectory(client)
+
+
+def build_account_queue(settings: Settings, aws: Aws | None = None) -> AccountQueue:
+    """The fan-out queue (`fanout.queue_url`, env KEYTURN_FANOUT_QUEUE_URL)."""
+    url = settings.fanout.queue_url
+    if not url:
+        raise ConfigError("fanout.queue_url (KEYTURN_FANOUT_QUEUE_URL) is not set")
+    aws = aws or build_aws(settings)
+    client: SQSClient = aws.client("sqs")
+    return AccountQueue(client, url)
 
 
 def build_audit(settings: Settings, aws: Aws | None = None) -> AuditService:

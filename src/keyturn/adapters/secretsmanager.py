@@ -86,13 +86,14 @@ class SecretsManagerStore:
         doc = self._document(user, stage=CURRENT)
         return None if doc is None else self._secret(user, doc)
 
+    @requires("secretsmanager:GetSecretValue")
     def read_document(self, user: str, stage: str = CURRENT) -> dict[str, Any] | None:
         """The whole JSON document at a stage (the rotation handler keeps extra fields)."""
         return self._document(user, stage=stage)
 
     # -- writes --------------------------------------------------------------------------
 
-    @requires("secretsmanager:PutSecretValue", "secretsmanager:CreateSecret", "kms:GenerateDataKey")
+    @requires("secretsmanager:PutSecretValue", "kms:GenerateDataKey")
     def put_pending(
         self,
         user: str,
@@ -149,6 +150,10 @@ class SecretsManagerStore:
         updated.setdefault(token, []).append(PENDING)
         self._stages[user] = updated
 
+    # Called from put_pending for a secret that does not exist yet; declared on its own so
+    # the Secrets Manager rotation function (whose secret always exists) is not granted it.
+    # CreateSecret with Tags needs TagResource too (tag-on-create authorization).
+    @requires("secretsmanager:CreateSecret", "secretsmanager:TagResource")
     def _create_placeholder(self, user: str, name: str) -> None:
         args: dict[str, Any] = {
             "Name": name,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from keyturn import __version__
-from keyturn.cli import audit_cmd, config_cmd, enforce_cmd, lease_cmd, rotate_cmd
+from keyturn.cli import audit_cmd, config_cmd, enforce_cmd, lease_cmd, policy_cmd, rotate_cmd
 from keyturn.cli.context import CliContext
 
 
@@ -76,3 +76,4 @@ app.add_typer(config_cmd.config_app, name="config")
 app.add_typer(lease_cmd.role_app, name="role")
 app.command("creds")(lease_cmd.creds)
 app.add_typer(lease_cmd.lease_app, name="lease")
+app.command("policy")(policy_cmd.policy)

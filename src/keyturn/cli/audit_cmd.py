@@ -11,6 +11,7 @@ from typing import Annotated, TextIO
 import typer
 from rich.console import Console
 
+from keyturn.cli import accounts as multi
 from keyturn.cli import exit_codes
 from keyturn.cli.context import CliContext
 from keyturn.cli.output import check_writable, emit, emit_stream
@@ -58,6 +59,9 @@ def audit(
     unused_after: Annotated[
         int | None, typer.Option("--unused-after", help="Flag keys unused for this many days.")
     ] = None,
+    accounts: multi.AccountsOption = None,
+    org: multi.OrgOption = False,
+    role_name: multi.RoleNameOption = None,
 ) -> None:
     """Inventory every access key: age, last use, owner and policy finding.
 
@@ -70,8 +74,10 @@ def audit(
             "policy.notify_after_days": notify_after,
             "policy.grace_days": grace,
             "policy.unused_after_days": unused_after,
+            "fanout.role_name": role_name,
         },
         flag_names={
+            "fanout.role_name": "--role-name",
             "policy.notify_after_days": "--notify-after",
             "policy.grace_days": "--grace",
             "policy.unused_after_days": "--unused-after",
@@ -80,24 +86,42 @@ def audit(
     check_writable(output)  # before the audit, not after minutes of it
     from keyturn.wiring import build_audit  # here, not at the top: --help needs no boto3
 
-    service = build_audit(loaded.settings)
+    choice = multi.choose(accounts, org)
     request = AuditRequest(users=tuple(user or ()), key_ids=key_ids, contacts=contacts)
     chosen = output_format or (
         Format.TABLE if output is None and sys.stdout.isatty() else Format.JSON
     )
     if output_format is None and output is not None and output.suffix.lower() in (".csv", ".html"):
         chosen = Format(output.suffix.lower().lstrip("."))
-    if chosen in (Format.JSON, Format.CSV):
+    if choice.many:
+        # Several accounts: merged into one result (each key carries its account id).
+        merged, spread = multi.audit_accounts(loaded.settings, choice, request)
+        emit(lambda out: _render_any(chosen, merged, out), output)
+        multi.report_failures(spread)
+        if spread.failures:
+            raise typer.Exit(exit_codes.FAILED)
+        out_of_policy = merged.out_of_policy
+    elif chosen in (Format.JSON, Format.CSV):
         # Streamed: one key in memory at a time, so 100,000 users fit in a small Lambda.
+        service = build_audit(loaded.settings)
         writer = write_json if chosen is Format.JSON else write_csv
         stream = service.stream(request)
         out_of_policy = emit_stream(lambda out: writer(stream, out), output).out_of_policy
     else:
-        result = service.run(request)
+        result = build_audit(loaded.settings).run(request)
         emit(lambda out: _render(chosen, result, out), output)
         out_of_policy = result.out_of_policy
     if check and out_of_policy:
         raise typer.Exit(exit_codes.OUT_OF_POLICY)
+
+
+def _render_any(chosen: Format, result: AuditResult, out: TextIO) -> None:
+    if chosen is Format.JSON:
+        write_json(result, out)
+    elif chosen is Format.CSV:
+        write_csv(result, out)
+    else:
+        _render(chosen, result, out)
 
 
 def _render(chosen: Format, result: AuditResult, out: TextIO) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections import Counter
+from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,13 +17,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from keyturn.adapters.event_log import JsonLinesSink, NullSink
+from keyturn.cli import accounts as multi
 from keyturn.cli import exit_codes
 from keyturn.cli.context import CliContext
+from keyturn.config import Settings
 from keyturn.domain.enforcement import Plan
 from keyturn.domain.errors import OperationFailedError
 from keyturn.ports import EventSink
-from keyturn.services.enforce import Outcome, resolve_config
-from keyturn.wiring import build_enforce
+from keyturn.services.enforce import EnforceConfig, Outcome, resolve_config
+from keyturn.wiring import Aws, build_enforce
 
 SHOWN_ROWS = 40
 STYLE = {
@@ -77,6 +81,9 @@ def enforce(
         str | None,
         typer.Option("--fallback-contact", help="Who is told about untagged users' keys."),
     ] = None,
+    accounts: multi.AccountsOption = None,
+    org: multi.OrgOption = False,
+    role_name: multi.RoleNameOption = None,
 ) -> int:
     """Apply the key-age policy: notify, then deactivate, optionally delete.
 
@@ -94,10 +101,15 @@ def enforce(
             "enforce.dry_run": None if apply is None else not apply,
             "notify.source_email": source_email,
             "notify.fallback_contact": fallback_contact,
-        }
+            "fanout.role_name": role_name,
+        },
+        flag_names={"fanout.role_name": "--role-name"},
     )
     config = resolve_config(loaded.settings)
     dry_run = config.dry_run
+    choice = multi.choose(accounts, org)
+    if choice.many:
+        return _enforce_accounts(loaded.settings, config, choice, events, as_json=as_json)
     with ExitStack() as stack:
         sink: EventSink = NullSink()
         if events is not None:
@@ -189,3 +201,69 @@ def _as_json(planned: Plan, outcome: Outcome | None, dry_run: bool) -> dict[str,
         "failures": outcome.failures if outcome else [],
         "deferred": outcome.deferred if outcome else [],
     }
+
+
+def _enforce_accounts(
+    settings: Settings,
+    config: EnforceConfig,
+    choice: multi.AccountChoice,
+    events: Path | None,
+    *,
+    as_json: bool,
+) -> int:
+    """The same enforcement in every chosen account; each account's plan and outcome is
+    printed under its id, failed accounts are summarised on stderr, and any failure
+    (an account, or a step in one) makes the exit status 1 at the end."""
+    with ExitStack() as stack:
+        sink: EventSink = NullSink()
+        if events is not None:
+            sink = stack.enter_context(JsonLinesSink(events))
+        lock = threading.Lock()
+
+        def one(aws: Aws, account: str) -> tuple[Plan, Outcome | None]:
+            service = build_enforce(settings, config, _Tagged(sink, account, lock), aws=aws)
+            planned = service.plan()
+            service.report_plan(planned, dry_run=config.dry_run)
+            return planned, None if config.dry_run else service.apply(planned)
+
+        spread = multi.across(settings, choice, one)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "accounts": {
+                        account: _as_json(planned, outcome, config.dry_run)
+                        for account, (planned, outcome) in sorted(spread.results.items())
+                    },
+                    "failed_accounts": spread.failures,
+                },
+                indent=2,
+            )
+        )
+    else:
+        out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+        for account, (planned, outcome) in sorted(spread.results.items()):
+            out.rule(f"account {account}")
+            _print(out, planned, outcome, config.dry_run)
+    multi.report_failures(spread)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    step_failures = False
+    for account, (_, outcome) in sorted(spread.results.items()):
+        if outcome is not None and outcome.failures:
+            step_failures = True
+            shown = escape("; ".join(outcome.failures[:3]))
+            err.print(f"[red]{account}: {len(outcome.failures)} step(s) failed[/]: {shown}")
+    return exit_codes.FAILED if spread.failures or step_failures else exit_codes.OK
+
+
+class _Tagged:
+    """Events from many accounts into one sink, each carrying its account id."""
+
+    def __init__(self, sink: EventSink, account: str, lock: threading.Lock) -> None:
+        self._sink = sink
+        self._account = account
+        self._lock = lock
+
+    def emit(self, event: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._sink.emit({**event, "account": self._account})

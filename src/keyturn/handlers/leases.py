@@ -35,9 +35,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.info("lease tidy finished", extra=summary)
     if not report.ok:
         logger.error("lease tidy left work undone", extra=summary)
+        first = [*summary["revoke_failed"], *report.orphans_failed, *report.irrevocable][:3]
         raise OperationFailedError(
             f"lease tidy left work undone: {len(summary['revoke_failed'])} failed revokes, "
             f"{len(report.irrevocable)} irrevocable leases, {len(report.orphans_failed)} "
-            "orphans not removed"
+            f"orphans not removed (first: {'; '.join(first)})"
         )
     return summary

@@ -11,7 +11,34 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from keyturn.adapters.iam import IamDirectory
+from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
+from keyturn.adapters.secretsmanager import SecretsManagerStore
 from keyturn.domain.errors import BadInputError, OperationFailedError
+
+# What this function calls with Secrets Manager as the store (Vault KV needs no AWS
+# permission: its writes go to Vault, and AWS-auth login signs sts:GetCallerIdentity, which
+# needs none; so does verification). Their @requires are the function's IAM policy
+# (keyturn.deploy.functions), proven enough and minimal on moto.
+CALLS = (
+    IamKeys.list_keys,
+    IamKeys.create_key,
+    IamKeys.set_active,
+    IamKeys.delete_key,
+    IamKeys.last_used,
+    IamTagJournal.read,
+    IamTagJournal.write,
+    IamTagJournal.users_with_records,
+    SecretsManagerStore.describe,
+    SecretsManagerStore.key_id,
+    SecretsManagerStore.read_pending,
+    SecretsManagerStore.put_pending,
+    SecretsManagerStore._create_placeholder,
+    SecretsManagerStore.promote,
+    # choosing the due users: the audit over the credential report
+    IamDirectory.credential_report,
+    IamDirectory.group_members,
+)
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
@@ -26,7 +53,7 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
     if result["failed"]:
         raise OperationFailedError(
             f"{len(result['failed'])} user(s) failed: "
-            + ", ".join(item["user"] for item in result["failed"])
+            + "; ".join(f"{item['user']}: {item['error']}" for item in result["failed"][:3])
         )
     return result
 

@@ -19,7 +19,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
+from keyturn.adapters.secretsmanager import SecretsManagerStore
 from keyturn.domain.errors import BadInputError, KeyturnError
+
+# What the four steps call; their @requires are this function's IAM policy. No
+# CreateSecret: Secrets Manager only rotates a secret that exists.
+CALLS = (
+    SecretsManagerStore.read_document,
+    SecretsManagerStore.describe,
+    SecretsManagerStore.key_id,
+    SecretsManagerStore.read_pending,
+    SecretsManagerStore.put_pending,
+    SecretsManagerStore.promote,
+    IamKeys.list_keys,
+    IamKeys.create_key,
+    IamKeys.set_active,
+    IamKeys.delete_key,
+    IamKeys.last_used,
+    IamTagJournal.read,
+    IamTagJournal.write,
+)
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 

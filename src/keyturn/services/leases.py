@@ -24,6 +24,9 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import StrEnum
 
+from keyturn.adapters.lease_dynamodb import DynamoLeaseStore
+from keyturn.adapters.lease_iam import IamLeaseAdmin
+from keyturn.adapters.lease_sts import StsLeaseIssuer
 from keyturn.domain.errors import (
     BadInputError,
     EndpointUnreachableError,
@@ -50,6 +53,34 @@ from keyturn.domain.leases import (
     renewed,
 )
 from keyturn.ports import Clock, LeaseIam, LeaseStore, StsIssuer
+
+# The adapter methods each use of this service calls with the DynamoDB store (the one a
+# deployment uses; SQLite needs no IAM). Their @requires declarations are the IAM policy
+# (keyturn.deploy.functions); the least-privilege tests prove each list complete and minimal.
+TIDY_CALLS: tuple[Callable[..., object], ...] = (
+    DynamoLeaseStore.store_id,
+    DynamoLeaseStore.list_leases,
+    DynamoLeaseStore.get,
+    DynamoLeaseStore.replace,
+    IamLeaseAdmin.managed_users,
+    IamLeaseAdmin.delete_user_everything,
+)
+ISSUE_CALLS: tuple[Callable[..., object], ...] = (
+    DynamoLeaseStore.store_id,
+    DynamoLeaseStore.get_role,
+    DynamoLeaseStore.create,
+    DynamoLeaseStore.get,
+    DynamoLeaseStore.list_leases,
+    DynamoLeaseStore.replace,
+    IamLeaseAdmin.create_user,
+    IamLeaseAdmin.attach_user_policy,
+    IamLeaseAdmin.put_user_policy,
+    IamLeaseAdmin.add_user_to_group,
+    IamLeaseAdmin.create_access_key,
+    IamLeaseAdmin.delete_user_everything,
+    StsLeaseIssuer.assume_role,
+    StsLeaseIssuer.federation_token,
+)
 
 INLINE_POLICY_NAME = "keyturn-lease"
 ISSUE_STEPS = (

@@ -1,0 +1,106 @@
+"""`keyturn audit|enforce --org / --accounts` against moto's Organizations and STS."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto.backends import get_backend
+
+from keyturn.domain.enforcement import state_tag
+from keyturn.sandbox.aws import ACCOUNT, REGION, LocalAws
+from tests.e2e.conftest import Run, assert_one_clean_error
+
+ROLE = "OrganizationAccountAccessRole"
+
+
+def member_iam(aws: LocalAws, account: str) -> Any:
+    creds = aws.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/{ROLE}", RoleSessionName="seed"
+    )["Credentials"]
+    return boto3.client(
+        "iam",
+        endpoint_url=aws.url,
+        region_name=REGION,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+
+
+@pytest.fixture
+def org(aws: LocalAws) -> list[str]:
+    organizations = aws.client("organizations")
+    organizations.create_organization(FeatureSet="ALL")
+    members = [
+        organizations.create_account(AccountName=name, Email=f"{name}@example.com")[
+            "CreateAccountStatus"
+        ]["AccountId"]
+        for name in ("prod", "dev")
+    ]
+    for account in members:
+        iam = member_iam(aws, account)
+        iam.create_user(UserName=f"u-{account}", Tags=[{"Key": "Contact", "Value": "a@b.io"}])
+        iam.create_access_key(UserName=f"u-{account}")
+    return members
+
+
+def age_keys(account: str, days: int) -> None:
+    for user in get_backend("iam")[account]["global"].users.values():
+        for key in user.access_keys:
+            key.create_date = (datetime.now(UTC) - timedelta(days=days)).replace(tzinfo=None)
+
+
+def test_audit_org_reports_every_account(keyturn: Run, org: list[str]) -> None:
+    result = keyturn("audit", "--org", "--role-name", ROLE, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    keys = json.loads(result.stdout)["keys"]
+    assert sorted({(k["account"], k["user"]) for k in keys}) == sorted(
+        (account, f"u-{account}") for account in org
+    )
+
+
+def test_enforce_one_failing_account_does_not_stop_the_others(
+    keyturn: Run, aws: LocalAws, org: list[str]
+) -> None:
+    good, bad = org
+    age_keys(good, 40)
+    age_keys(bad, 40)
+    iam = member_iam(aws, bad)
+    key = iam.list_access_keys(UserName=f"u-{bad}")["AccessKeyMetadata"][0]["AccessKeyId"]
+    iam.tag_user(UserName=f"u-{bad}", Tags=[{"Key": state_tag(key), "Value": "garbage"}])
+
+    result = keyturn(
+        "enforce",
+        "--accounts",
+        f"{good},{bad},{ACCOUNT}",
+        "--role-name",
+        ROLE,
+        "--json",
+        env={"SOURCEMAIL": "keys@example.com"},
+    )
+    assert result.returncode == 1, result.stderr
+    shown = json.loads(result.stdout)
+    assert sorted(shown["accounts"]) == sorted([good, ACCOUNT])
+    assert [step["user"] for step in shown["accounts"][good]["steps"]] == [f"u-{good}"]
+    assert list(shown["failed_accounts"]) == [bad]
+    assert "1 account(s) failed" in result.stderr
+    assert bad in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--accounts", "12345"), "12-digit"),
+        (("--accounts", "111111111111", "--org"), "give one of them"),
+    ],
+)
+def test_bad_account_flags_exit_2(
+    keyturn: Run, aws: LocalAws, args: tuple[str, ...], said: str
+) -> None:
+    line = assert_one_clean_error(keyturn("audit", *args), 2)
+    assert said in line
