@@ -183,13 +183,15 @@ def build_enforce(
         config.mail,
         events,
         workers=settings.aws.workers,
+        checkpoint=crash_checkpoint(),
     )
 
 
 # -- leases -----------------------------------------------------------------------------
 
-# Test-only: the issue step after which the process kills itself with SIGKILL, so tests can
-# prove that `lease tidy` cleans up after a crash at every step. Read at call time only.
+# Test-only: the step (lease issue or revoke, enforce apply) after which the process kills
+# itself with SIGKILL, so tests can prove that `lease tidy` / a second `enforce --apply`
+# recover from a crash at every step boundary. Read at call time only.
 CRASH_AFTER_ENV = "KEYTURN_TEST_CRASH_AFTER"
 
 
@@ -248,12 +250,13 @@ def build_leases(loaded: LoadedSettings, aws: Aws | None = None) -> LeaseService
     engine = lease_engine_settings(settings)
     roles = config_roles(loaded)
     aws = aws or build_aws(settings)
+    checkpoint = crash_checkpoint()
     return LeaseService(
         build_lease_store(settings, aws),
-        IamLeaseAdmin(aws.iam()),
+        IamLeaseAdmin(aws.iam(), checkpoint=checkpoint),
         StsLeaseIssuer(aws.sts()),
         SystemClock(),
         engine,
         roles,
-        checkpoint=crash_checkpoint(),
+        checkpoint=checkpoint,
     )

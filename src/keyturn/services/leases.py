@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import StrEnum
 
+from keyturn.adapters.lease_iam import SWEEP_STEPS
 from keyturn.domain.errors import (
     BadInputError,
     EndpointUnreachableError,
@@ -61,6 +62,9 @@ ISSUE_STEPS = (
     "create_access_key",
     "active",
 )
+# Revoke's step boundaries: the claim, the sweep that empties and deletes the user (see
+# keyturn.adapters.lease_iam.SWEEP_STEPS), and the REVOKED record.
+REVOKE_STEPS = ("revoke_claimed", *SWEEP_STEPS, "revoked")
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,6 +388,7 @@ class LeaseService:
         )
         if claimed is None:
             return self._lost_race(lease.lease_id)
+        self._checkpoint("revoke_claimed")
         detail = ""
         if lease.kind.is_sts:
             detail = (
@@ -408,6 +413,7 @@ class LeaseService:
         )
         if done is None:
             return self._lost_race(lease.lease_id)
+        self._checkpoint("revoked")
         return RevokeOutcome(lease.lease_id, RevokeResult.REVOKED, detail)
 
     def _remove_user(self, user: str) -> bool:
