@@ -18,6 +18,7 @@ from botocore.config import Config
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
 from keyturn import __version__
+from keyturn.adapters import log_redaction
 from keyturn.adapters.aws_errors import translate
 from keyturn.adapters.clock import SystemClock
 from keyturn.adapters.iam import IamDirectory
@@ -84,6 +85,7 @@ def client_config(max_attempts: int, workers: int) -> Config:
 def build_aws(settings: Settings) -> Aws:
     """Session from the standard chain (`--profile`, env, SSO, instance role), then the
     optional `role_arn`, assumed with auto-refreshing credentials."""
+    log_redaction.install()  # botocore's DEBUG logs would otherwise carry new secrets
     aws = settings.aws
     with translate("loading the AWS profile", aws.profile):
         session = boto3.session.Session(profile_name=aws.profile, region_name=aws.region)
