@@ -28,7 +28,7 @@ from keyturn.sandbox.aws import LocalAws
 from keyturn.services.leases import LeaseEngineSettings, LeaseService
 from tests.proof.conftest import Run, SecretLedger
 
-VAULT_TOKEN = "hvs.proof-vault-token-never-shown-1234"  # noqa: S105 - a canary, not a secret
+VAULT_TOKEN = "hvs.proof-vault-token-never-shown-1234"
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 
 
