@@ -71,13 +71,14 @@ class Aws:
         return client
 
 
-def client_config(max_attempts: int, workers: int) -> Config:
-    """Adaptive retries (client-side rate limiting plus jittered backoff on throttling)."""
+def client_config(max_attempts: int, workers: int, read_timeout: float = 60.0) -> Config:
+    """Adaptive retries (client-side rate limiting plus jittered backoff on throttling);
+    a read that times out is retried like a throttle."""
     return Config(
         retries={"mode": "adaptive", "max_attempts": max_attempts},
         max_pool_connections=max(10, workers * 2),
         connect_timeout=5,
-        read_timeout=60,
+        read_timeout=read_timeout,
         user_agent_extra=f"keyturn/{__version__}",
     )
 
@@ -91,7 +92,7 @@ def build_aws(settings: Settings) -> Aws:
         session = boto3.session.Session(profile_name=aws.profile, region_name=aws.region)
     if not session.region_name:
         session = boto3.session.Session(profile_name=aws.profile, region_name=DEFAULT_REGION)
-    config = client_config(aws.max_attempts, aws.workers)
+    config = client_config(aws.max_attempts, aws.workers, aws.read_timeout_seconds)
     if aws.role_arn:
         session = _assume_role(session, aws.role_arn, config, aws.endpoint_url)
     return Aws(session=session, config=config, endpoint_url=aws.endpoint_url)
