@@ -4,13 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: help demo test unit integration e2e lint typecheck bench clean
+.PHONY: help demo test unit integration e2e lint typecheck bench soak clean
 
 help:
 	@echo "make demo   - run keyturn end to end against local AWS (moto) and OpenBao servers"
 	@echo "make test   - lint, type-check and run every test (unit, integration, e2e)"
 	@echo "make lint   - ruff and mypy only"
 	@echo "make bench  - benchmarks against a local moto_server (not part of make test)"
+	@echo "make soak   - enforce + leases at volume, throttling injected (SOAK_USERS, SOAK_LEASES)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +46,11 @@ e2e: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench
+
+SOAK_USERS  ?= 1000
+SOAK_LEASES ?= 100
+soak: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.soak $(SOAK_USERS) $(SOAK_LEASES)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist
