@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: help demo test unit integration e2e lint typecheck bench clean package template
+.PHONY: help demo test unit integration e2e lint typecheck bench soak clean package template
 
 help:
 	@echo "make demo   - run keyturn end to end against local AWS (moto) and OpenBao servers"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench  - benchmarks against a local moto_server (not part of make test)"
 	@echo "make package  - build/keyturn-lambda.zip for the SAM template (reproducible)"
 	@echo "make template - regenerate deploy/template.yaml and deploy/member-role.yaml"
+	@echo "make soak   - enforce + leases at volume, throttling injected (SOAK_USERS, SOAK_LEASES)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +54,11 @@ package: $(VENV)/.installed-dev
 
 template: $(VENV)/.installed-dev
 	$(BIN)/python -m keyturn.deploy.render
+
+SOAK_USERS  ?= 1000
+SOAK_LEASES ?= 100
+soak: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.soak $(SOAK_USERS) $(SOAK_LEASES)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist

@@ -38,6 +38,7 @@ class AwsSettings(_Section):
     max_attempts: int = Field(default=8, ge=1, le=20)
     workers: int = Field(default=8, ge=1, le=64)
     report_wait_seconds: float = Field(default=120.0, gt=0, le=900)
+    read_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
 
 
 class PolicyConfig(_Section):

@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
 from keyturn import __version__
+from keyturn.adapters import log_redaction
 from keyturn.adapters.aws_errors import translate
 from keyturn.adapters.clock import SystemClock
 from keyturn.adapters.iam import IamDirectory
@@ -75,13 +76,14 @@ class Aws:
         return client
 
 
-def client_config(max_attempts: int, workers: int) -> Config:
-    """Adaptive retries (client-side rate limiting plus jittered backoff on throttling)."""
+def client_config(max_attempts: int, workers: int, read_timeout: float = 60.0) -> Config:
+    """Adaptive retries (client-side rate limiting plus jittered backoff on throttling);
+    a read that times out is retried like a throttle."""
     return Config(
         retries={"mode": "adaptive", "max_attempts": max_attempts},
         max_pool_connections=max(10, workers * 2),
         connect_timeout=5,
-        read_timeout=60,
+        read_timeout=read_timeout,
         user_agent_extra=f"keyturn/{__version__}",
     )
 
@@ -89,12 +91,13 @@ def client_config(max_attempts: int, workers: int) -> Config:
 def build_aws(settings: Settings) -> Aws:
     """Session from the standard chain (`--profile`, env, SSO, instance role), then the
     optional `role_arn`, assumed with auto-refreshing credentials."""
+    log_redaction.install()  # botocore's DEBUG logs would otherwise carry new secrets
     aws = settings.aws
     with translate("loading the AWS profile", aws.profile):
         session = boto3.session.Session(profile_name=aws.profile, region_name=aws.region)
     if not session.region_name:
         session = boto3.session.Session(profile_name=aws.profile, region_name=DEFAULT_REGION)
-    config = client_config(aws.max_attempts, aws.workers)
+    config = client_config(aws.max_attempts, aws.workers, aws.read_timeout_seconds)
     if aws.role_arn:
         session = _assume_role(session, aws.role_arn, config, aws.endpoint_url)
     return Aws(session=session, config=config, endpoint_url=aws.endpoint_url)
@@ -199,13 +202,15 @@ def build_enforce(
         config.mail,
         events,
         workers=settings.aws.workers,
+        checkpoint=crash_checkpoint(),
     )
 
 
 # -- leases -----------------------------------------------------------------------------
 
-# Test-only: the issue step after which the process kills itself with SIGKILL, so tests can
-# prove that `lease tidy` cleans up after a crash at every step. Read at call time only.
+# Test-only: the step (lease issue or revoke, enforce apply) after which the process kills
+# itself with SIGKILL, so tests can prove that `lease tidy` / a second `enforce --apply`
+# recover from a crash at every step boundary. Read at call time only.
 CRASH_AFTER_ENV = "KEYTURN_TEST_CRASH_AFTER"
 
 
@@ -264,14 +269,15 @@ def build_leases(loaded: LoadedSettings, aws: Aws | None = None) -> LeaseService
     engine = lease_engine_settings(settings)
     roles = config_roles(loaded)
     aws = aws or build_aws(settings)
+    checkpoint = crash_checkpoint()
     return LeaseService(
         build_lease_store(settings, aws),
-        IamLeaseAdmin(aws.iam()),
+        IamLeaseAdmin(aws.iam(), checkpoint=checkpoint),
         StsLeaseIssuer(aws.sts()),
         SystemClock(),
         engine,
         roles,
-        checkpoint=crash_checkpoint(),
+        checkpoint=checkpoint,
     )
 
 

@@ -27,13 +27,35 @@ if TYPE_CHECKING:
     from mypy_boto3_iam.type_defs import TagTypeDef
 
 
+# Boundaries inside a revoke's sweep, in order. `checkpoint(step)` is called after each (a
+# no-op except in crash tests, which SIGKILL the process there: KEYTURN_TEST_CRASH_AFTER).
+SWEEP_STEPS = (
+    "revoke_keys",
+    "revoke_attached_policies",
+    "revoke_inline_policies",
+    "revoke_groups",
+    "revoke_login_profile",
+    "revoke_mfa",
+    "revoke_ssh_keys",
+    "revoke_certificates",
+    "revoke_user_deleted",
+)
+
+
+def _no_checkpoint(step: str) -> None:
+    return None
+
+
 class DeleteConflict(Exception):
     """DeleteUser refused: something still attached to the user."""
 
 
 class IamLeaseAdmin:
-    def __init__(self, client: IAMClient) -> None:
+    def __init__(
+        self, client: IAMClient, *, checkpoint: Callable[[str], None] = _no_checkpoint
+    ) -> None:
         self._iam = client
+        self._checkpoint = checkpoint
 
     # -- issue --------------------------------------------------------------------------
 
@@ -107,6 +129,7 @@ class IamLeaseAdmin:
                 self._delete_user(user)
         except NotFoundError:
             return False
+        self._checkpoint("revoke_user_deleted")
         return True
 
     def _sweep(self, user: str) -> None:
@@ -121,6 +144,7 @@ class IamLeaseAdmin:
                     UserName=user,
                     AccessKeyId=key_id,
                 )
+        self._checkpoint("revoke_keys")
         for page in self._pages(
             "list_attached_user_policies", "iam:ListAttachedUserPolicies", user
         ):
@@ -133,6 +157,7 @@ class IamLeaseAdmin:
                     UserName=user,
                     PolicyArn=arn,
                 )
+        self._checkpoint("revoke_attached_policies")
         for page in self._pages("list_user_policies", "iam:ListUserPolicies", user):
             for name in page["PolicyNames"]:
                 _gone_ok(
@@ -142,6 +167,7 @@ class IamLeaseAdmin:
                     UserName=user,
                     PolicyName=name,
                 )
+        self._checkpoint("revoke_inline_policies")
         for page in self._pages("list_groups_for_user", "iam:ListGroupsForUser", user):
             for group in page["Groups"]:
                 name = group["GroupName"]
@@ -152,8 +178,10 @@ class IamLeaseAdmin:
                     UserName=user,
                     GroupName=name,
                 )
+        self._checkpoint("revoke_groups")
         # No login profile answers NoSuchEntity too; the user's existence was proven above.
         _gone_ok("iam:DeleteLoginProfile", user, iam.delete_login_profile, UserName=user)
+        self._checkpoint("revoke_login_profile")
         for page in self._pages("list_mfa_devices", "iam:ListMFADevices", user):
             for device in page["MFADevices"]:
                 serial = device["SerialNumber"]
@@ -171,6 +199,7 @@ class IamLeaseAdmin:
                         iam.delete_virtual_mfa_device,
                         SerialNumber=serial,
                     )
+        self._checkpoint("revoke_mfa")
         for page in self._pages("list_ssh_public_keys", "iam:ListSSHPublicKeys", user):
             for ssh in page["SSHPublicKeys"]:
                 ssh_id = ssh["SSHPublicKeyId"]
@@ -181,6 +210,7 @@ class IamLeaseAdmin:
                     UserName=user,
                     SSHPublicKeyId=ssh_id,
                 )
+        self._checkpoint("revoke_ssh_keys")
         for page in self._pages("list_signing_certificates", "iam:ListSigningCertificates", user):
             for cert in page["Certificates"]:
                 cert_id = cert["CertificateId"]
@@ -191,6 +221,7 @@ class IamLeaseAdmin:
                     UserName=user,
                     CertificateId=cert_id,
                 )
+        self._checkpoint("revoke_certificates")
 
     def _delete_service_credentials(self, user: str) -> None:
         # No paginator exists for this call; AWS returns every credential in one answer.

@@ -14,6 +14,7 @@ import secrets
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 from keyturn.domain.errors import ConfigError, OperationFailedError
 from keyturn.domain.leases import Lease, Role
@@ -62,10 +63,14 @@ class SqliteLeaseStore:
         with self._lock:
             self._db.close()
 
-    def _run(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+    def _run(self, sql: str, params: tuple[object, ...] = ()) -> _Result:
+        """Execute and read the whole answer under the lock: a cursor read after the lock
+        is released races other threads on the one shared connection (seen as sqlite's
+        "no more rows available" when two revokers ran in one process)."""
         with self._lock:
             try:
-                return self._db.execute(sql, params)
+                cursor = self._db.execute(sql, params)
+                return _Result(cursor.fetchall(), cursor.rowcount)
             except sqlite3.Error as exc:
                 raise OperationFailedError(f"lease store {self.path}: {exc}") from exc
 
@@ -135,6 +140,18 @@ class SqliteLeaseStore:
             ),
         )
         return stored if cursor.rowcount == 1 else None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Result:
+    rows: list[Any]
+    rowcount: int
+
+    def fetchone(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self.rows
 
 
 def _versioned(lease: Lease, version: int) -> Lease:

@@ -75,14 +75,17 @@ class LeaseState(StrEnum):
 
 # -- durations ------------------------------------------------------------------------
 
-_DURATION_PART = re.compile(r"(\d+)([dhms])")
+_DURATION_PART = re.compile(r"([0-9]+)([dhms])")  # ASCII digits only: "²" is .isdigit()
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+# Far beyond any TTL AWS or a lease store means; also below timedelta's own limit, which
+# would otherwise surface as an OverflowError instead of a message.
+MAX_DURATION_SECONDS = 100 * 365 * 86400
 
 
 def parse_duration(text: str, what: str = "duration", *, allow_zero: bool = False) -> timedelta:
     """`90s`, `30m`, `1h`, `768h`, `2d`, `1h30m` or plain seconds (`3600`)."""
     raw = text.strip().lower()
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():
         seconds = int(raw)
     else:
         parts = _DURATION_PART.findall(raw)
@@ -93,6 +96,8 @@ def parse_duration(text: str, what: str = "duration", *, allow_zero: bool = Fals
         seconds = sum(int(number) * _UNITS[unit] for number, unit in parts)
     if seconds < 0 or (seconds == 0 and not allow_zero):
         raise BadInputError(f"{what}: {text!r} must be longer than zero")
+    if seconds > MAX_DURATION_SECONDS:
+        raise BadInputError(f"{what}: {text!r} is longer than 100 years")
     return timedelta(seconds=seconds)
 
 

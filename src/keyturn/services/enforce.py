@@ -8,9 +8,10 @@ the first sees the keys it deactivated.
 
 Applying, in this order, so that nothing is claimed before it happened:
 
-1. key acts (deactivate, delete) and their state marks;
+1. key acts (deactivate, delete), each after its state mark (write-ahead: a crash in
+   between is redone by the next run, never forgotten);
 2. one e-mail per address, listing all that address's keys;
-3. notice marks, written only for keys whose mail SES accepted.
+3. for keys whose mail SES accepted: deletions that owed a notice, then notice marks.
 
 A step that fails is reported and the run goes on with the others; the shell turns any
 failure into exit 1 (CLI) or a raised error (Lambda).
@@ -82,6 +83,25 @@ DONE_COUNTER = {
     Notice.DELETED: "told_deleted",
 }
 UNVERIFIED_RETRYABLE = frozenset({NOT_REQUESTED, "Failed", "TemporaryFailure"})
+# apply()'s step boundaries, for crash tests (`checkpoint(step)` after each; a no-op except
+# under KEYTURN_TEST_CRASH_AFTER, see keyturn.wiring). Crashing after "mail_sent" is the
+# one window that sends a notice twice (see keyturn.domain.enforcement); crashing after a
+# deletion, before its tag is removed, leaves a stale state tag on a user with no key left
+# (harmless: it names a key id that no longer exists, and no notice is owed).
+APPLY_STEPS = (
+    "deactivate_recorded",
+    "deactivated",
+    "delete_recorded",
+    "deleted",
+    "deleted_untagged",
+    "mail_sent",
+    "deleted_after_notice",
+    "notice_recorded",
+)
+
+
+def _no_checkpoint(step: str) -> None:
+    return None
 
 
 class RateLimiter:
@@ -158,6 +178,7 @@ class EnforceService:
         *,
         workers: int = 8,
         limiter: RateLimiter | None = None,
+        checkpoint: Callable[[str], None] = _no_checkpoint,
     ) -> None:
         self._iam = directory
         self._writer = writer
@@ -169,6 +190,7 @@ class EnforceService:
         self._events = events
         self._workers = max(1, workers)
         self._limiter = limiter or RateLimiter()
+        self._checkpoint = checkpoint
 
     # -- reading and planning -----------------------------------------------------------
 
@@ -258,9 +280,24 @@ class EnforceService:
                 owed.append((step, record))
         accepted = self._send(owed, today, outcome)
         for step, record in owed:
-            if (step.user, step.key_id) in accepted:
-                self._record_notice(step, record, today, outcome)
+            if (step.user, step.key_id) not in accepted:
+                continue
+            if step.action is Action.DELETE and not self._delete_told(step, outcome):
+                continue
+            self._record_notice(step, record, today, outcome)
         return outcome
+
+    def _delete_told(self, step: Step, outcome: Outcome) -> bool:
+        """Delete a key whose owner's notice SES has just accepted."""
+        try:
+            self._writer.delete_key(step.user, step.key_id)
+        except KeyturnError as exc:
+            self._fail(step, exc, outcome)
+            return False
+        self._checkpoint("deleted_after_notice")
+        outcome.counts["deleted"] += 1
+        self._emit_step(step, "done")
+        return True
 
     def _act(self, step: Step, today: date, outcome: Outcome) -> KeyRecord | None:
         """Do a step's IAM part; the record as it now stands, or None when it failed."""
@@ -268,17 +305,30 @@ class EnforceService:
         tag = state_tag(step.key_id)
         try:
             if step.action is Action.DEACTIVATE:
-                self._writer.set_status(step.user, step.key_id, KeyStatus.INACTIVE)
+                # The mark first (write-ahead): a crash between the two leaves an active key
+                # marked deactivated, which the next run deactivates again and tells the
+                # owner about. The other order left an inactive key with no mark, whose
+                # owner was never told (the planner cannot tell it from a manual one).
                 record = record.marked(Mark.DEACTIVATED, today)
                 self._writer.tag_user(step.user, {tag: record.encode()})
+                self._checkpoint("deactivate_recorded")
+                self._writer.set_status(step.user, step.key_id, KeyStatus.INACTIVE)
+                self._checkpoint("deactivated")
                 outcome.counts["deactivated"] += 1
             elif step.action is Action.DELETE:
-                self._writer.delete_key(step.user, step.key_id)
                 record = record.marked(Mark.DELETED, today)
                 if step.notice is not None:
-                    self._writer.tag_user(step.user, {tag: record.encode()})  # notice owed
-                else:
-                    self._writer.untag_user(step.user, [tag])
+                    # Told first, deleted after (`_delete_told`): a user whose last key is
+                    # gone is never read again (no credential-report row), so a notice
+                    # still owed for a deleted key would be owed forever. Until the mail
+                    # is accepted the key stays, inactive, and the next run tries again.
+                    self._writer.tag_user(step.user, {tag: record.encode()})
+                    self._checkpoint("delete_recorded")
+                    return record
+                self._writer.delete_key(step.user, step.key_id)
+                self._checkpoint("deleted")
+                self._writer.untag_user(step.user, [tag])
+                self._checkpoint("deleted_untagged")
                 outcome.counts["deleted"] += 1
             elif step.action is Action.RECORD:
                 record = record.marked(Mark.INACTIVE, today)
@@ -334,6 +384,7 @@ class EnforceService:
                 outcome.counts["failed"] += 1
                 self._emit("mail", "failed", recipients=[address], reason=str(exc))
                 continue
+            self._checkpoint("mail_sent")
             outcome.counts["mails_sent"] += 1
             accepted.update((step.user, step.key_id) for step in steps)
             self._emit(
@@ -358,6 +409,7 @@ class EnforceService:
         except KeyturnError as exc:
             self._fail(step, exc, outcome, what="recording the notice")
             return
+        self._checkpoint("notice_recorded")
         outcome.counts[DONE_COUNTER[step.notice]] += 1
         self._emit(
             "notice",

@@ -25,7 +25,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 from keyturn.adapters.lease_dynamodb import DynamoLeaseStore
-from keyturn.adapters.lease_iam import IamLeaseAdmin
+from keyturn.adapters.lease_iam import SWEEP_STEPS, IamLeaseAdmin
 from keyturn.adapters.lease_sts import StsLeaseIssuer
 from keyturn.domain.errors import (
     BadInputError,
@@ -92,6 +92,9 @@ ISSUE_STEPS = (
     "create_access_key",
     "active",
 )
+# Revoke's step boundaries: the claim, the sweep that empties and deletes the user (see
+# keyturn.adapters.lease_iam.SWEEP_STEPS), and the REVOKED record.
+REVOKE_STEPS = ("revoke_claimed", *SWEEP_STEPS, "revoked")
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,6 +418,7 @@ class LeaseService:
         )
         if claimed is None:
             return self._lost_race(lease.lease_id)
+        self._checkpoint("revoke_claimed")
         detail = ""
         if lease.kind.is_sts:
             detail = (
@@ -439,6 +443,7 @@ class LeaseService:
         )
         if done is None:
             return self._lost_race(lease.lease_id)
+        self._checkpoint("revoked")
         return RevokeOutcome(lease.lease_id, RevokeResult.REVOKED, detail)
 
     def _remove_user(self, user: str) -> bool:

@@ -1,0 +1,55 @@
+"""Keep secrets out of botocore's DEBUG logs.
+
+At DEBUG, botocore logs every response body (`botocore.parsers`) and every request's
+parameters (`botocore.endpoint`): CreateAccessKey's answer carries the SecretAccessKey, STS
+answers a SecretAccessKey and SessionToken, Secrets Manager calls carry SecretString. A
+Lambda whose log level is set to DEBUG (Lambda's advanced logging controls set it on the
+root logger) would write them to CloudWatch. This filter masks those fields' values in
+every record of botocore's loggers, whoever turned DEBUG on (invariant 5).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+SECRET_FIELDS = ("SecretAccessKey", "SessionToken", "SecretString", "SecretBinary")
+# XML (<SecretAccessKey>v</SecretAccessKey>), JSON ("SecretAccessKey": "v") and Python
+# repr ('SecretString': 'v'), also with escaped quotes inside a repr'd bytes body.
+_VALUE = re.compile(
+    r"(?P<name>" + "|".join(SECRET_FIELDS) + r")"
+    r"(?P<sep>>|\\?[\"']?\s*:\s*\\?[\"']|=)"
+    r"(?P<value>[^\"'<&\s\\,}]+)"
+)
+# A logger's filters see only the records logged on it, so every logger of these packages
+# gets one (botocore's modules each log as their own `botocore.<module>`).
+PACKAGES = ("botocore", "boto3", "urllib3", "s3transfer")
+MASK = "***"
+
+
+def redact(text: str) -> str:
+    return _VALUE.sub(lambda m: f"{m['name']}{m['sep']}{MASK}", text)
+
+
+class SecretRedactingFilter(logging.Filter):
+    """Rewrites a record's message with secret field values masked; never drops it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def install() -> None:
+    """Idempotent: one filter per logger, added whenever a client is built (so loggers of
+    botocore modules imported since then are covered too)."""
+    known = [name for name in logging.Logger.manager.loggerDict if name.startswith(PACKAGES)]
+    for name in {*PACKAGES, *known}:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, SecretRedactingFilter) for f in logger.filters):
+            logger.addFilter(SecretRedactingFilter())

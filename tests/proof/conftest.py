@@ -1,0 +1,136 @@
+"""The proof suite's shared machinery: a ledger of every secret the emulator hands out, a
+CLI runner, and the crash matrix printed at the end of the run.
+
+The ledger wraps moto's own backends (the server runs in this process), so it sees every
+secret access key created during a test, by the seeding helpers, by keyturn in a subprocess,
+or by STS, including keys whose users are deleted before the test looks.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keyturn.sandbox.aws import LocalAws
+
+KEYTURN = str(Path(sys.executable).with_name("keyturn"))
+
+
+@dataclass
+class SecretLedger:
+    """Every secret (IAM access key secret, STS secret and session token) created."""
+
+    secrets: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, *values: str | None) -> None:
+        with self.lock:
+            self.secrets.update(value for value in values if value)
+
+    def found_in(self, text: str | bytes) -> list[str]:
+        """The secrets (shortened, so the failure itself leaks nothing useful) in `text`."""
+        with self.lock:
+            known = list(self.secrets)
+        if isinstance(text, bytes):
+            return [s[:4] + "..." for s in known if s.encode() in text]
+        return [s[:4] + "..." for s in known if s in text]
+
+
+def _recording(original: Callable[..., Any], ledger: SecretLedger) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        ledger.add(
+            getattr(result, "secret_access_key", None),
+            getattr(result, "session_token", None),
+        )
+        return result
+
+    return wrapper
+
+
+@pytest.fixture
+def ledger(aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> SecretLedger:
+    from moto.iam.models import IAMBackend
+    from moto.sts.models import STSBackend
+
+    found = SecretLedger()
+    monkeypatch.setattr(
+        IAMBackend, "create_access_key", _recording(IAMBackend.create_access_key, found)
+    )
+    for name in ("assume_role", "get_federation_token", "get_session_token"):
+        monkeypatch.setattr(STSBackend, name, _recording(getattr(STSBackend, name), found))
+    return found
+
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def cli_env(aws: LocalAws, tmp_path: Path) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")},
+        **aws.env(),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "KEYTURN_LEASES_TIDY_MARGIN": "0s",
+        "KEYTURN_ENFORCE_RECIPIENT_VERIFICATION": "never",
+        "SOURCEMAIL": "keys@example.com",
+        "COLUMNS": "200",
+    }
+
+
+@pytest.fixture
+def keyturn(cli_env: dict[str, str]) -> Run:
+    """`keyturn ARGS` as a subprocess; `extra` adds (or, with "", removes) env variables."""
+
+    def run(*args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**cli_env, **(extra or {})}
+        env = {k: v for k, v in env.items() if v != ""}
+        return subprocess.run(
+            [KEYTURN, *args], env=env, capture_output=True, text=True, timeout=180, check=False
+        )
+
+    return run
+
+
+# -- the crash matrix, printed at the end of the run ---------------------------------------
+
+MATRIX: list[tuple[str, str, str]] = []
+
+
+@pytest.fixture
+def matrix_row(request: pytest.FixtureRequest) -> Iterator[Callable[[str], None]]:
+    """Record this case's row; "FAIL" unless the test reached its end and said otherwise."""
+    notes: list[str] = []
+    yield notes.append
+    report = getattr(request.node, "rep_call", None)
+    passed = report is not None and report.passed
+    MATRIX.append((request.node.callspec.id, "ok" if passed else "FAIL", "; ".join(notes)))
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.rep_call = report  # type: ignore[attr-defined]
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not MATRIX:
+        return
+    terminalreporter.section("keyturn crash matrix (SIGKILL at each step, then resume)")
+    width = max(len(case) for case, _, _ in MATRIX)
+    for case, result, note in sorted(MATRIX):
+        terminalreporter.write_line(f"{case:<{width}}  {result:<4}  {note}")
+    failed = sum(1 for _, result, _ in MATRIX if result != "ok")
+    terminalreporter.write_line(f"{len(MATRIX)} cases, {failed} failed")

@@ -1,0 +1,278 @@
+"""Invariant 5, proven over whole flows: no secret access key created during the run appears
+in any output, log record, event file, report, database, exception text or repr, except the
+one `creds` printed because the user asked for it.
+
+The secrets come from the emulator itself (`ledger`, tests/proof/conftest.py), so the scan
+also knows the secrets of keys that keyturn created in a subprocess and then deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from keyturn.adapters.clock import SystemClock
+from keyturn.adapters.lease_iam import IamLeaseAdmin
+from keyturn.adapters.lease_sqlite import SqliteLeaseStore
+from keyturn.adapters.lease_sts import StsLeaseIssuer
+from keyturn.domain.errors import KeyturnError
+from keyturn.domain.leases import Role
+from keyturn.handlers import enforce as enforce_handler
+from keyturn.handlers import leases as leases_handler
+from keyturn.sandbox.aws import LocalAws
+from keyturn.services.leases import LeaseEngineSettings, LeaseService
+from tests.proof.conftest import Run, SecretLedger
+
+VAULT_TOKEN = "hvs.proof-vault-token-never-shown-1234"
+SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+
+
+@dataclass
+class Context:
+    aws_request_id: str = "proof-request"
+    function_name: str = "keyturn"
+
+
+class Scan:
+    """Everything the run produced, labelled; the secrets each may legitimately hold."""
+
+    def __init__(self, ledger: SecretLedger) -> None:
+        self.ledger = ledger
+        self.texts: list[tuple[str, str | bytes, int]] = []
+
+    def add(self, label: str, text: str | bytes, allowed: int = 0) -> None:
+        """`allowed`: how many secrets this text may hold (the ones `creds` printed)."""
+        self.texts.append((label, text, allowed))
+
+    def run(self, keyturn: Run, *args: str, allowed: int = 0, code: int | None = 0) -> str:
+        done = keyturn(*args)
+        label = "keyturn " + " ".join(args)
+        if code is not None:
+            assert done.returncode == code, (label, done.stdout, done.stderr)
+        self.add(label + " (stdout)", done.stdout, allowed)
+        self.add(label + " (stderr)", done.stderr)
+        return done.stdout
+
+    def leaks(self) -> list[str]:
+        found = []
+        for label, text, allowed in self.texts:
+            hits = self.ledger.found_in(text)
+            if len(hits) > allowed:
+                found.append(f"{label}: {len(hits)} secret(s) {hits}, {allowed} allowed")
+        return found
+
+
+POLICY = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}'
+
+
+def seed(aws: LocalAws) -> str:
+    """Users with keys of every age; returns a managed policy's ARN for lease roles."""
+    aws.client("ses").verify_email_identity(EmailAddress="keys@example.com")
+    aws.client("iam").create_group(GroupName="devs")
+    for name, age, active in (("alice", 31, True), ("bob", 90, True), ("carol", 3, False)):
+        aws.create_user(name, tags={"Contact": f"{name}@example.com"})
+        aws.add_key(name, age_days=age, active=active, last_used_days_ago=1)
+    aws.add_key("bob", age_days=400)  # two keys, one long overdue
+    aws.create_user("dave", tags={"Contact": "dave@example.com"})
+    aws.add_key("dave", age_days=60)
+    arn: str = aws.client("iam").create_policy(PolicyName="p", PolicyDocument=POLICY)["Policy"][
+        "Arn"
+    ]
+    return arn
+
+
+def cli_flows(scan: Scan, keyturn: Run, tmp_path: Path, policy: str) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    for fmt in ("table", "json", "csv", "html"):
+        scan.run(keyturn, "audit", "--key-ids", "--contacts", "-f", fmt, code=None)
+        scan.run(keyturn, "audit", "-f", fmt, "-o", str(reports / f"audit.{fmt}"), code=None)
+    scan.run(keyturn, "config", "show")
+    scan.run(keyturn, "config", "show", "--json")
+    events = tmp_path / "events"
+    events.mkdir()
+    scan.run(keyturn, "enforce", "--events", str(events / "dry.jsonl"), "--json")
+    scan.run(keyturn, "enforce", "--apply", "--events", str(events / "apply.jsonl"))
+    scan.run(keyturn, "enforce", "--apply", "--json", "--delete-after", "1")
+    scan.run(
+        keyturn,
+        "role",
+        "write",
+        "dev",
+        "--credential-type",
+        "iam_user",
+        "--max-ttl",
+        "2h",
+        "--policy-arn",
+        policy,
+        "--iam-group",
+        "devs",
+    )
+    scan.run(
+        keyturn,
+        "role",
+        "write",
+        "fed",
+        "--credential-type",
+        "federation_token",
+        "--policy-arn",
+        policy,
+    )
+    leases = []
+    for fmt in ("json", "env", "table"):
+        out = scan.run(keyturn, "creds", "dev", "--ttl", "1h", "-f", fmt, allowed=1)
+        assert len(scan.ledger.found_in(out)) == 1, f"creds -f {fmt} should print its secret"
+    issued = json.loads(scan.run(keyturn, "creds", "dev", "-f", "json", allowed=1))
+    leases.append(issued["lease_id"])
+    # STS: the secret and the session token, both asked for. moto renders them in its
+    # response template (no backend object holds them), so the ledger learns them here.
+    fed = json.loads(scan.run(keyturn, "creds", "fed", "-f", "json", allowed=2))
+    scan.ledger.add(fed["secret_key"], fed["session_token"])
+    scan.run(keyturn, "lease", "list")
+    scan.run(keyturn, "lease", "list", "-f", "json", "--all")
+    scan.run(keyturn, "lease", "renew", leases[0], "--increment", "90m")
+    scan.run(keyturn, "lease", "revoke", leases[0])
+    scan.run(keyturn, "lease", "revoke-prefix", "aws/creds/dev")
+    scan.run(keyturn, "lease", "tidy")
+    # Failures, with and without --debug (a traceback is text too).
+    scan.run(keyturn, "creds", "nope", code=2)
+    scan.run(keyturn, "--debug", "lease", "revoke", "aws/creds/dev/nosuchlease", code=None)
+    scan.run(keyturn, "--debug", "enforce", "--grace", "-1", code=2)
+    unreachable = keyturn(
+        "--debug",
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+        "audit",
+        extra={"KEYTURN_AWS_MAX_ATTEMPTS": "1"},
+    )
+    assert unreachable.returncode == 4, unreachable.stderr
+    scan.add("unreachable endpoint, --debug", unreachable.stdout + unreachable.stderr)
+
+
+def lambda_flows(
+    scan: Scan,
+    aws: LocalAws,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Powertools' loggers do not propagate (and keep the stream of the first test that made
+    # them), so the capture handler is attached to them directly.
+    from aws_lambda_powertools import Logger
+
+    for name in ("keyturn-enforce", "keyturn-leases"):
+        Logger(service=name)  # Powertools sets up its handler on first use; keep it first
+        logger = logging.getLogger(name)
+        monkeypatch.setattr(logger, "handlers", [*logger.handlers, caplog.handler])
+    for name, value in {
+        "SOURCEMAIL": "keys@example.com",
+        "KEYTURN_ENFORCE_DRY_RUN": "false",
+        "KEYTURN_ENFORCE_RECIPIENT_VERIFICATION": "never",
+        "KEYTURN_LEASES_TIDY_MARGIN": "0s",
+        "VAULT_TOKEN": VAULT_TOKEN,
+    }.items():
+        monkeypatch.setenv(name, value)
+    for event in (SCHEDULED, {**SCHEDULED, "detail": {"dry_run": True}}, {"bad": 1}):
+        try:
+            scan.add("enforce handler result", repr(enforce_handler.handler(event, Context())))
+        except KeyturnError as exc:
+            scan.add("enforce handler error", f"{exc!s} {exc!r}")
+    try:
+        scan.add("leases handler result", repr(leases_handler.handler({}, Context())))
+    except KeyturnError as exc:
+        scan.add("leases handler error", f"{exc!s} {exc!r}")
+    out, err = capfd.readouterr()
+    scan.add("Lambda stdout (Powertools JSON logs)", out)
+    scan.add("Lambda stderr", err)
+    assert any(r.getMessage() == "keyturn enforce finished" for r in caplog.records)
+
+
+def in_process_objects(scan: Scan, aws: LocalAws, tmp_path: Path) -> None:
+    """reprs and exception texts of the objects that hold a secret."""
+    iam = aws.client("iam")
+    store = SqliteLeaseStore(tmp_path / "inproc.db")
+    store.put_role(Role.build("ok", credential_type="iam_user", iam_groups=["devs"]))
+    store.put_role(Role.build("broken", credential_type="iam_user", iam_groups=["no-such-group"]))
+    service = LeaseService(
+        store,
+        IamLeaseAdmin(iam),
+        StsLeaseIssuer(aws.client("sts")),
+        SystemClock(),
+        LeaseEngineSettings(tidy_margin=timedelta(0)),
+    )
+    issued = service.issue("ok")
+    scan.add("repr(IssuedCredential)", repr(issued))
+    scan.add("str(IssuedCredential)", str(issued))
+    scan.add("repr(Lease)", repr(issued.lease))
+    key = IamLeaseAdmin(iam).create_access_key(issued.lease.principal)
+    scan.add("repr/str(NewKeySecret)", f"{key!r} {key!s}")
+    scan.add("Lease.to_dict()", json.dumps(issued.lease.to_dict(), default=str))
+    with pytest.raises(KeyturnError) as failed:
+        service.issue("broken")  # CreateAccessKey never ran: rolled back at add_groups
+    scan.add("issue failure", f"{failed.value!s} {failed.value!r}")
+    revoked = service.revoke(issued.lease.lease_id)
+    scan.add("RevokeOutcome", repr(revoked))
+    store.close()
+
+
+def files_under(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if path.is_file()]
+
+
+def test_no_secret_leaks_anywhere_in_the_end_to_end_flows(
+    keyturn: Run,
+    aws: LocalAws,
+    ledger: SecretLedger,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # DEBUG everywhere, botocore included, as a Lambda with its log level set to DEBUG.
+    caplog.set_level(logging.DEBUG)
+    scan = Scan(ledger)
+    policy = seed(aws)
+    caplog.clear()  # the seeding client's own debug logs are the test's, not keyturn's
+    cli_flows(scan, keyturn, tmp_path, policy)
+    lambda_flows(scan, aws, monkeypatch, capfd, caplog)
+    in_process_objects(scan, aws, tmp_path)
+    for record in caplog.records:
+        scan.add(f"log record {record.name}", record.getMessage() + repr(record.__dict__))
+    for path in files_under(tmp_path):
+        scan.add(f"file {path.relative_to(tmp_path)}", path.read_bytes())
+    # The scan saw real work: secrets from seeding, from `creds` (IAM and STS), and files.
+    assert len(ledger.secrets) >= 12, len(ledger.secrets)
+    assert any(label.startswith("file reports/audit.html") for label, _, _ in scan.texts)
+    assert any(label.startswith("file state/keyturn/leases.db") for label, _, _ in scan.texts)
+    assert scan.leaks() == []
+
+
+def test_the_vault_token_is_never_shown(keyturn: Run) -> None:
+    for args in (("config", "show"), ("config", "show", "--json"), ("--debug", "config", "show")):
+        done = keyturn(*args, extra={"VAULT_TOKEN": VAULT_TOKEN})
+        assert done.returncode == 0, done.stderr
+        assert VAULT_TOKEN not in done.stdout + done.stderr
+        assert "***" in done.stdout
+    # An invalid value next to it: the error names the key, never the token.
+    bad = keyturn(
+        "config", "show", extra={"VAULT_TOKEN": VAULT_TOKEN, "VAULT_ADDR": "ftp://" + VAULT_TOKEN}
+    )
+    assert bad.returncode == 2
+    assert VAULT_TOKEN not in bad.stdout + bad.stderr.replace("ftp://" + VAULT_TOKEN, "")
+
+
+def secret_scan_sees(ledger: SecretLedger, text: str) -> bool:
+    return bool(ledger.found_in(text))
+
+
+def test_the_scan_itself_catches_a_leak(aws: LocalAws, ledger: SecretLedger) -> None:
+    """Guard against a scan that silently sees nothing (a broken ledger passes every test)."""
+    aws.create_user("zed")
+    key = aws.add_key("zed")
+    assert secret_scan_sees(ledger, f"oops {key.secret} oops")
+    assert not secret_scan_sees(ledger, f"fine {key.key_id} fine")
