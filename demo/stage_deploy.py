@@ -4,30 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.panel import Panel
+
+from keyturn.sandbox.aws import MEMBER_ROLE
 
 if TYPE_CHECKING:
     from demo.__main__ import DemoContext  # type: ignore[import-not-found]
 
-ROLE = "OrganizationAccountAccessRole"
-
-
-def _member_iam(ctx: Any, account: str) -> Any:
-    import boto3
-
-    creds = ctx.aws.client("sts").assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/{ROLE}", RoleSessionName="demo"
-    )["Credentials"]
-    return boto3.client(
-        "iam",
-        endpoint_url=ctx.aws.url,
-        region_name="us-east-1",
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
+ROLE = MEMBER_ROLE
 
 
 def run(ctx: DemoContext) -> None:
@@ -48,7 +34,7 @@ def run(ctx: DemoContext) -> None:
         for name in ("demo-prod", "demo-dev")
     ]
     for account in members:
-        iam = _member_iam(ctx, account)
+        iam = ctx.aws.client_in_account("iam", account)
         iam.create_user(UserName=f"svc-{account[-4:]}")
         iam.create_access_key(UserName=f"svc-{account[-4:]}")
 

@@ -4,31 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import boto3
 import pytest
 from moto.backends import get_backend
 
 from keyturn.domain.enforcement import state_tag
-from keyturn.sandbox.aws import ACCOUNT, REGION, LocalAws
+from keyturn.sandbox.aws import ACCOUNT, MEMBER_ROLE, LocalAws
 from tests.e2e.conftest import Run, assert_one_clean_error
 
-ROLE = "OrganizationAccountAccessRole"
-
-
-def member_iam(aws: LocalAws, account: str) -> Any:
-    creds = aws.client("sts").assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/{ROLE}", RoleSessionName="seed"
-    )["Credentials"]
-    return boto3.client(
-        "iam",
-        endpoint_url=aws.url,
-        region_name=REGION,
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
+ROLE = MEMBER_ROLE
 
 
 @pytest.fixture
@@ -42,7 +26,7 @@ def org(aws: LocalAws) -> list[str]:
         for name in ("prod", "dev")
     ]
     for account in members:
-        iam = member_iam(aws, account)
+        iam = aws.client_in_account("iam", account)
         iam.create_user(UserName=f"u-{account}", Tags=[{"Key": "Contact", "Value": "a@b.io"}])
         iam.create_access_key(UserName=f"u-{account}")
     return members
@@ -69,7 +53,7 @@ def test_enforce_one_failing_account_does_not_stop_the_others(
     good, bad = org
     age_keys(good, 40)
     age_keys(bad, 40)
-    iam = member_iam(aws, bad)
+    iam = aws.client_in_account("iam", bad)
     key = iam.list_access_keys(UserName=f"u-{bad}")["AccessKeyMetadata"][0]["AccessKeyId"]
     iam.tag_user(UserName=f"u-{bad}", Tags=[{"Key": state_tag(key), "Value": "garbage"}])
 

@@ -7,16 +7,15 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 from moto.backends import get_backend
 
 from keyturn.domain.enforcement import state_tag
 from keyturn.domain.errors import BadInputError
 from keyturn.handlers.fanout import parse_job, scheduler, worker
-from keyturn.sandbox.aws import ACCOUNT, REGION, LocalAws
+from keyturn.sandbox.aws import ACCOUNT, MEMBER_ROLE, REGION, LocalAws
 
-ROLE = "OrganizationAccountAccessRole"
+ROLE = MEMBER_ROLE
 SCHEDULED = {
     "version": "0",
     "id": "0f8c7a1e-0a4b-4a57-9a7e-6d6f1c0e2b11",
@@ -38,20 +37,6 @@ class Context:
 
     def get_remaining_time_in_millis(self) -> int:
         return 600_000
-
-
-def member_iam(aws: LocalAws, account: str) -> Any:
-    creds = aws.client("sts").assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/{ROLE}", RoleSessionName="seed"
-    )["Credentials"]
-    return boto3.client(
-        "iam",
-        endpoint_url=aws.url,
-        region_name=REGION,
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
 
 
 @pytest.fixture
@@ -116,12 +101,14 @@ def test_worker_reports_only_the_failed_account(
 ) -> None:
     good, bad = organization["members"]
     for account in (good, bad):
-        iam = member_iam(aws, account)
+        iam = aws.client_in_account("iam", account)
         iam.create_user(UserName="alice", Tags=[{"Key": "Contact", "Value": "a@example.com"}])
         iam.create_access_key(UserName="alice")
     # the bad account holds a state tag keyturn cannot read: its enforce run must stop
-    key = member_iam(aws, bad).list_access_keys(UserName="alice")["AccessKeyMetadata"][0]
-    member_iam(aws, bad).tag_user(
+    key = aws.client_in_account("iam", bad).list_access_keys(UserName="alice")["AccessKeyMetadata"][
+        0
+    ]
+    aws.client_in_account("iam", bad).tag_user(
         UserName="alice", Tags=[{"Key": state_tag(key["AccessKeyId"]), "Value": "garbage"}]
     )
     # a key old enough to be read in the bad account (only due users are read)

@@ -3,32 +3,16 @@ per account with the account id carried through."""
 
 from __future__ import annotations
 
-import boto3
-
 from keyturn.adapters.clock import SystemClock
 from keyturn.adapters.iam import IamDirectory
 from keyturn.config import load_settings
 from keyturn.domain.policy import PolicySettings
-from keyturn.sandbox.aws import ACCOUNT, REGION, LocalAws
+from keyturn.sandbox.aws import ACCOUNT, MEMBER_ROLE, LocalAws
 from keyturn.services.audit import AuditRequest, AuditService
 from keyturn.services.fanout import fan_out
 from keyturn.wiring import build_aws, build_aws_in_account, build_organizations
 
-ROLE = "OrganizationAccountAccessRole"
-
-
-def member_iam(aws: LocalAws, account: str) -> object:
-    creds = aws.client("sts").assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/{ROLE}", RoleSessionName="seed"
-    )["Credentials"]
-    return boto3.client(
-        "iam",
-        endpoint_url=aws.url,
-        region_name=REGION,
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
+ROLE = MEMBER_ROLE
 
 
 def test_audit_every_active_account(aws: LocalAws) -> None:
@@ -41,7 +25,7 @@ def test_audit_every_active_account(aws: LocalAws) -> None:
         for name in ("prod", "dev")
     ]
     for index, account in enumerate(members, start=1):
-        iam = member_iam(aws, account)
+        iam = aws.client_in_account("iam", account)
         for user in range(index):
             name = f"u{user}-{account}"
             iam.create_user(UserName=name)  # type: ignore[attr-defined]

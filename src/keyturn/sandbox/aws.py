@@ -19,6 +19,8 @@ import boto3
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
+# The role AWS Organizations creates in every account it makes (moto does not check it).
+MEMBER_ROLE = "OrganizationAccountAccessRole"
 FAKE_KEY_ID = "AKIAKEYTURNSANDBOX00"
 FAKE_SECRET = "keyturn-sandbox-not-a-secret"  # noqa: S105 - moto accepts any credentials
 
@@ -92,6 +94,37 @@ class LocalAws:
             aws_access_key_id=credentials.get("key_id", FAKE_KEY_ID),
             aws_secret_access_key=credentials.get("secret", FAKE_SECRET),
         )
+
+    def client_in_account(self, service: str, account: str, role: str = MEMBER_ROLE) -> Any:
+        """A client acting inside another account of the emulator, through `role`.
+
+        moto keeps one backend per account and routes a request by the account of the
+        credentials that signed it, so assuming a role is how a test or the demo seeds a
+        member account.
+        """
+        credentials = self.client("sts").assume_role(
+            RoleArn=f"arn:aws:iam::{account}:role/{role}", RoleSessionName="keyturn-sandbox"
+        )["Credentials"]
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+
+    def create_organization(self, *member_names: str) -> list[str]:
+        """An Organization with this account as management and one member per name; returns
+        the members' account ids, in the order of the names."""
+        org = self.client("organizations")
+        org.create_organization(FeatureSet="ALL")
+        return [
+            org.create_account(AccountName=name, Email=f"{name}@example.com")[
+                "CreateAccountStatus"
+            ]["AccountId"]
+            for name in member_names
+        ]
 
     def reset(self) -> None:
         self._post("/moto-api/reset", b"")
