@@ -17,14 +17,7 @@ ROLE = MEMBER_ROLE
 
 @pytest.fixture
 def org(aws: LocalAws) -> list[str]:
-    organizations = aws.client("organizations")
-    organizations.create_organization(FeatureSet="ALL")
-    members = [
-        organizations.create_account(AccountName=name, Email=f"{name}@example.com")[
-            "CreateAccountStatus"
-        ]["AccountId"]
-        for name in ("prod", "dev")
-    ]
+    members = aws.create_organization("prod", "dev")
     for account in members:
         iam = aws.client_in_account("iam", account)
         iam.create_user(UserName=f"u-{account}", Tags=[{"Key": "Contact", "Value": "a@b.io"}])

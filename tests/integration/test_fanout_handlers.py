@@ -41,14 +41,7 @@ class Context:
 
 @pytest.fixture
 def organization(aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    org = aws.client("organizations")
-    org.create_organization(FeatureSet="ALL")
-    members = [
-        org.create_account(AccountName=name, Email=f"{name}@example.com")["CreateAccountStatus"][
-            "AccountId"
-        ]
-        for name in ("prod", "dev")
-    ]
+    members = aws.create_organization("prod", "dev")
     url = aws.client("sqs").create_queue(QueueName="keyturn-accounts")["QueueUrl"]
     for name, value in {
         "KEYTURN_FANOUT_QUEUE_URL": url,
