@@ -1,4 +1,4 @@
-"""`keyturn audit|enforce --org / --accounts` against moto's Organizations and STS."""
+"""`keyturn audit|enforce|rotate --org / --accounts` against moto's Organizations and STS."""
 
 from __future__ import annotations
 
@@ -81,3 +81,39 @@ def test_bad_account_flags_exit_2(
 ) -> None:
     line = assert_one_clean_error(keyturn("audit", *args), 2)
     assert said in line
+
+
+def test_rotate_across_accounts_stores_each_key_in_its_own_account(
+    keyturn: Run, aws: LocalAws, org: list[str]
+) -> None:
+    for account in org:
+        age_keys(account, 40)
+    result = keyturn(
+        "rotate",
+        "--org",
+        "--role-name",
+        ROLE,
+        "--due",
+        env={
+            "KEYTURN_ROTATE_STORE": "secretsmanager",
+            "KEYTURN_ROTATE_PATH": "iam/{account}/{user}",
+            "KEYTURN_ROTATE_VERIFY_INTERVAL_SECONDS": "0",
+        },
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    for account in org:
+        assert f"{account}/u-{account}" in result.stdout
+        secrets = aws.client_in_account("secretsmanager", account)
+        stored = json.loads(
+            secrets.get_secret_value(
+                SecretId=f"iam/{account}/u-{account}", VersionStage="AWSCURRENT"
+            )["SecretString"]
+        )
+        keys = aws.client_in_account("iam", account).list_access_keys(UserName=f"u-{account}")
+        active = [k["AccessKeyId"] for k in keys["AccessKeyMetadata"] if k["Status"] == "Active"]
+        assert active == [stored["AccessKeyId"]]
+
+
+def test_rotate_rollback_is_one_account_at_a_time(keyturn: Run, aws: LocalAws) -> None:
+    line = assert_one_clean_error(keyturn("rotate", "--org", "--rollback", "alice"), 2)
+    assert "one account at a time" in line

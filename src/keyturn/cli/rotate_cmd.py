@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -16,11 +17,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from keyturn.cli import exit_codes
+from keyturn.cli.accounts import (
+    AccountsOption,
+    OrgOption,
+    RoleNameOption,
+    across,
+    choose,
+    report_failures,
+)
 from keyturn.cli.context import CliContext
 from keyturn.domain.errors import BadInputError
 from keyturn.domain.model import Finding
 from keyturn.services.rotate import Outcome, RotationService, run_many
-from keyturn.wiring import build_audit, build_aws, build_rotation
+from keyturn.wiring import Aws, build_audit, build_aws, build_rotation
 
 DUE_FINDINGS = frozenset({Finding.NOTIFY, Finding.DEACTIVATE, Finding.UNUSED})
 
@@ -74,6 +83,9 @@ def rotate(
     verify_timeout: Annotated[
         float | None, typer.Option("--verify-timeout", help="Seconds allowed to verify.")
     ] = None,
+    accounts: AccountsOption = None,
+    org: OrgOption = False,
+    role_name: RoleNameOption = None,
 ) -> int:
     """Rotate access keys: create, store as pending, verify, promote, retire the old key.
 
@@ -89,6 +101,9 @@ def rotate(
         raise BadInputError("name the users to rotate, or use --due, --tag, --resume")
     if show_secret and dry_run:
         raise BadInputError("--show-secret has nothing to show with --dry-run")
+    choice = choose(accounts, org)
+    if choice.many and (rollback is not None or show_secret):
+        raise BadInputError("--rollback and --show-secret work in one account at a time")
     loaded = cli.settings(
         {
             "rotate.store": store,
@@ -99,16 +114,17 @@ def rotate(
             "rotate.grace_days": grace_days,
             "rotate.verify_successes": verify_successes,
             "rotate.verify_timeout_seconds": verify_timeout,
+            "fanout.role_name": role_name,
         }
     )
     settings = loaded.settings
-    aws = build_aws(settings)
-    service = build_rotation(settings, aws, keep_secret=show_secret)
     err = Console(stderr=True, highlight=False)
 
-    if rollback is not None:
-        outcomes = [service.rollback(rollback)]
-    else:
+    def run_in(aws: Aws, account: str | None = None) -> list[Outcome]:
+        """The whole rotation in one account; `account` only labels the output."""
+        service = build_rotation(settings, aws, keep_secret=show_secret)
+        if rollback is not None:
+            return [service.rollback(rollback)]
         chosen = list(dict.fromkeys(users or []))
         if due:
             chosen += _due_users(settings, aws)
@@ -117,14 +133,27 @@ def rotate(
         if resume and not chosen:
             chosen = service.pending_users()
         chosen = list(dict.fromkeys(chosen))
+        where = f" in {account}" if account else ""
         if not chosen:
-            err.print("nothing to rotate")
-            return exit_codes.OK
+            err.print(f"nothing to rotate{where}")
+            return []
         if dry_run:
-            _print_plan(service, chosen, settings.rotate.workers)
-            return exit_codes.OK
+            _print_plan(service, chosen, settings.rotate.workers, where)
+            return []
         action = service.resume if resume else service.rotate
-        outcomes = _run_with_progress(chosen, action, settings.rotate.workers, err)
+        done = _run_with_progress(chosen, action, settings.rotate.workers, err)
+        return [replace(o, user=f"{account}/{o.user}") if account else o for o in done]
+
+    failed_accounts: dict[str, str] = {}
+    if choice.many:
+        fanned = across(settings, choice, lambda aws, account: run_in(aws, account))
+        outcomes = [o for account in sorted(fanned.results) for o in fanned.results[account]]
+        failed_accounts = fanned.failures
+        report_failures(fanned)
+    else:
+        outcomes = run_in(build_aws(settings))
+    if not outcomes:
+        return exit_codes.FAILED if failed_accounts else exit_codes.OK
 
     _print_summary(outcomes)
     if show_secret:
@@ -140,7 +169,7 @@ def rotate(
                     )
                 )
     failed = [outcome for outcome in outcomes if not outcome.ok]
-    return exit_codes.FAILED if failed else exit_codes.OK
+    return exit_codes.FAILED if failed or failed_accounts else exit_codes.OK
 
 
 def _parse_tags(raw: list[str]) -> dict[str, str]:
@@ -201,8 +230,8 @@ def _run_with_progress(
         return run_many(users, action, workers=workers, on_done=done)
 
 
-def _print_plan(service: RotationService, users: list[str], workers: int) -> None:
-    table = Table(title="rotation plan (dry run: nothing changed)")
+def _print_plan(service: RotationService, users: list[str], workers: int, where: str = "") -> None:
+    table = Table(title=f"rotation plan{where} (dry run: nothing changed)")
     for column in ("user", "action", "replaces", "retires first", "store"):
         table.add_column(column)
     for user in users:
