@@ -117,3 +117,41 @@ def test_rotate_across_accounts_stores_each_key_in_its_own_account(
 def test_rotate_rollback_is_one_account_at_a_time(keyturn: Run, aws: LocalAws) -> None:
     line = assert_one_clean_error(keyturn("rotate", "--org", "--rollback", "alice"), 2)
     assert "one account at a time" in line
+
+
+def test_a_refused_role_is_named_as_such(keyturn: Run, aws: LocalAws, org: list[str]) -> None:
+    """The caller may not assume the member role: the failure says AssumeRole, not IAM."""
+    iam = aws.client("iam")
+    iam.create_user(UserName="no-assume")
+    iam.put_user_policy(
+        UserName="no-assume",
+        PolicyName="iam-only",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}],
+            }
+        ),
+    )
+    key = iam.create_access_key(UserName="no-assume")["AccessKey"]
+    aws.set_authentication(True)
+    try:
+        result = keyturn(
+            "audit",
+            "--accounts",
+            org[0],
+            "--role-name",
+            ROLE,
+            "--format",
+            "json",
+            env={
+                "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+                "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+            },
+        )
+    finally:
+        aws.set_authentication(False)
+    assert result.returncode == 1, result.stderr
+    assert "sts:AssumeRole" in result.stderr
+    assert f"role {ROLE} in {org[0]}" in result.stderr
+    assert "GenerateCredentialReport" not in result.stderr

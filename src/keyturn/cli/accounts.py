@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from keyturn.adapters.aws_errors import translate
 from keyturn.domain.errors import BadInputError
 from keyturn.services.audit import AuditRequest, AuditResult
 from keyturn.services.fanout import FanOut, fan_out, parse_account_ids
@@ -82,7 +83,12 @@ def across(settings: Settings, choice: AccountChoice, work: Callable[[Aws, str],
     role = settings.fanout.role_name
 
     def one(account: str) -> T:
-        return work(build_aws_in_account(base, account, role), account)
+        aws = build_aws_in_account(base, account, role)
+        # Assume the role now, not on the first call inside `work`: a missing role or a
+        # refused AssumeRole then reads as such, not as a refusal of some IAM call.
+        with translate("sts:AssumeRole", f"role {role} in {account}"):
+            aws.session.get_credentials().get_frozen_credentials()  # type: ignore[union-attr]
+        return work(aws, account)
 
     return fan_out(ids, one, workers=settings.fanout.workers)
 
