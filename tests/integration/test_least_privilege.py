@@ -61,6 +61,11 @@ UNREACHABLE_ON_MOTO: dict[tuple[str, str], str] = {
         for name in ("rotate", "secretsmanager-rotation")
     },
     **{
+        (name, "kms:Decrypt"): "moto's Secrets Manager does not call KMS, so it never checks"
+        " it; AWS does when reading a secret under a customer managed key"
+        for name in ("rotate", "secretsmanager-rotation")
+    },
+    **{
         (name, "secretsmanager:TagResource"): "CreateSecret with Tags needs it on AWS (tag on"
         " create); moto does not check it"
         for name in ("rotate",)

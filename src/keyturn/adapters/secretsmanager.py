@@ -68,7 +68,7 @@ class SecretsManagerStore:
 
         return StoreView(current=entry(CURRENT), pending=entry(PENDING), previous=entry(PREVIOUS))
 
-    @requires("secretsmanager:GetSecretValue")
+    @requires("secretsmanager:GetSecretValue", "kms:Decrypt")
     def key_id(self, user: str, stage: str) -> str | None:
         doc = self._document(user, stage=STAGES[stage])
         if doc is None:
@@ -76,17 +76,17 @@ class SecretsManagerStore:
         value = doc.get(self._key_field)
         return value if isinstance(value, str) and value else None
 
-    @requires("secretsmanager:GetSecretValue")
+    @requires("secretsmanager:GetSecretValue", "kms:Decrypt")
     def read_pending(self, user: str, token: str) -> NewKeySecret | None:
         doc = self._document(user, stage=PENDING, version=token)
         return None if doc is None else self._secret(user, doc)
 
-    @requires("secretsmanager:GetSecretValue")
+    @requires("secretsmanager:GetSecretValue", "kms:Decrypt")
     def read_current(self, user: str) -> NewKeySecret | None:
         doc = self._document(user, stage=CURRENT)
         return None if doc is None else self._secret(user, doc)
 
-    @requires("secretsmanager:GetSecretValue")
+    @requires("secretsmanager:GetSecretValue", "kms:Decrypt")
     def read_document(self, user: str, stage: str = CURRENT) -> dict[str, Any] | None:
         """The whole JSON document at a stage (the rotation handler keeps extra fields)."""
         return self._document(user, stage=stage)
