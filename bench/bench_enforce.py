@@ -63,16 +63,7 @@ TOOLS = (NOTIFY, DEACTIVATE, CUSTODIAN)
 POLICY: dict[str, Any] = {
     "name": "disable-keys-older-than-37-days",
     "resource": "aws.iam-user",
-    "filters": [
-        {
-            "type": "credential",
-            "key": "access_keys.last_rotated",
-            "value_type": "age",
-            "value": DEACTIVATE_AFTER_DAYS,
-            "op": "greater-than",
-            "report_delay": 0,
-        }
-    ],
+    "filters": [c7n.credential_age_filter(DEACTIVATE_AFTER_DAYS)],
     "actions": [{"type": "remove-keys", "disable": True, "age": DEACTIVATE_AFTER_DAYS}],
 }
 

@@ -70,16 +70,7 @@ TOOLS = (KEYTURN, CUSTODIAN, LOOP)
 POLICY: dict[str, Any] = {
     "name": "keys-older-than-30-days",
     "resource": "aws.iam-user",
-    "filters": [
-        {
-            "type": "credential",
-            "key": "access_keys.last_rotated",
-            "value_type": "age",
-            "value": OLD_AFTER_DAYS,
-            "op": "greater-than",
-            "report_delay": 0,
-        }
-    ],
+    "filters": [c7n.credential_age_filter(OLD_AFTER_DAYS)],
 }
 
 

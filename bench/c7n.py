@@ -29,6 +29,19 @@ MIN_BOTO3 = (1, 28)
 RUN_TIMEOUT_S = 1_800.0
 
 
+def credential_age_filter(days: int) -> dict[str, Any]:
+    """Custodian's `credential` filter for "a key older than `days`", read from the report
+    at once (`report_delay: 0`), as both the scan and the enforce bench compare against."""
+    return {
+        "type": "credential",
+        "key": "access_keys.last_rotated",
+        "value_type": "age",
+        "value": days,
+        "op": "greater-than",
+        "report_delay": 0,
+    }
+
+
 def ensure_venv() -> dict[str, str]:
     """Create the virtualenv once; return the versions of c7n, boto3 and botocore in it."""
     if not CUSTODIAN.exists():
