@@ -13,7 +13,7 @@ help:
 	@echo "make bench  - benchmarks against a local moto_server (not part of make test)"
 	@echo "make package  - build/keyturn-lambda.zip for the SAM template (reproducible)"
 	@echo "make template - regenerate deploy/template.yaml and deploy/member-role.yaml"
-	@echo "make soak   - enforce + leases at volume, throttling injected (SOAK_USERS, SOAK_LEASES)"
+	@echo "make soak   - enforce, rotate, leases at volume, throttling injected (SOAK_USERS, SOAK_ROTATIONS, SOAK_LEASES)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,10 +55,11 @@ package: $(VENV)/.installed-dev
 template: $(VENV)/.installed-dev
 	$(BIN)/python -m keyturn.deploy.render
 
-SOAK_USERS  ?= 1000
-SOAK_LEASES ?= 100
+SOAK_USERS     ?= 10000
+SOAK_ROTATIONS ?= 1000
+SOAK_LEASES    ?= 100
 soak: $(VENV)/.installed-dev
-	$(BIN)/python -m bench.soak $(SOAK_USERS) $(SOAK_LEASES)
+	$(BIN)/python -m bench.soak $(SOAK_USERS) $(SOAK_ROTATIONS) $(SOAK_LEASES)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist

@@ -9,12 +9,16 @@ hardest case for idempotency). Chosen actions can be refused outright, e.g. SES
 botocore's retries, keyturn's error translation, the CLI's exit codes.
 
 Only the query protocol (IAM, STS, SES: form bodies with `Action=`) is recognised by
-action name; other requests can still be faulted at random.
+action name; other requests can still be faulted at random. A refusal is written in the
+protocol the request used (XML for the query protocol, JSON with `__type` for JSON-protocol
+services such as Secrets Manager), because botocore recognises a throttle only when it can
+parse the error code: a wrong format turns a retryable throttle into a hard failure.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import random
 import threading
 import time
@@ -35,9 +39,10 @@ class Refusal:
     status: int
     code: str
     message: str
+    json_code: str | None = None  # the code JSON-protocol services use, when it differs
 
 
-THROTTLING = Refusal(400, "Throttling", "Rate exceeded")
+THROTTLING = Refusal(400, "Throttling", "Rate exceeded", json_code="ThrottlingException")
 UNAVAILABLE = Refusal(503, "ServiceUnavailable", "Service is unavailable, try again")
 MESSAGE_REJECTED = Refusal(400, "MessageRejected", "Email address is not verified.")
 
@@ -145,7 +150,7 @@ class FaultProxy:
                     refusal = {"throttle": THROTTLING, "server_error": UNAVAILABLE}.get(
                         verdict
                     ) or proxy.plan.refuse[action or ""]
-                    self._error(refusal)
+                    self._error(refusal, json_protocol="X-Amz-Target" in self.headers)
                     return
                 status, headers, answer = proxy._forward(
                     self.command, self.path, self.headers, body
@@ -163,13 +168,19 @@ class FaultProxy:
                 self.end_headers()
                 self.wfile.write(answer)
 
-            def _error(self, refusal: Refusal) -> None:
-                kind = "Receiver" if refusal.status >= 500 else "Sender"
-                payload = ERROR_XML.format(
-                    kind=kind, code=refusal.code, message=refusal.message
-                ).encode()
+            def _error(self, refusal: Refusal, *, json_protocol: bool) -> None:
+                if json_protocol:
+                    code = refusal.json_code or refusal.code
+                    payload = json.dumps({"__type": code, "message": refusal.message}).encode()
+                    content_type = "application/x-amz-json-1.1"
+                else:
+                    kind = "Receiver" if refusal.status >= 500 else "Sender"
+                    payload = ERROR_XML.format(
+                        kind=kind, code=refusal.code, message=refusal.message
+                    ).encode()
+                    content_type = "text/xml"
                 self.send_response(refusal.status)
-                self.send_header("Content-Type", "text/xml")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
