@@ -19,14 +19,15 @@ failure into exit 1 (CLI) or a raised error (Lambda).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from itertools import groupby, islice
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from keyturn.adapters.iam import IamDirectory
 from keyturn.adapters.iam_keys import IamKeyWriter
@@ -53,6 +54,9 @@ from keyturn.ports import Clock, EventSink, KeyWriter, Mailer, UserDirectory
 from keyturn.services.audit import match_slots
 
 CHUNK_USERS = 256
+Event = dict[str, Any]
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 RecipientVerification = Literal["auto", "always", "never"]
 
 # The adapter methods enforcement calls; their @requires declarations are its IAM policy.
@@ -138,6 +142,11 @@ class Outcome:
     failures: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
 
+    def merge(self, other: Outcome) -> None:
+        self.counts.update(other.counts)
+        self.failures.extend(other.failures)
+        self.deferred.extend(other.deferred)
+
     def summary(self) -> dict[str, int]:
         keys = (
             "notified",
@@ -191,6 +200,7 @@ class EnforceService:
         self._workers = max(1, workers)
         self._limiter = limiter or RateLimiter()
         self._checkpoint = checkpoint
+        self._buffer = threading.local()
 
     # -- reading and planning -----------------------------------------------------------
 
@@ -273,19 +283,62 @@ class EnforceService:
         outcome = Outcome()
         outcome.counts["skipped"] += len(planned.skips)
         today = planned.today
-        owed: list[tuple[Step, KeyRecord]] = []
-        for step in planned.steps:
-            record = self._act(step, today, outcome)
-            if record is not None and step.notice is not None and step.recipients:
-                owed.append((step, record))
+
+        def act(step: Step, local: Outcome) -> KeyRecord | None:
+            return self._act(step, today, local)
+
+        owed = [
+            (step, record)
+            for step, record in self._per_user(planned.steps, _step_user, act, outcome)
+            if record is not None and step.notice is not None and step.recipients
+        ]
         accepted = self._send(owed, today, outcome)
-        for step, record in owed:
-            if (step.user, step.key_id) not in accepted:
-                continue
-            if step.action is Action.DELETE and not self._delete_told(step, outcome):
-                continue
-            self._record_notice(step, record, today, outcome)
+        told = [(step, record) for step, record in owed if (step.user, step.key_id) in accepted]
+
+        def finish(item: tuple[Step, KeyRecord], local: Outcome) -> None:
+            step, record = item
+            if step.action is Action.DELETE and not self._delete_told(step, local):
+                return
+            self._record_notice(step, record, today, local)
+
+        self._per_user(told, lambda item: item[0].user, finish, outcome)
         return outcome
+
+    def _per_user(
+        self,
+        items: Sequence[_T],
+        user_of: Callable[[_T], str],
+        work: Callable[[_T, Outcome], _R],
+        outcome: Outcome,
+    ) -> list[tuple[_T, _R]]:
+        """`work` on every item: one user's items in order on one worker, users at once.
+
+        Each step is an IAM call or two spent waiting on the network; one key after the
+        other, 10,000 due keys cost 10,000 round trips end to end. Within a user the order
+        is kept (the state mark before the act it announces); users share nothing. Each
+        user's counts and events are collected apart and merged here, in plan order, so the
+        event stream and the summary read exactly as a one-at-a-time run's would.
+        """
+        by_user: dict[str, list[_T]] = {}
+        for item in items:
+            by_user.setdefault(user_of(item), []).append(item)
+
+        def one_user(group: list[_T]) -> tuple[list[tuple[_T, _R]], Outcome, list[Event]]:
+            local, events = Outcome(), list[Event]()
+            self._buffer.events = events
+            try:
+                return [(item, work(item, local)) for item in group], local, events
+            finally:
+                self._buffer.events = None
+
+        done: list[tuple[_T, _R]] = []
+        with ThreadPoolExecutor(max_workers=self._workers) as pool:
+            for results, local, events in pool.map(one_user, by_user.values()):
+                done += results
+                outcome.merge(local)
+                for event in events:
+                    self._events.emit(event)
+        return done
 
     def _delete_told(self, step: Step, outcome: Outcome) -> bool:
         """Delete a key whose owner's notice SES has just accepted."""
@@ -463,7 +516,11 @@ class EnforceService:
             "outcome": outcome,
         }
         event.update({key: value for key, value in fields.items() if value not in (None, [])})
-        self._events.emit(event)
+        buffered: list[Event] | None = getattr(self._buffer, "events", None)
+        if buffered is not None:
+            buffered.append(event)  # a worker's: emitted in plan order by _per_user
+        else:
+            self._events.emit(event)
 
 
 class _SesGate:
@@ -541,6 +598,10 @@ class _SesGate:
         self._outcome.counts["verifications_requested"] += 1
         self._emit("verify-identity", "requested", recipients=[address])
         return f"{address} is not verified in SES yet: verification requested, sent once verified"
+
+
+def _step_user(step: Step) -> str:
+    return step.user
 
 
 def _ids(steps: Iterable[Step]) -> list[str]:
