@@ -6,10 +6,18 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 from keyturn.adapters.lease_sqlite import SqliteLeaseStore
 from keyturn.domain.leases import Role
+from keyturn.sandbox.vault import LocalVault, VaultUnavailableError
+from tests.proof.conftest import KEYTURN
+from tests.rotate_fixtures import AuthedAws
 
 
 def mode(path: Path) -> int:
@@ -29,3 +37,95 @@ def test_lease_db_and_its_wal_files_are_0600_in_a_0700_dir(tmp_path: Path) -> No
         store.close()
     finally:
         os.umask(old)
+
+
+# -- TLS to Vault: verified by default, VAULT_CACERT to trust a private CA ------------------
+
+
+@pytest.fixture(scope="module")
+def tls_vault() -> Iterator[LocalVault]:
+    """OpenBao with `-dev-tls`: HTTPS under a CA generated for this run (its own server)."""
+    try:
+        server = LocalVault(tls=True).start()
+    except VaultUnavailableError as exc:
+        pytest.skip(f"OpenBao dev server cannot start here: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def tls_rotate(
+    authed: AuthedAws, tls_vault: LocalVault, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`keyturn rotate USER` into the TLS Vault; `extra` adds env variables."""
+    prefix = f"tls{uuid.uuid4().hex[:8]}"
+
+    def run(user: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            **tls_vault.env(),
+            "KEYTURN_ROTATE_STORE": "vault",
+            "KEYTURN_ROTATE_PATH": f"{prefix}/{{user}}",
+            "KEYTURN_ROTATE_VERIFY_INTERVAL_SECONDS": "0",
+            **extra,
+        }
+        return subprocess.run(
+            [KEYTURN, "rotate", user],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    return run
+
+
+@pytest.mark.vault
+def test_vault_tls_is_verified_by_default_and_refused_without_its_ca(
+    authed: AuthedAws, tls_rotate: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    (old,) = authed.seed_user("tina")
+    done = tls_rotate("tina")
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, done.stderr
+    assert errors[0].startswith("error:"), done.stderr
+    assert "TLS" in errors[0], errors[0]
+    assert "VAULT_CACERT" in errors[0], errors[0]
+    assert authed.keys("tina") == {old.key_id: "Active"}  # nothing changed
+
+
+@pytest.mark.vault
+def test_vault_tls_with_vault_cacert_rotates(
+    authed: AuthedAws,
+    tls_vault: LocalVault,
+    tls_rotate: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    assert tls_vault.cacert is not None
+    (old,) = authed.seed_user("uma")
+    done = tls_rotate("uma", VAULT_CACERT=tls_vault.cacert)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "warning" not in done.stderr.lower(), done.stderr
+    keys = authed.keys("uma")
+    assert keys[old.key_id] == "Inactive"
+    assert len(keys) == 2
+
+
+@pytest.mark.vault
+@pytest.mark.parametrize("skip", ["VAULT_SKIP_VERIFY", "KEYTURN_VAULT_SKIP_VERIFY"])
+def test_skipping_vault_tls_verification_is_explicit_and_warns_once(
+    skip: str, authed: AuthedAws, tls_rotate: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    (old,) = authed.seed_user("vic")
+    done = tls_rotate("vic", **{skip: "true"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "warning" in line.lower()]
+    assert len(warnings) == 1, done.stderr
+    assert "TLS verification" in warnings[0], warnings
+    assert "OFF" in warnings[0], warnings
+    assert "InsecureRequestWarning" not in done.stderr  # urllib3's per-request noise is ours
+    assert authed.keys("vic")[old.key_id] == "Inactive"
