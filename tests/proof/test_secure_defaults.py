@@ -129,3 +129,43 @@ def test_skipping_vault_tls_verification_is_explicit_and_warns_once(
     assert "OFF" in warnings[0], warnings
     assert "InsecureRequestWarning" not in done.stderr  # urllib3's per-request noise is ours
     assert authed.keys("vic")[old.key_id] == "Inactive"
+
+
+# -- a lease database left readable by others is re-tightened when opened -------------------
+
+
+def loosen(path: Path) -> None:
+    """What an older version, a backup restore or `cp` without -p may leave behind."""
+    for item in path.parent.iterdir():
+        item.chmod(0o644)
+    path.parent.chmod(0o755)
+
+
+def test_a_loose_lease_db_is_retightened_on_open_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state" / "keyturn" / "leases.db"
+    first = SqliteLeaseStore(path)
+    first.put_role(Role.build("dev", credential_type="iam_user", iam_groups=["g"]))
+    first.close()
+    loosen(path)
+    with caplog.at_level("WARNING", logger="keyturn.files"):
+        again = SqliteLeaseStore(path)
+    files = [p for p in path.parent.iterdir() if p.name.startswith("leases.db")]
+    assert {p.name: mode(p) for p in files} == {p.name: 0o600 for p in files}
+    assert mode(path.parent) == 0o700
+    assert again.get_role("dev") is not None  # tightened, not replaced: nothing lost
+    again.close()
+    warned = [r.getMessage() for r in caplog.records if r.name == "keyturn.files"]
+    assert any(str(path) in w and "0644" in w for w in warned), warned
+    assert any(str(path.parent) in w and "0755" in w for w in warned), warned
+
+
+def test_a_directory_that_is_not_keyturns_own_is_left_alone(tmp_path: Path) -> None:
+    """A configured path such as /srv/leases.db: the file is tightened, /srv is not."""
+    path = tmp_path / "srv" / "leases.db"
+    SqliteLeaseStore(path).close()
+    loosen(path)
+    SqliteLeaseStore(path).close()
+    assert mode(path) == 0o600
+    assert mode(path.parent) == 0o755
