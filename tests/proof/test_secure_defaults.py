@@ -4,16 +4,19 @@ test_leak_scan.test_the_vault_token_is_never_shown)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from keyturn.adapters.lease_sqlite import SqliteLeaseStore
+from keyturn.domain.errors import KeyturnError
 from keyturn.domain.leases import Role
 from keyturn.sandbox.vault import LocalVault, VaultUnavailableError
 from tests.proof.conftest import KEYTURN
@@ -169,3 +172,82 @@ def test_a_directory_that_is_not_keyturns_own_is_left_alone(tmp_path: Path) -> N
     SqliteLeaseStore(path).close()
     assert mode(path) == 0o600
     assert mode(path.parent) == 0o755
+
+
+# -- the Vault token and the new secret stay out of DEBUG logs, errors and the report -------
+
+
+@pytest.mark.vault
+def test_vault_rotation_at_debug_never_shows_the_token_or_a_secret(
+    authed: AuthedAws,
+    vault: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """test_leak_scan covers `config show`; this covers a real Vault rotation with every
+    logger at DEBUG (urllib3 and hvac included), a 403 failure, and the CLI's report."""
+    from keyturn.config import load_settings
+    from keyturn.wiring import build_aws, build_rotation
+
+    token = vault.auth.token.create(policies=["root"], ttl="10m")["auth"]["client_token"]
+    monkeypatch.setenv("VAULT_TOKEN", token)
+    prefix = f"dbg{uuid.uuid4().hex[:8]}"
+    flags: dict[str, Any] = {
+        "rotate.store": "vault",
+        "rotate.path": f"{prefix}/{{user}}",
+        "rotate.verify_interval_seconds": 0,
+    }
+    (old,) = authed.seed_user("walt")
+    authed.seed_user("xena")
+    caplog.set_level(logging.DEBUG)
+    settings = load_settings(flags=flags).settings
+    service = build_rotation(settings, build_aws(settings))
+    done = service.rotate("walt")
+    assert done.ok, done.message
+    vault.auth.token.revoke(token)  # the next call answers 403
+    with pytest.raises(KeyturnError) as denied:
+        service.rotate("xena")
+    assert "permission denied" in str(denied.value)
+    stored = vault.secrets.kv.v2.read_secret_version(
+        path=f"{prefix}/walt", raise_on_deleted_version=True
+    )["data"]["data"]
+    secrets = {token, stored["secret_key"], old.secret}
+    logged = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
+    assert any(r.name.startswith("urllib3") for r in caplog.records)  # DEBUG really on
+    out, err = capfd.readouterr()
+    texts = {
+        "logs": logged,
+        "captured output": out + err,
+        "error": f"{denied.value!s} {denied.value!r}",
+        "outcome": repr(done),
+    }
+    assert {name: [s[:6] for s in secrets if s in text] for name, text in texts.items()} == {
+        name: [] for name in texts
+    }
+
+    # The CLI, --debug, into Vault: the report names key ids, never a secret or the token.
+    fresh = vault.auth.token.create(policies=["root"], ttl="10m")["auth"]["client_token"]
+    env = {
+        **os.environ,
+        "VAULT_TOKEN": fresh,
+        "KEYTURN_ROTATE_STORE": "vault",
+        "KEYTURN_ROTATE_PATH": f"{prefix}/{{user}}",
+        "KEYTURN_ROTATE_VERIFY_INTERVAL_SECONDS": "0",
+        "COLUMNS": "200",
+    }
+    cli = subprocess.run(
+        [KEYTURN, "--debug", "rotate", "xena"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    current = vault.secrets.kv.v2.read_secret_version(
+        path=f"{prefix}/xena", raise_on_deleted_version=True
+    )["data"]["data"]
+    assert current["access_key"] in cli.stdout  # the report names the new key id
+    for secret in (fresh, current["secret_key"]):
+        assert secret not in cli.stdout + cli.stderr
