@@ -85,6 +85,8 @@ class VaultSettings(_Section):
     token: SecretStr | None = None
     namespace: str | None = None
     cacert: str | None = None
+    # TLS verification is on unless this says otherwise (VAULT_SKIP_VERIFY, as Vault's CLI).
+    skip_verify: bool = False
     # How keyturn logs in: a token (VAULT_TOKEN), AppRole, or AWS IAM (hvac's iam_login).
     auth_method: Literal["token", "approle", "aws"] = "token"
     approle_role_id: SecretStr | None = None
@@ -188,6 +190,7 @@ ENV_ALIASES: dict[str, tuple[str, str]] = {
     "VAULT_TOKEN": ("vault", "token"),
     "VAULT_NAMESPACE": ("vault", "namespace"),
     "VAULT_CACERT": ("vault", "cacert"),
+    "VAULT_SKIP_VERIFY": ("vault", "skip_verify"),
 }
 
 

@@ -294,8 +294,9 @@ def build_vault(settings: Settings, aws: Aws | None = None) -> Any:
     vault = settings.vault
     if not vault.addr:
         raise ConfigError("no Vault address: set VAULT_ADDR or [vault] addr")
-    verify: bool | str = vault.cacert or True
-    client = hvac.Client(url=vault.addr, namespace=vault.namespace, verify=verify, timeout=30)
+    client = hvac.Client(
+        url=vault.addr, namespace=vault.namespace, verify=_vault_tls(settings), timeout=30
+    )
     if vault.auth_method == "token":
         if vault.token is None:
             raise ConfigError("no Vault token: set VAULT_TOKEN or [vault] token")
@@ -327,6 +328,32 @@ def build_vault(settings: Settings, aws: Aws | None = None) -> Any:
                 mount_point=vault.aws_mount,
             )
     return client
+
+
+def _vault_tls(settings: Settings) -> bool | str:
+    """hvac's `verify=`: the CA file when given, else the system trust store; never off
+    unless asked for explicitly (VAULT_SKIP_VERIFY / [vault] skip_verify), and then said
+    once on stderr instead of urllib3's warning on every request."""
+    import sys
+    import warnings
+
+    from urllib3.exceptions import InsecureRequestWarning
+
+    vault = settings.vault
+    if vault.skip_verify:
+        if vault.addr and vault.addr.startswith("https://"):
+            warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+            sys.stderr.write(
+                f"warning: TLS verification for Vault at {vault.addr} is OFF "
+                "(VAULT_SKIP_VERIFY / [vault] skip_verify): anyone on the path can read "
+                "the keys keyturn stores; use VAULT_CACERT instead\n"
+            )
+        return False
+    if vault.cacert:
+        if not Path(vault.cacert).is_file():
+            raise ConfigError(f"VAULT_CACERT / [vault] cacert: {vault.cacert} is not a file")
+        return vault.cacert
+    return True
 
 
 def rotation_checkpoint() -> Callable[[str, str], None]:

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from keyturn.adapters.private_files import secure_existing
 from keyturn.domain.errors import ConfigError, OperationFailedError
 from keyturn.domain.leases import Lease, Role
 
@@ -46,6 +47,7 @@ class SqliteLeaseStore:
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
+        secure_existing(path)  # an older or copied database may be 0644 in a 0755 dir
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             # Create the file ourselves so it is 0600 from its first byte.

@@ -224,6 +224,13 @@ class RotationService:
         derived = derive(Facts(record, tuple(keys), view), self._clock.now())
         if derived is None or derived.state in (S.ABORTED, S.ROLLED_BACK):
             return None
+        pending = view.pending
+        if pending is not None and pending.token == record.token and view.open_pending is None:
+            # A promotion cut off after writing current (Vault down before the pending
+            # entry's deletion) left a second copy of the current secret behind: finish it
+            # (promote is idempotent: with current already ours it only deletes pending).
+            self._call()
+            self._store.promote(user, record.token)
         return self._run(derived, keys, view)
 
     def rollback(self, user: str) -> Outcome:
