@@ -13,6 +13,19 @@ action name; other requests can still be faulted at random. A refusal is written
 protocol the request used (XML for the query protocol, JSON with `__type` for JSON-protocol
 services such as Secrets Manager), because botocore recognises a throttle only when it can
 parse the error code: a wrong format turns a retryable throttle into a hard failure.
+
+A latency model (bench/bench_rotate.py's "as on real AWS"), all off by default:
+
+- `latency`: seconds added to every AWS call, as the round trip to a region would;
+- `rate_limits`: requests per second per service (`{"iam": 20.0}`), a token bucket each;
+  a request beyond it is answered as AWS does, HTTP 400 `Throttling` "Rate exceeded", and
+  never reaches the service. The service is read from the SigV4 credential scope;
+- `propagation`: a key created through the proxy (its id is read from the CreateAccessKey
+  response) is refused with 403 `InvalidClientTokenId` for that many seconds, as a new IAM
+  key is until it has propagated (DESIGN.md: 5-15 s in the field).
+
+`counts` holds how often each behaviour was injected; `calls` every AWS request the proxy
+received per `service:Operation`, refused ones included (what AWS's limiter would see).
 """
 
 from __future__ import annotations
@@ -20,6 +33,7 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import re
 import threading
 import time
 import urllib.parse
@@ -45,6 +59,13 @@ class Refusal:
 THROTTLING = Refusal(400, "Throttling", "Rate exceeded", json_code="ThrottlingException")
 UNAVAILABLE = Refusal(503, "ServiceUnavailable", "Service is unavailable, try again")
 MESSAGE_REJECTED = Refusal(400, "MessageRejected", "Email address is not verified.")
+UNPROPAGATED = Refusal(
+    403, "InvalidClientTokenId", "The security token included in the request is invalid."
+)
+
+# SigV4: `Authorization: AWS4-HMAC-SHA256 Credential=KEYID/DATE/REGION/SERVICE/aws4_request`.
+_SCOPE = re.compile(r"Credential=([^/\s,]+)/[^/]+/[^/]+/([^/]+)/")
+_NEW_KEY_ID = re.compile(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>")
 
 
 @dataclass
@@ -58,6 +79,37 @@ class FaultPlan:
     stall_seconds: float = 2.0
     refuse: dict[str, Refusal] = field(default_factory=dict)
     only_actions: frozenset[str] | None = None  # random faults only for these actions
+    # -- the latency model (deterministic; see the module docstring) --
+    latency: float = 0.0  # seconds added to every AWS call
+    rate_limits: dict[str, float] = field(default_factory=dict)  # service -> requests/s
+    # Bucket size per service (requests that may arrive at once); default: one second's worth.
+    rate_bursts: dict[str, float] = field(default_factory=dict)
+    propagation: float = 0.0  # seconds a new key is refused with InvalidClientTokenId
+
+
+class _Bucket:
+    """Token bucket that answers at once (AWS does not queue a request, it refuses it)."""
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, burst)
+        self.tokens = self.capacity
+        self.last = now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class _QuietServer(ThreadingHTTPServer):
+    # Hundreds of concurrent clients (the rotation bench) overflow the default backlog of 5,
+    # and a refused SYN costs the client a one-second retransmit: latency the model lacks.
+    request_queue_size = 512
+    daemon_threads = True
 
 
 class FaultProxy:
@@ -71,8 +123,11 @@ class FaultProxy:
         self._random = random.Random(seed)  # noqa: S311 - fault choice, not security
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
+        self.calls: Counter[str] = Counter()
+        self._buckets: dict[str, _Bucket] = {}
+        self._young_keys: dict[str, float] = {}  # new key id -> when it starts to work
+        self._monotonic = time.monotonic
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
@@ -92,6 +147,47 @@ class FaultProxy:
     def calm(self) -> None:
         """No more faults from now on (the "later run" that completes the work)."""
         self.plan = FaultPlan()
+
+    # -- the latency model ------------------------------------------------------------------
+
+    def _model(self, authorization: str, action: str | None, target: str | None) -> Refusal | None:
+        """Count the call; the refusal the model answers it with, if any."""
+        scope = _SCOPE.search(authorization)
+        key_id, service = (scope.group(1), scope.group(2)) if scope else ("", "unsigned")
+        operation = action or (target.rsplit(".", 1)[-1] if target else "?")
+        plan = self.plan
+        now = self._monotonic()
+        with self._lock:
+            self.calls[f"{service}:{operation}"] += 1
+            ready_at = self._young_keys.get(key_id)
+            if ready_at is not None:
+                if now < ready_at:
+                    self.counts["unpropagated"] += 1
+                    return UNPROPAGATED
+                del self._young_keys[key_id]
+            rate = plan.rate_limits.get(service)
+            if rate is not None:
+                bucket = self._buckets.get(service)
+                if bucket is None or bucket.rate != rate:
+                    burst = plan.rate_bursts.get(service, rate)
+                    bucket = self._buckets[service] = _Bucket(rate, burst, now)
+                if not bucket.take(now):
+                    self.counts[f"throttled {service}"] += 1
+                    return THROTTLING
+        return None
+
+    def _created(self, answer: bytes) -> None:
+        """A CreateAccessKey answer passed: its key works only after the propagation delay."""
+        found = _NEW_KEY_ID.search(answer)
+        if found is None or self.plan.propagation <= 0:
+            return
+        with self._lock:
+            self._young_keys[found.group(1).decode()] = self._monotonic() + self.plan.propagation
+            self.counts["keys delayed"] += 1
+
+    def _count(self, behaviour: str) -> None:
+        with self._lock:
+            self.counts[behaviour] += 1
 
     # -- deciding -------------------------------------------------------------------------
 
@@ -142,6 +238,24 @@ class FaultProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 action = _action(body)
+                is_aws = not self.path.startswith("/moto-api")
+                if is_aws and proxy.plan.latency > 0:
+                    # Before anything else, refusals included: AWS's answer, whatever it
+                    # is, takes a round trip.
+                    time.sleep(proxy.plan.latency)
+                    proxy._count("latency")
+                modelled = (
+                    proxy._model(
+                        self.headers.get("Authorization", ""),
+                        action,
+                        self.headers.get("X-Amz-Target"),
+                    )
+                    if is_aws
+                    else None
+                )
+                if modelled is not None:
+                    self._error(modelled, json_protocol="X-Amz-Target" in self.headers)
+                    return
                 verdict = proxy._decide(self.path, action)
                 if verdict == "drop":
                     self.close_connection = True
@@ -155,6 +269,8 @@ class FaultProxy:
                 status, headers, answer = proxy._forward(
                     self.command, self.path, self.headers, body
                 )
+                if action == "CreateAccessKey" and status == 200:
+                    proxy._created(answer)
                 if verdict == "stall":
                     # The service did the work; the client never hears about it.
                     time.sleep(proxy.plan.stall_seconds)
