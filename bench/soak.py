@@ -1,9 +1,10 @@
 """`make soak`: keyturn at volume against a separate moto_server, with throttling injected.
 
 Issue 7, item 6. Three parts, one moto_server process, every keyturn call through
-keyturn.sandbox.faults.FaultProxy, which throttles a share of calls (`Throttling`, as IAM
-answers) and fails a few more with 503. The point is not speed: it is that nothing is lost
-and that runs repeated the way the schedule repeats them finish the work.
+keyturn.sandbox.faults.FaultProxy, which throttles IAM beyond 60 requests a second and a
+share of calls at random (`Throttling`, as IAM answers) and fails a few more with 503.
+The point is not speed: it is that nothing is lost and that runs repeated the way the
+schedule repeats them finish the work.
 
 - enforce: USERS users with one key each, 40-400 days old (seeded straight into moto's
   backend, backdated), notices off and deactivate-without-notice on, so every key is due.
@@ -47,7 +48,12 @@ from keyturn.services.enforce import ListSink, resolve_config
 from keyturn.services.rotate import Outcome, run_many
 from keyturn.wiring import build_enforce, build_leases, build_rotation
 
-PLAN = FaultPlan(throttle=0.02, server_error=0.005)
+# IAM's rate limit, as AWS enforces it (a token bucket; beyond it `Throttling`), and on top
+# of it a share of calls throttled or failed at random, as when another tool in the
+# account spends the same budget. A flat random share alone would be unlike AWS: botocore's
+# adaptive mode answers every throttle by slowing down, and a throttle that comes whatever
+# the rate drives it to a crawl (10,000 users took over an hour that way).
+PLAN = FaultPlan(throttle=0.005, server_error=0.002, rate_limits={"iam": 60.0})
 MAX_RUNS = 5
 RESULTS = Path(__file__).resolve().parent / "results" / "soak.json"
 DEFAULTS = (10_000, 1_000, 100)
@@ -272,7 +278,11 @@ def main(users: int, rotations: int, count: int) -> dict[str, Any]:
         result: dict[str, Any] = {
             "command": "python -m bench.soak " + " ".join(map(str, (users, rotations, count))),
             "started_at": started.isoformat(timespec="seconds"),
-            "faults": {"throttle": PLAN.throttle, "server_error": PLAN.server_error},
+            "faults": {
+                "throttle": PLAN.throttle,
+                "server_error": PLAN.server_error,
+                "rate_limits": PLAN.rate_limits,
+            },
         }
         print(f"enforce over {users:,} users ...", file=sys.stderr)
         result["enforce"] = enforce(proxy.url, moto.url, users)
