@@ -132,5 +132,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     width = max(len(case) for case, _, _ in MATRIX)
     for case, result, note in sorted(MATRIX):
         terminalreporter.write_line(f"{case:<{width}}  {result:<4}  {note}")
+    operations: dict[str, list[str]] = {}
+    for case, result, _ in MATRIX:  # a case id is "operation:step..."
+        operations.setdefault(case.split(":", 1)[0], []).append(result)
+    for operation, results in sorted(operations.items()):
+        bad = sum(1 for result in results if result != "ok")
+        terminalreporter.write_line(f"{operation}: {len(results)} cases, {bad} failed")
     failed = sum(1 for _, result, _ in MATRIX if result != "ok")
     terminalreporter.write_line(f"{len(MATRIX)} cases, {failed} failed")
