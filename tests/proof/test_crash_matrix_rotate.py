@@ -174,3 +174,96 @@ def test_rotation_killed_at_each_step_then_resumed(
     assert authed.keys("alice") == keys
     assert (probe.entry("alice", "current") or ("",))[0] == new_id
     matrix_row(note + "; all invariants hold")
+
+
+# -- rollback: also a multi-step operation, resumed by running it again ------------------
+#
+# After promotion (the old key inactive, the new one current): reactivate the old key,
+# restore the store's previous entry, deactivate the new key, record ROLLED_BACK. Before
+# promotion (killed after `store`): delete the new key, record ABORTED.
+
+PROMOTED_ROLLBACK = ("rollback_reactivate", "rollback_restore", "rollback_deactivate_new")
+# Known bug (Vault), found by this matrix: killed right after the store was restored, the
+# journal still says INTENT and Vault's restored entries no longer name the new key as
+# current or pending, yet `.previous` does, so it is no orphan either: the second rollback
+# derives "never promoted", deletes nothing and records ABORTED. The new key stays active
+# beside the old one (a later rotation then refuses: 2 active keys). With Secrets Manager
+# the same rerun deletes the new key (an orphan to it) and ends safe.
+RESTORE_BUG = pytest.mark.xfail(
+    strict=True,
+    reason="rollback killed after rollback_restore: rerun leaves the new key active",
+)
+ROLLBACK_CASES = [
+    case
+    for store in STORES
+    for case in (
+        *(Case(store, ("", step)) for step in (*PROMOTED_ROLLBACK, "rolled_back")),
+        *(Case(store, ("store", step)) for step in ("rollback_delete_new", "rollback_aborted")),
+    )
+]
+
+
+def rollback_id(case: Case) -> str:
+    before = "after promotion" if not case.kills[0] else f"killed after {case.kills[0]}"
+    return f"rotate-rollback-{case.store}:{case.kills[1]}({before})"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(
+            c,
+            id=rollback_id(c),
+            marks=[RESTORE_BUG] * (c.kills[1] == "rollback_restore" and c.store == "vault"),
+        )
+        for c in ROLLBACK_CASES
+    ],
+)
+def test_rollback_killed_at_each_step_then_run_again(
+    case: Case, request: pytest.FixtureRequest, authed: AuthedAws, matrix_row: Any
+) -> None:
+    probe = make_probe(request, authed, case.store)
+    (current,) = authed.seed_user("alice")
+    probe.seed_current("alice", current.key_id, current.secret)
+    authed.seed_user("bystander", keys=2, inactive=1)
+    bystanders = {"bystander": authed.keys("bystander")}
+    env = cli_env(probe)
+    rotate_kill, rollback_kill = case.kills
+
+    if rotate_kill:
+        crashed = run_keyturn({**env, "KEYTURN_TEST_CRASH_AFTER": rotate_kill}, "rotate", "alice")
+        assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    else:
+        done = run_keyturn(env, "rotate", "alice")
+        assert done.returncode == 0, done.stdout + done.stderr
+    new_ids = set(authed.keys("alice")) - {current.key_id}
+
+    killed = run_keyturn(
+        {**env, "KEYTURN_TEST_CRASH_AFTER": rollback_kill}, "rotate", "--rollback", "alice"
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    assert crash_safety(probe, bystanders) == []
+
+    again = run_keyturn(env, "rotate", "--rollback", "alice")
+    finished = rollback_kill in ("rolled_back", "rollback_aborted")
+    if finished:  # the record was written: a second rollback says so, changes nothing
+        assert again.returncode == 2, again.stdout + again.stderr
+        assert "already" in again.stderr, again.stderr
+        note = "rollback had finished; running it again refuses, changes nothing"
+    else:
+        assert again.returncode == 0, again.stdout + again.stderr
+        note = "rollback run again and finished"
+    assert all_problems(probe, "alice", bystanders) == []
+    assert (probe.entry("alice", "current") or ("",))[0] == current.key_id
+    keys = authed.keys("alice")
+    if rotate_kill:  # never promoted: the new key is gone
+        assert keys == {current.key_id: "Active"}
+        note += "; new key deleted"
+    else:
+        # Rolled back: the new key is inactive, or (taken for a lost key once the store no
+        # longer names it) deleted; never left active beside the old one.
+        assert keys.pop(current.key_id) == "Active"
+        assert set(keys) <= new_ids
+        assert set(keys.values()) <= {"Inactive"}, keys
+        note += "; old key current and active, new key " + ("inactive" if keys else "deleted")
+    matrix_row(note + "; all invariants hold")
