@@ -414,7 +414,9 @@ def test_no_secret_leaks_in_rotation_flows(
 
     def in_vault(user: str) -> str:
         with caplog.at_level(logging.WARNING):
-            found = kv.read_secret_version(path=f"cli/{user}", mount_point="secret")
+            found = kv.read_secret_version(
+                path=f"cli/{user}", mount_point="secret", raise_on_deleted_version=True
+            )
         secret: str = found["data"]["data"]["secret_key"]
         return secret
 
