@@ -94,13 +94,19 @@ def check_key_limit(probe: StoreProbe, user: str) -> list[str]:
 
 
 def check_no_lost_secret(probe: StoreProbe, user: str) -> list[str]:
-    """Invariant 2: every active key's secret is in the store or held by its owner."""
-    known = set(probe.known_secrets(user)) | set(probe.authed.known)
-    return [
-        f"{user}: active key {key_id} has its secret nowhere"
-        for key_id, status in probe.authed.keys(user).items()
-        if status == "Active" and key_id not in known
-    ]
+    """Invariant 2: every active key's secret is in the store or held by its owner, and
+    what is held there is that key's real secret (it authenticates)."""
+    known = {key_id: key.secret for key_id, key in probe.authed.known.items()}
+    known.update(probe.known_secrets(user))
+    problems = []
+    for key_id, status in probe.authed.keys(user).items():
+        if status != "Active":
+            continue
+        if key_id not in known:
+            problems.append(f"{user}: active key {key_id} has its secret nowhere")
+        elif not probe.authed.authenticates(key_id, known[key_id]):
+            problems.append(f"{user}: active key {key_id}: the secret held for it is wrong")
+    return problems
 
 
 def check_untouched(probe: StoreProbe, before: dict[str, dict[str, str]]) -> list[str]:

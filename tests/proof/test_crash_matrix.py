@@ -7,7 +7,9 @@ Operations and how each resumes:
 - lease issue (iam_user), every step of ISSUE_STEPS: `keyturn lease tidy`;
 - lease revoke, every step of REVOKE_STEPS: `lease tidy` once the dead revoker's claim has
   lapsed (the claim is moved into the past: that is "five minutes later");
-- enforce --apply, every step of APPLY_STEPS: a second `enforce --apply`.
+- enforce --apply, every step of APPLY_STEPS: a second `enforce --apply`;
+- rotation (every state of DESIGN.md's machine) and its rollback, in both stores:
+  tests/proof/test_crash_matrix_rotate.py, printed in the same matrix.
 
 The crash itself comes from KEYTURN_TEST_CRASH_AFTER=<step> (keyturn.wiring), which SIGKILLs
 the process at the boundary: no `finally`, no flush, exactly like kill -9.

@@ -177,3 +177,37 @@ def test_audit_under_faults(
     calm = keyturn("audit", "-f", "json", "--key-ids", extra=via(proxy, 8))
     assert calm.returncode in (0, 3), calm.stderr
     assert all(key_id in calm.stdout for key_id in keys.values())
+
+
+class StallFirstCall(FaultProxy):
+    """Stalls only the first request for `action`: the service creates, the client times
+    out, botocore retries, and the retry succeeds (the case a blind retry gets wrong)."""
+
+    def __init__(self, upstream: str, action: str) -> None:
+        super().__init__(upstream)
+        self.action = action
+
+    def _decide(self, path: str, action: str | None) -> str:
+        verdict = super()._decide(path, action)
+        with self._lock:
+            if action == self.action and not self.counts["stall"]:
+                self.counts["stall"] += 1
+                return "stall"
+        return verdict
+
+
+def test_a_stalled_create_access_key_leaves_the_lease_user_one_key(
+    aws: LocalAws, keyturn: Run, tmp_path: Path, lease_role: Any
+) -> None:
+    """CreateAccessKey took effect but its answer never came: the retry's key is the one
+    handed out, and the first key (its secret lost) must not live on until the revoke."""
+    with StallFirstCall(aws.url, "CreateAccessKey") as stalling:
+        stalling.plan = FaultPlan(stall_seconds=1.5)
+        done = keyturn("creds", "dev", "-f", "json", extra=via(stalling, 8))
+    assert stalling.counts["stall"] == 1  # the fault bit
+    assert done.returncode == 0, done.stdout + done.stderr
+    issued = json.loads(done.stdout)
+    lease = store(tmp_path).get(issued["lease_id"])
+    assert lease is not None
+    assert keyturn_users(aws) == {lease.principal: [issued["access_key"]]}
+    assert lease.key_id == issued["access_key"]

@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +32,7 @@ from keyturn.domain.leases import Role
 from keyturn.handlers import enforce as enforce_handler
 from keyturn.handlers import leases as leases_handler
 from keyturn.sandbox.aws import LocalAws
+from keyturn.sandbox.vault import LocalVault
 from keyturn.services.leases import LeaseEngineSettings, LeaseService
 from tests.proof.conftest import Run, SecretLedger
 
@@ -249,6 +257,198 @@ def test_no_secret_leaks_anywhere_in_the_end_to_end_flows(
     assert len(ledger.secrets) >= 12, len(ledger.secrets)
     assert any(label.startswith("file reports/audit.html") for label, _, _ in scan.texts)
     assert any(label.startswith("file state/keyturn/leases.db") for label, _, _ in scan.texts)
+    assert scan.leaks() == []
+
+
+# -- rotation: the CLI into both stores, and the two rotation Lambdas ----------------------
+#
+# The CLI runs with Python logging at DEBUG on stderr (botocore then logs every request and
+# answer body), so stderr is the log too. `--show-secret` is the one place a new secret may
+# appear; the test proves it does appear there, so the scan is able to fail.
+
+
+def debug_keyturn(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`keyturn ARGS` as a subprocess, with root logging at DEBUG to stderr."""
+    code = (
+        "import logging; logging.basicConfig(level=logging.DEBUG); "
+        "from keyturn.cli.main import run; run()"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def rotation_cli_flows(
+    scan: Scan,
+    aws: LocalAws,
+    env: dict[str, str],
+    store: str,
+    stored_secret: Callable[[str], str],
+    quiet: Callable[[], AbstractContextManager[None]],
+) -> None:
+    """Every rotation mode of the CLI for five users whose names start with `store`.
+    `quiet()` keeps the test's own AWS calls out of the captured DEBUG records."""
+    rita, sam, tess, uma, vic = (
+        f"{store}-{name}" for name in ("rita", "sam", "tess", "uma", "vic")
+    )
+    with quiet():
+        for user in (rita, sam, tess, uma, vic):
+            aws.create_user(user)
+            aws.add_key(user, age_days=100)
+
+    def run(*args: str, allowed: int = 0, code: int = 0, crash_after: str = "") -> str:
+        extra = {"KEYTURN_TEST_CRASH_AFTER": crash_after} if crash_after else {}
+        done = debug_keyturn({**env, **extra}, *args)
+        label = f"[{store}] keyturn {' '.join(args)}"
+        if crash_after:
+            label += f" (killed after {crash_after})"
+        assert done.returncode == code, (label, done.stdout, done.stderr)
+        scan.add(label + " stdout", done.stdout, allowed)
+        scan.add(label + " stderr + DEBUG log", done.stderr)
+        return done.stdout
+
+    run("rotate", rita, "--dry-run")
+    shown = run("rotate", rita, "--show-secret", allowed=1)
+    # Asked for: the new secret is printed, and it is the one the store now serves.
+    assert len(scan.ledger.found_in(shown)) == 1, f"[{store}] --show-secret printed no secret"
+    assert stored_secret(rita) in shown
+    run("rotate", sam)
+    run("rotate", sam)  # a second time, so the store holds a previous entry to restore
+    run("rotate", "--rollback", sam)
+    # Killed with the new secret only in memory, and with it stored as pending; resumed.
+    run("rotate", tess, code=-signal.SIGKILL, crash_after="create")
+    run("rotate", uma, code=-signal.SIGKILL, crash_after="store")
+    run("rotate", "--resume", tess, uma, "--dry-run")
+    run("rotate", "--resume", tess, uma)
+    run("rotate", vic, "--dry-run", "--show-secret", code=2)  # bad input: nothing to show
+    run("rotate", vic, "--grace-days", "0")
+    with quiet():
+        aws.add_key(vic)  # two active keys: rotation refuses, with a traceback under --debug
+    run("--debug", "rotate", vic, code=1)
+
+
+def rotation_lambda_flows(
+    scan: Scan,
+    aws: LocalAws,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The scheduled rotation Lambda and the Secrets Manager rotation function, in-process
+    with DEBUG on: results, raised errors, Powertools logs and every log record."""
+    from aws_lambda_powertools import Logger
+
+    from keyturn.handlers import rotate as rotate_handler
+    from keyturn.handlers import secretsmanager_rotation as sm_handler
+
+    for name in ("keyturn-rotate", "keyturn-secretsmanager-rotation"):
+        Logger(service=name)  # as in lambda_flows: Powertools' loggers do not propagate
+        logger = logging.getLogger(name)
+        monkeypatch.setattr(logger, "handlers", [*logger.handlers, caplog.handler])
+    for name, value in {
+        "KEYTURN_ROTATE_STORE": "secretsmanager",
+        "KEYTURN_ROTATE_PATH": "lambda/{user}",
+        "KEYTURN_ROTATE_VERIFY_INTERVAL_SECONDS": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with caplog.at_level(logging.WARNING):  # the test's own seeding is not keyturn's log
+        for user in ("walt", "xena"):
+            aws.create_user(user)
+        aws.add_key("walt", age_days=100)
+        old = aws.add_key("xena", age_days=100)
+        doc = {"UserName": "xena", "AccessKeyId": old.key_id, "SecretAccessKey": old.secret}
+        arn = aws.client("secretsmanager").create_secret(
+            Name="sm/xena", SecretString=json.dumps(doc)
+        )["ARN"]
+
+    def call(label: str, function: Callable[[Any], Any], event: Any) -> None:
+        try:
+            scan.add(label + " result", repr(function(event)))
+        except KeyturnError as exc:
+            scan.add(label + " error", f"{exc!s} {exc!r}")
+
+    call("rotate handler", rotate_handler.handler, {"users": ["walt"]})
+    call(
+        "rotate handler, a user that does not exist", rotate_handler.handler, {"users": ["nobody"]}
+    )
+    # Secrets Manager's four steps (createSecret retried) on seed 001's secret shape.
+    token = str(uuid.uuid4())
+    for step in ("createSecret", "createSecret", "setSecret", "testSecret", "finishSecret"):
+        event = {"SecretId": arn, "ClientRequestToken": token, "Step": step}
+        call(f"secretsmanager rotation {step}", sm_handler.handler, event)
+    unknown = {"SecretId": arn, "ClientRequestToken": "x" * 36, "Step": "testSecret"}
+    call("secretsmanager rotation, unknown token", sm_handler.handler, unknown)
+    out, err = capfd.readouterr()
+    scan.add("rotation Lambdas stdout (Powertools JSON logs)", out)
+    scan.add("rotation Lambdas stderr", err)
+    assert any(r.getMessage() == "rotation step done" for r in caplog.records)
+    assert len(aws.client("iam").list_access_keys(UserName="xena")["AccessKeyMetadata"]) == 2
+
+
+def test_no_secret_leaks_in_rotation_flows(
+    aws: LocalAws,
+    ledger: SecretLedger,
+    local_vault: LocalVault,
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    scan = Scan(ledger)
+    sm = aws.client("secretsmanager")
+    kv = local_vault.client().secrets.kv.v2
+    caplog.clear()  # the test's own clients' debug logs are not keyturn's
+
+    def in_secretsmanager(user: str) -> str:
+        with caplog.at_level(logging.WARNING):
+            found = sm.get_secret_value(SecretId=f"cli/{user}", VersionStage="AWSCURRENT")
+        secret: str = json.loads(found["SecretString"])["SecretAccessKey"]
+        return secret
+
+    def in_vault(user: str) -> str:
+        with caplog.at_level(logging.WARNING):
+            found = kv.read_secret_version(
+                path=f"cli/{user}", mount_point="secret", raise_on_deleted_version=True
+            )
+        secret: str = found["data"]["data"]["secret_key"]
+        return secret
+
+    common = {**cli_env, "KEYTURN_ROTATE_VERIFY_INTERVAL_SECONDS": "0"}
+    sm_env = {
+        **common,
+        "KEYTURN_ROTATE_STORE": "secretsmanager",
+        "KEYTURN_ROTATE_PATH": "cli/{user}",
+    }
+    vault_env = {
+        **common,
+        **local_vault.env(),
+        "KEYTURN_ROTATE_STORE": "vault",
+        "KEYTURN_ROTATE_PATH": "cli/{user}",
+        "KEYTURN_VAULT_KV_MOUNT": "secret",
+    }
+
+    def quiet() -> AbstractContextManager[None]:
+        return caplog.at_level(logging.WARNING)
+
+    rotation_cli_flows(scan, aws, sm_env, "sm", in_secretsmanager, quiet)
+    rotation_cli_flows(scan, aws, vault_env, "vault", in_vault, quiet)
+    rotation_lambda_flows(scan, aws, monkeypatch, capfd, caplog)
+    for record in caplog.records:
+        scan.add(f"log record {record.name}", record.getMessage() + repr(record.__dict__))
+    for path in files_under(tmp_path):
+        scan.add(f"file {path.relative_to(tmp_path)}", path.read_bytes())
+    # The scan saw real work: 13 seeded keys, 12 rotated in by the CLI and the Lambdas
+    # (an orphan and a retried createSecret included), and DEBUG logs that carry bodies.
+    assert len(ledger.secrets) >= 20, len(ledger.secrets)
+    assert any(isinstance(text, str) and "DEBUG:botocore" in text for _, text, _ in scan.texts)
+    assert any(record.levelno == logging.DEBUG for record in caplog.records)
     assert scan.leaks() == []
 
 

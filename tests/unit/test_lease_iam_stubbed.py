@@ -163,3 +163,42 @@ def test_create_user_sends_path_boundary_and_tags_in_one_call() -> None:
             USER, "/keyturn/", boundary, {TAG_LEASE: "aws/creds/dev/abcdefghij"}
         )
     stub.assert_no_pending_responses()
+
+
+def created(key_id: str, retries: int) -> dict[str, Any]:
+    return {
+        "AccessKey": {**key(key_id), "SecretAccessKey": "s" * 40},
+        "ResponseMetadata": {"RetryAttempts": retries},
+    }
+
+
+def test_create_access_key_after_a_retry_deletes_the_keys_whose_answers_were_lost() -> None:
+    client = iam_client()
+    stub = Stubber(client)
+    u = {"UserName": USER}
+    stub.add_response("create_access_key", created("AKIA0000000000000003", 2), u)
+    stub.add_response(
+        "list_access_keys",
+        {"AccessKeyMetadata": [key("AKIA0000000000000001")], "IsTruncated": True, "Marker": "m1"},
+        u,
+    )
+    stub.add_response(
+        "list_access_keys",
+        {"AccessKeyMetadata": [key("AKIA0000000000000003"), key("AKIA0000000000000002")]},
+        {"UserName": USER, "Marker": "m1"},
+    )
+    for lost in ("AKIA0000000000000001", "AKIA0000000000000002"):
+        stub.add_response("delete_access_key", {}, {"UserName": USER, "AccessKeyId": lost})
+    with stub:
+        made = IamLeaseAdmin(client).create_access_key(USER)
+        stub.assert_no_pending_responses()
+    assert made.access_key_id == "AKIA0000000000000003"
+
+
+def test_create_access_key_answered_first_time_makes_no_other_call() -> None:
+    client = iam_client()
+    stub = Stubber(client)
+    stub.add_response("create_access_key", created("AKIA0000000000000001", 0), {"UserName": USER})
+    with stub:  # any further call would find no stubbed answer and fail
+        made = IamLeaseAdmin(client).create_access_key(USER)
+    assert made.access_key_id == "AKIA0000000000000001"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -19,6 +20,21 @@ SECRET = "Wk7p2+o3UNYwo7AuVufm4/QWW7U8zC91qRl/f6HX"
         f"{{'body': {{'SecretString': '{SECRET}', 'SecretId': 'app'}}}}",
         f"Action=PutSecretValue&SecretString={SECRET}",
         f'b\'{{"SecretString":"{SECRET}"}}\'',
+        # botocore.endpoint's DEBUG record of PutSecretValue: a key document (JSON) inside
+        # the request body (JSON) inside a bytes repr, so each inner quote is `\\"`.
+        repr(
+            json.dumps(
+                {
+                    "SecretId": "cli/rita",
+                    "SecretString": json.dumps(
+                        {"UserName": "rita", "AccessKeyId": "AKIA1", "SecretAccessKey": SECRET}
+                    ),
+                }
+            ).encode()
+        ),
+        # ... and a document whose secret field has a name of the user's choosing.
+        repr({"SecretId": "app", "SecretString": json.dumps({"password": SECRET})}),
+        json.dumps({"SecretString": json.dumps({"password": SECRET}), "Name": "app"}),
     ],
 )
 def test_secret_values_are_masked(body: str) -> None:

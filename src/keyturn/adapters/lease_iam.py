@@ -88,11 +88,37 @@ class IamLeaseAdmin:
         with translate("iam:AddUserToGroup", f"{user} {group}"):
             self._iam.add_user_to_group(UserName=user, GroupName=group)
 
-    @requires("iam:CreateAccessKey")
+    @requires("iam:CreateAccessKey", "iam:ListAccessKeys", "iam:DeleteAccessKey")
     def create_access_key(self, user: str) -> NewKeySecret:
+        """IAM: CreateAccessKey on the lease's own, just-created user.
+
+        CreateAccessKey is not idempotent, and botocore retries a call whose answer was
+        lost (a read timeout, a dropped connection, a 5xx) although IAM may have done the
+        work: each lost answer is then an active key whose secret nobody has. So when the
+        answer says it took more than one attempt, every other key on the user is deleted
+        before the credential is handed out. The user was made by keyturn for this lease
+        moments ago, so any other key on it is one of those. The usual answer (no retry)
+        costs no extra call.
+        """
         with translate("iam:CreateAccessKey", user):
-            key = self._iam.create_access_key(UserName=user)["AccessKey"]
+            answer = self._iam.create_access_key(UserName=user)
+        key = answer["AccessKey"]
+        if answer.get("ResponseMetadata", {}).get("RetryAttempts", 0):
+            self._delete_keys_except(user, key["AccessKeyId"])
         return NewKeySecret(key["AccessKeyId"], key["SecretAccessKey"])
+
+    def _delete_keys_except(self, user: str, keep: str) -> None:
+        for page in self._pages("list_access_keys", "iam:ListAccessKeys", user):
+            for found in page["AccessKeyMetadata"]:
+                key_id = found["AccessKeyId"]
+                if key_id != keep:
+                    _gone_ok(
+                        "iam:DeleteAccessKey",
+                        key_id,
+                        self._iam.delete_access_key,
+                        UserName=user,
+                        AccessKeyId=key_id,
+                    )
 
     # -- revoke -------------------------------------------------------------------------
 

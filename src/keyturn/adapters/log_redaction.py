@@ -15,11 +15,19 @@ import re
 
 SECRET_FIELDS = ("SecretAccessKey", "SessionToken", "SecretString", "SecretBinary")
 # XML (<SecretAccessKey>v</SecretAccessKey>), JSON ("SecretAccessKey": "v") and Python
-# repr ('SecretString': 'v'), also with escaped quotes inside a repr'd bytes body.
+# repr ('SecretString': 'v'), also with escaped quotes inside a repr'd bytes body, at any
+# depth: a key document stored as a SecretString is JSON inside JSON inside a bytes repr
+# (`\\"SecretAccessKey\\": \\"v`, two backslashes before each quote).
 _VALUE = re.compile(
     r"(?P<name>" + "|".join(SECRET_FIELDS) + r")"
-    r"(?P<sep>>|\\?[\"']?\s*:\s*\\?[\"']|=)"
+    r"(?P<sep>>|\\*[\"']?\s*:\s*\\*[\"']|=)"
     r"(?P<value>[^\"'<&\s\\,}]+)"
+)
+# A whole quoted SecretString / SecretBinary value, up to its unescaped closing quote: the
+# document inside may name its secret field anything (rotate.secret_key_field).
+_WHOLE = re.compile(
+    r"(?P<name>SecretString|SecretBinary)(?P<sep>[\"']?\s*:\s*(?P<q>[\"']))"
+    r"(?P<value>.*?)(?<!\\)(?P=q)"
 )
 # A logger's filters see only the records logged on it, so every logger of these packages
 # gets one (botocore's modules each log as their own `botocore.<module>`).
@@ -28,6 +36,7 @@ MASK = "***"
 
 
 def redact(text: str) -> str:
+    text = _WHOLE.sub(lambda m: f"{m['name']}{m['sep']}{MASK}{m['q']}", text)
     return _VALUE.sub(lambda m: f"{m['name']}{m['sep']}{MASK}", text)
 
 

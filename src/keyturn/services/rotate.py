@@ -254,7 +254,9 @@ class RotationService:
             for key_id in sorted(doomed):
                 self._call()
                 self._iam.delete_key(user, key_id)
+                self._checkpoint("rollback_delete_new", user)
             self._write(advance(derived, S.ABORTED, now))
+            self._checkpoint("rollback_aborted", user)
             return Outcome(
                 user,
                 True,
@@ -271,12 +273,16 @@ class RotationService:
         new_id = derived.new_key_id or self._store.key_id(user, "current")
         self._call()
         self._iam.set_active(user, old.key_id, True)
+        self._checkpoint("rollback_reactivate", user)
         self._call()
         self._store.restore_previous(user, derived.token)
+        self._checkpoint("rollback_restore", user)
         if new_id and new_id in by_id:
             self._call()
             self._iam.set_active(user, new_id, False)
+            self._checkpoint("rollback_deactivate_new", user)
         self._write(advance(derived, S.ROLLED_BACK, now))
+        self._checkpoint("rolled_back", user)
         return Outcome(
             user,
             True,

@@ -1,0 +1,269 @@
+"""The crash matrix for rotation: kill -9 at every step boundary of DESIGN.md's rotation
+state machine, then `rotate --resume`, in both stores; one matrix row per case.
+
+The CLI runs as a real subprocess; KEYTURN_TEST_CRASH_AFTER=<step> makes it SIGKILL itself
+right after that step (keyturn.wiring.rotation_checkpoint), with no cleanup, as an OOM kill
+or a power cut would. The boundaries, in the order a rotation meets them:
+
+    retire        inactive key deleted to make room          (before INTENT)
+    intent        journal written                            INTENT
+    create        CreateAccessKey done, secret only in memory CREATED
+    store         written to the store as pending            STORED_PENDING
+    verify        STS accepted the new key                   VERIFIED
+    promote       pending is now current                     PROMOTED
+    deactivate    old key deactivated                        OLD_DEACTIVATED
+    delete_old    old key deleted (grace 0)                  OLD_DELETED
+    delete_orphan the resume deleted a key whose secret was lost (CREATED -> INTENT)
+
+`deactivate` runs twice: with the default grace (the resume leaves the old key inactive)
+and with grace 0 (the resume itself deletes it). `delete_orphan` only happens in a resume,
+so that case kills the rotation after `create` and then the resume after `delete_orphan`.
+
+After the crash the consumers' view must be safe (current stored key active and working,
+at most 2 keys, bystanders untouched); after the resume every invariant of issue 7 holds
+(tests/rotate_invariants.all_problems), and a second resume changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.rotate_fixtures import AuthedAws
+from tests.rotate_invariants import (
+    StoreProbe,
+    all_problems,
+    check_current_key_works,
+    check_key_limit,
+    check_untouched,
+)
+
+STORES = ("secretsmanager", "vault")
+GRACE_ZERO = {"KEYTURN_ROTATE_GRACE_DAYS": "0"}
+
+
+@dataclass(frozen=True)
+class Case:
+    """`kills`: the step the rotation is killed after, then the step each resume is
+    killed after; a last, unkilled resume follows."""
+
+    store: str
+    kills: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"rotate-{self.store}:{'+'.join(self.kills)}{self.label}"
+
+    @property
+    def deletes_old(self) -> bool:
+        return self.env.get("KEYTURN_ROTATE_GRACE_DAYS") == "0"
+
+
+STEPS = ("retire", "intent", "create", "store", "verify", "promote", "deactivate")
+CASES = [
+    case
+    for store in STORES
+    for case in (
+        *(Case(store, (step,)) for step in STEPS),
+        Case(store, ("deactivate",), GRACE_ZERO, "(grace 0)"),
+        Case(store, ("delete_old",), GRACE_ZERO, "(grace 0)"),
+        Case(store, ("create", "delete_orphan")),
+    )
+]
+
+
+def run_keyturn(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from keyturn.cli.main import run; run()", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def make_probe(request: pytest.FixtureRequest, authed: AuthedAws, kind: str) -> StoreProbe:
+    prefix = f"c{uuid.uuid4().hex[:10]}"
+    if kind == "vault":
+        vault: Any = request.getfixturevalue("vault")
+        return StoreProbe("vault", authed, vault=vault, prefix=prefix)
+    return StoreProbe("secretsmanager", authed, prefix=prefix)
+
+
+def cli_env(probe: StoreProbe) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(probe.authed.env())
+    env.update(
+        {
+            "KEYTURN_ROTATE_STORE": probe.kind,
+            "KEYTURN_ROTATE_PATH": f"{probe.prefix}/{{user}}",
+            "KEYTURN_ROTATE_VERIFY_INTERVAL_SECONDS": "0",
+            "KEYTURN_VAULT_KV_MOUNT": "secret",
+        }
+    )
+    return env
+
+
+def crash_safety(probe: StoreProbe, bystanders: dict[str, dict[str, str]]) -> list[str]:
+    """Right after a crash: consumers still get a working, active key; never 3 keys;
+    nobody else's keys touched. (A key created but not yet stored may exist, but only
+    until the resume.)"""
+    return (
+        check_current_key_works(probe, "alice")
+        + check_key_limit(probe, "alice")
+        + check_untouched(probe, bystanders)
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_rotation_killed_at_each_step_then_resumed(
+    case: Case, request: pytest.FixtureRequest, authed: AuthedAws, matrix_row: Any
+) -> None:
+    probe = make_probe(request, authed, case.store)
+    # alice: her current key is in the store; an older inactive key makes the 2-key rule
+    # act (the "retire" step) before the rotation proper.
+    current, inactive = authed.seed_user("alice", keys=2, inactive=1)
+    probe.seed_current("alice", current.key_id, current.secret)
+    authed.seed_user("bystander", keys=2, inactive=1)
+    bystanders = {"bystander": authed.keys("bystander")}
+    env = {**cli_env(probe), **case.env}
+
+    first, *resumes = case.kills
+    crashed = run_keyturn({**env, "KEYTURN_TEST_CRASH_AFTER": first}, "rotate", "alice")
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    assert crash_safety(probe, bystanders) == []
+    for step in resumes:
+        killed = run_keyturn({**env, "KEYTURN_TEST_CRASH_AFTER": step}, "rotate", "--resume")
+        assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+        assert crash_safety(probe, bystanders) == []
+
+    resumed = run_keyturn(env, "rotate", "--resume", "alice")
+    note = "resumed"
+    if first == "retire":  # the intent was never written: nothing to resume, rotate anew
+        assert "nothing to rotate" in resumed.stderr or resumed.returncode == 0
+        resumed = run_keyturn(env, "rotate", "alice")
+        note = "nothing to resume (no intent); a new rotation"
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert all_problems(probe, "alice", bystanders) == []
+
+    keys = authed.keys("alice")
+    new_id, _ = probe.entry("alice", "current") or ("", "")
+    assert new_id not in (current.key_id, inactive.key_id)
+    if case.deletes_old:
+        assert keys == {new_id: "Active"}
+        note += "; old key deleted"
+    else:
+        assert keys == {current.key_id: "Inactive", new_id: "Active"}
+        note += "; old key inactive until the grace period ends"
+    if "delete_orphan" in case.kills:
+        note = "orphan deleted by the killed resume; " + note
+
+    # invariant 6: resuming a finished rotation changes nothing
+    again = run_keyturn(env, "rotate", "--resume", "alice")
+    assert again.returncode == 0, again.stderr
+    assert authed.keys("alice") == keys
+    assert (probe.entry("alice", "current") or ("",))[0] == new_id
+    matrix_row(note + "; all invariants hold")
+
+
+# -- rollback: also a multi-step operation, resumed by running it again ------------------
+#
+# After promotion (the old key inactive, the new one current): reactivate the old key,
+# restore the store's previous entry, deactivate the new key, record ROLLED_BACK. Before
+# promotion (killed after `store`): delete the new key, record ABORTED.
+
+PROMOTED_ROLLBACK = ("rollback_reactivate", "rollback_restore", "rollback_deactivate_new")
+# Known bug (Vault), found by this matrix: killed right after the store was restored, the
+# journal still says INTENT and Vault's restored entries no longer name the new key as
+# current or pending, yet `.previous` does, so it is no orphan either: the second rollback
+# derives "never promoted", deletes nothing and records ABORTED. The new key stays active
+# beside the old one (a later rotation then refuses: 2 active keys). With Secrets Manager
+# the same rerun deletes the new key (an orphan to it) and ends safe.
+RESTORE_BUG = pytest.mark.xfail(
+    strict=True,
+    reason="rollback killed after rollback_restore: rerun leaves the new key active",
+)
+ROLLBACK_CASES = [
+    case
+    for store in STORES
+    for case in (
+        *(Case(store, ("", step)) for step in (*PROMOTED_ROLLBACK, "rolled_back")),
+        *(Case(store, ("store", step)) for step in ("rollback_delete_new", "rollback_aborted")),
+    )
+]
+
+
+def rollback_id(case: Case) -> str:
+    before = "after promotion" if not case.kills[0] else f"killed after {case.kills[0]}"
+    return f"rotate-rollback-{case.store}:{case.kills[1]}({before})"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(
+            c,
+            id=rollback_id(c),
+            marks=[RESTORE_BUG] * (c.kills[1] == "rollback_restore" and c.store == "vault"),
+        )
+        for c in ROLLBACK_CASES
+    ],
+)
+def test_rollback_killed_at_each_step_then_run_again(
+    case: Case, request: pytest.FixtureRequest, authed: AuthedAws, matrix_row: Any
+) -> None:
+    probe = make_probe(request, authed, case.store)
+    (current,) = authed.seed_user("alice")
+    probe.seed_current("alice", current.key_id, current.secret)
+    authed.seed_user("bystander", keys=2, inactive=1)
+    bystanders = {"bystander": authed.keys("bystander")}
+    env = cli_env(probe)
+    rotate_kill, rollback_kill = case.kills
+
+    if rotate_kill:
+        crashed = run_keyturn({**env, "KEYTURN_TEST_CRASH_AFTER": rotate_kill}, "rotate", "alice")
+        assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    else:
+        done = run_keyturn(env, "rotate", "alice")
+        assert done.returncode == 0, done.stdout + done.stderr
+    new_ids = set(authed.keys("alice")) - {current.key_id}
+
+    killed = run_keyturn(
+        {**env, "KEYTURN_TEST_CRASH_AFTER": rollback_kill}, "rotate", "--rollback", "alice"
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    assert crash_safety(probe, bystanders) == []
+
+    again = run_keyturn(env, "rotate", "--rollback", "alice")
+    finished = rollback_kill in ("rolled_back", "rollback_aborted")
+    if finished:  # the record was written: a second rollback says so, changes nothing
+        assert again.returncode == 2, again.stdout + again.stderr
+        assert "already" in again.stderr, again.stderr
+        note = "rollback had finished; running it again refuses, changes nothing"
+    else:
+        assert again.returncode == 0, again.stdout + again.stderr
+        note = "rollback run again and finished"
+    assert all_problems(probe, "alice", bystanders) == []
+    assert (probe.entry("alice", "current") or ("",))[0] == current.key_id
+    keys = authed.keys("alice")
+    if rotate_kill:  # never promoted: the new key is gone
+        assert keys == {current.key_id: "Active"}
+        note += "; new key deleted"
+    else:
+        # Rolled back: the new key is inactive, or (taken for a lost key once the store no
+        # longer names it) deleted; never left active beside the old one.
+        assert keys.pop(current.key_id) == "Active"
+        assert set(keys) <= new_ids
+        assert set(keys.values()) <= {"Inactive"}, keys
+        note += "; old key current and active, new key " + ("inactive" if keys else "deleted")
+    matrix_row(note + "; all invariants hold")
