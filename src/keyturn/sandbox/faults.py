@@ -30,7 +30,6 @@ received per `service:Operation`, refused ones included (what AWS's limiter woul
 
 from __future__ import annotations
 
-import http.client
 import json
 import random
 import re
@@ -39,8 +38,8 @@ import time
 import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+
+from keyturn.sandbox.http_proxy import DROP, Answer, ForwardingProxy, Request, Verdict
 
 ERROR_XML = (
     "<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code><Message>{message}</Message>"
@@ -105,20 +104,11 @@ class _Bucket:
         return False
 
 
-class _QuietServer(ThreadingHTTPServer):
-    # Hundreds of concurrent clients (the rotation bench) overflow the default backlog of 5,
-    # and a refused SYN costs the client a one-second retransmit: latency the model lacks.
-    request_queue_size = 512
-    daemon_threads = True
-
-
-class FaultProxy:
+class FaultProxy(ForwardingProxy):
     """Use as a context manager; `.url` is the endpoint to give keyturn."""
 
     def __init__(self, upstream: str, plan: FaultPlan | None = None, seed: int = 7) -> None:
-        parsed = urllib.parse.urlsplit(upstream)
-        self._host = parsed.hostname or "127.0.0.1"
-        self._port = parsed.port or 80
+        super().__init__(upstream)
         self.plan = plan or FaultPlan()
         self._random = random.Random(seed)  # noqa: S311 - fault choice, not security
         self._lock = threading.Lock()
@@ -127,22 +117,6 @@ class FaultProxy:
         self._buckets: dict[str, _Bucket] = {}
         self._young_keys: dict[str, float] = {}  # new key id -> when it starts to work
         self._monotonic = time.monotonic
-        self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> FaultProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def calm(self) -> None:
         """No more faults from now on (the "later run" that completes the work)."""
@@ -213,108 +187,50 @@ class FaultProxy:
 
     # -- serving --------------------------------------------------------------------------
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
+    def serve(self, request: Request) -> Verdict:
+        action = _action(request.body)
+        is_aws = not request.path.startswith("/moto-api")
+        json_protocol = "X-Amz-Target" in request.headers
+        if is_aws and self.plan.latency > 0:
+            # Before anything else, refusals included: AWS's answer, whatever it is, takes
+            # a round trip.
+            time.sleep(self.plan.latency)
+            self._count("latency")
+        if is_aws:
+            modelled = self._model(
+                request.headers.get("Authorization", ""),
+                action,
+                request.headers.get("X-Amz-Target"),
+            )
+            if modelled is not None:
+                return _refusal(modelled, json_protocol=json_protocol)
+        verdict = self._decide(request.path, action)
+        if verdict == "drop":
+            return DROP
+        if verdict in ("throttle", "server_error", "refuse"):
+            refusal = {"throttle": THROTTLING, "server_error": UNAVAILABLE}.get(
+                verdict
+            ) or self.plan.refuse[action or ""]
+            return _refusal(refusal, json_protocol=json_protocol)
+        answer = self.forward(request)
+        if action == "CreateAccessKey" and answer.status == 200:
+            self._created(answer.body)
+        if verdict == "stall":
+            # The service did the work; the client never hears about it.
+            time.sleep(self.plan.stall_seconds)
+            return DROP
+        return answer
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: object) -> None:
-                return None  # quiet: tests read their own output
-
-            def do_GET(self) -> None:
-                self._serve()
-
-            def do_POST(self) -> None:
-                self._serve()
-
-            def do_PUT(self) -> None:
-                self._serve()
-
-            def do_DELETE(self) -> None:
-                self._serve()
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                action = _action(body)
-                is_aws = not self.path.startswith("/moto-api")
-                if is_aws and proxy.plan.latency > 0:
-                    # Before anything else, refusals included: AWS's answer, whatever it
-                    # is, takes a round trip.
-                    time.sleep(proxy.plan.latency)
-                    proxy._count("latency")
-                modelled = (
-                    proxy._model(
-                        self.headers.get("Authorization", ""),
-                        action,
-                        self.headers.get("X-Amz-Target"),
-                    )
-                    if is_aws
-                    else None
-                )
-                if modelled is not None:
-                    self._error(modelled, json_protocol="X-Amz-Target" in self.headers)
-                    return
-                verdict = proxy._decide(self.path, action)
-                if verdict == "drop":
-                    self.close_connection = True
-                    return
-                if verdict in ("throttle", "server_error", "refuse"):
-                    refusal = {"throttle": THROTTLING, "server_error": UNAVAILABLE}.get(
-                        verdict
-                    ) or proxy.plan.refuse[action or ""]
-                    self._error(refusal, json_protocol="X-Amz-Target" in self.headers)
-                    return
-                status, headers, answer = proxy._forward(
-                    self.command, self.path, self.headers, body
-                )
-                if action == "CreateAccessKey" and status == 200:
-                    proxy._created(answer)
-                if verdict == "stall":
-                    # The service did the work; the client never hears about it.
-                    time.sleep(proxy.plan.stall_seconds)
-                    self.close_connection = True
-                    return
-                self.send_response(status)
-                for name, value in headers:
-                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def _error(self, refusal: Refusal, *, json_protocol: bool) -> None:
-                if json_protocol:
-                    code = refusal.json_code or refusal.code
-                    payload = json.dumps({"__type": code, "message": refusal.message}).encode()
-                    content_type = "application/x-amz-json-1.1"
-                else:
-                    kind = "Receiver" if refusal.status >= 500 else "Sender"
-                    payload = ERROR_XML.format(
-                        kind=kind, code=refusal.code, message=refusal.message
-                    ).encode()
-                    content_type = "text/xml"
-                self.send_response(refusal.status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        return Handler
-
-    def _forward(
-        self, method: str, path: str, headers: object, body: bytes
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        connection = http.client.HTTPConnection(self._host, self._port, timeout=120)
-        try:
-            items = getattr(headers, "items")()  # noqa: B009 - http.client.HTTPMessage
-            forwarded = {k: v for k, v in items if k.lower() not in ("host", "connection")}
-            connection.request(method, path, body=body, headers=forwarded)
-            response = connection.getresponse()
-            return response.status, response.getheaders(), response.read()
-        finally:
-            connection.close()
+def _refusal(refusal: Refusal, *, json_protocol: bool) -> Answer:
+    """`refusal` as the service would write it, in the protocol the request used."""
+    if json_protocol:
+        code = refusal.json_code or refusal.code
+        payload = json.dumps({"__type": code, "message": refusal.message}).encode()
+        return Answer(refusal.status, payload, [("Content-Type", "application/x-amz-json-1.1")])
+    kind = "Receiver" if refusal.status >= 500 else "Sender"
+    payload = ERROR_XML.format(kind=kind, code=refusal.code, message=refusal.message).encode()
+    return Answer(refusal.status, payload, [("Content-Type", "text/xml")])
 
 
 def _action(body: bytes) -> str | None:
