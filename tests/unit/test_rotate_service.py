@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -174,3 +175,43 @@ def _secret(world: World, key_id: str):  # type: ignore[no-untyped-def]
     from keyturn.domain.model import NewKeySecret
 
     return NewKeySecret(key_id, world.iam.secrets[key_id])
+
+
+def _killed_after(stop: str) -> Callable[[str, str], None]:
+    def checkpoint(step: str, user: str) -> None:
+        if step == stop:
+            raise KeyboardInterrupt  # stands in for kill -9: no cleanup runs
+
+    return checkpoint
+
+
+def test_rollback_cut_off_after_the_restore_finishes_when_run_again() -> None:
+    """Invariant 6 for rollback: the restored store names the new key only as previous."""
+    world = World()
+    old = world.iam.add("alice")
+    world.store.entries["alice"] = {"current": ("seed", _secret(world, old))}
+    new = world.service().rotate("alice").new_key_id
+    with pytest.raises(KeyboardInterrupt):
+        world.service(checkpoint=_killed_after("rollback_restore")).rollback("alice")
+    assert world.iam.status("alice") == {old: "Active", new: "Active"}
+    with pytest.raises(OperationFailedError, match="finish it with `keyturn rotate --rollback"):
+        world.service().resume("alice")  # would otherwise rotate again
+    back = world.service().rollback("alice")
+    assert back.state == RotationState.ROLLED_BACK
+    assert world.iam.status("alice") == {old: "Active", new: "Inactive"}
+    assert world.store.key_id("alice", "current") == old
+    assert world.journal.records["alice"].state is RotationState.ROLLED_BACK
+    assert world.service().resume("alice") is None
+
+
+def test_rollback_after_a_first_rotation_changes_nothing() -> None:
+    """Invariant 7: the store never held the old key, so there is nothing to restore."""
+    world = World()
+    old = world.iam.add("alice")
+    new = world.service().rotate("alice").new_key_id
+    calls = len(world.iam.calls)
+    with pytest.raises(OperationFailedError, match=f"old key {old} was never in fake/alice"):
+        world.service().rollback("alice")
+    assert world.iam.calls[calls:] == ["list"]  # read, nothing written
+    assert world.iam.status("alice") == {old: "Inactive", new: "Active"}
+    assert world.store.key_id("alice", "current") == new
