@@ -339,9 +339,9 @@ class RotationService:
         old = by_id.get(old_id or "")
         if old is None or serving != old_id:
             raise OperationFailedError(
-                f"cannot finish the rollback of {user}: {self._store.location(user)} now "
-                f"serves {serving or 'no key'}, not old key {old_id}; changed by hand? "
-                "nothing changed"
+                f"cannot finish the rollback of {user}: {self._store.location(user)} serves "
+                f"{serving or 'no key'}, not old key {old_id} (changed by someone else?); "
+                f"new key {new_id or '(unknown)'} left as it is"
             )
         if not old.active:  # the restored entry serves it: it must work (invariant 4)
             self._call()
