@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from keyturn.domain.errors import OperationFailedError
+from keyturn.domain.errors import EndpointUnreachableError, OperationFailedError
 from keyturn.domain.rotation import RotationState, Timing
 from keyturn.services.rotate import RotationService, run_many
 from tests.unit.rotate_fakes import FakeClock, FakeJournal, FakeKeys, FakeStore, FakeVerifier
@@ -215,3 +215,32 @@ def test_rollback_after_a_first_rotation_changes_nothing() -> None:
     assert world.iam.calls[calls:] == ["list"]  # read, nothing written
     assert world.iam.status("alice") == {old: "Inactive", new: "Active"}
     assert world.store.key_id("alice", "current") == new
+
+
+@pytest.mark.parametrize("fails", ["promote", "deactivate"])
+def test_a_failure_after_promotion_started_says_to_resume(fails: str) -> None:
+    world = World()
+    old = world.iam.add("alice")
+
+    def unreachable(*_args: object) -> None:
+        raise EndpointUnreachableError("Vault read fake/alice: cannot reach Vault")
+
+    if fails == "promote":
+        world.store.promote = unreachable  # type: ignore[method-assign]
+    else:
+        world.iam.set_active = unreachable  # type: ignore[method-assign]
+    with pytest.raises(EndpointUnreachableError) as caught:  # its class and exit code kept
+        world.service().rotate("alice")
+    text = str(caught.value)
+    assert text.startswith("Vault read fake/alice: cannot reach Vault; ")
+    assert text.endswith("finish it with `keyturn rotate --resume alice`")
+    assert world.iam.status("alice")[old] == "Active"
+
+
+def test_a_failure_before_the_new_key_is_stored_does_not_say_resume() -> None:
+    world = World()
+    world.iam.add("alice")
+    world.store.fail_put = True
+    with pytest.raises(OperationFailedError) as caught:
+        world.service().rotate("alice")
+    assert "--resume" not in str(caught.value)

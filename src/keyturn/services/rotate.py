@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -417,15 +418,17 @@ class RotationService:
                 record = advance(record, S.VERIFIED, now, new_key_id=secret.access_key_id)
                 self._checkpoint("verify", user)
             elif step is Step.PROMOTE:
-                self._call()
-                self._store.promote(user, record.token)
+                with _resume_hint(user):
+                    self._call()
+                    self._store.promote(user, record.token)
                 record = advance(record, S.PROMOTED, now)
                 self._checkpoint("promote", user)
             elif step is Step.DEACTIVATE_OLD:
                 assert record.old_key_id is not None
-                warnings.extend(self._recent_use_warning(record))
-                self._call()
-                self._iam.set_active(user, record.old_key_id, False)
+                with _resume_hint(user):
+                    warnings.extend(self._recent_use_warning(record))
+                    self._call()
+                    self._iam.set_active(user, record.old_key_id, False)
                 record = advance(record, S.OLD_DEACTIVATED, now)
                 self._checkpoint("deactivate", user)
             elif step is Step.DELETE_OLD:
@@ -554,6 +557,24 @@ class RotationService:
 
     def _call(self) -> None:
         self._limiter.acquire()
+
+
+@contextmanager
+def _resume_hint(user: str) -> Iterator[None]:
+    """Say how to finish a rotation that failed once promotion had started.
+
+    From there a plain rerun refuses (a rotation is in progress), so the failure line is
+    where the operator learns the next command. The error keeps its class (and so its exit
+    code); only its text grows.
+    """
+    try:
+        yield
+    except KeyturnError as exc:
+        exc.args = (
+            f"{exc}; the new key is verified and the rotation half-done: once that is fixed, "
+            f"finish it with `keyturn rotate --resume {user}`",
+        )
+        raise
 
 
 # -- many users at once ---------------------------------------------------------------------
