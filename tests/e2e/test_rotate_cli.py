@@ -147,3 +147,22 @@ def test_unknown_user_is_a_clear_error(authed: AuthedAws, env: dict[str, str]) -
     assert result.returncode == 1
     assert "nobody" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_rollback_of_a_first_rotation_is_one_line_and_changes_nothing(
+    authed: AuthedAws, env: dict[str, str]
+) -> None:
+    """The secret was created by keyturn's first rotation: its previous version is a
+    key-less placeholder, so there is nothing to restore (invariant 7)."""
+    (old,) = authed.seed_user("gwen")
+    assert keyturn(env, "rotate", "gwen").returncode == 0
+    before = authed.keys("gwen")
+    result = keyturn(env, "rotate", "--rollback", "gwen")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"cannot roll back gwen: old key {old.key_id} was never in" in result.stderr
+    assert "nothing changed" in result.stderr
+    assert "keyturn rotate gwen" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert authed.keys("gwen") == before
+    assert before[old.key_id] == "Inactive"

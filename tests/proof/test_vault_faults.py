@@ -197,6 +197,8 @@ def test_vault_fault_mid_run_loses_nothing_and_a_later_run_finishes(
         assert FAULT_WORDS[fault] in one_clear_line(outcomes[user])
     if step == "create":  # the unstored new key was deleted at once
         assert f"old key {old[STRUCK]} still active" in outcomes[STRUCK].message
+    if step == "verify":  # promotion failed: a plain rerun would refuse, so say what to run
+        assert f"`keyturn rotate --resume {STRUCK}`" in outcomes[STRUCK].message
     # Vault is fixed: unsealed, a valid token, listening again.
     if fault == "sealed":
         own_vault.unseal()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 
-from keyturn.domain.errors import OperationFailedError
+from keyturn.domain.errors import EndpointUnreachableError, OperationFailedError
 from keyturn.domain.rotation import RotationState, Timing
 from keyturn.services.rotate import RotationService, run_many
 from tests.unit.rotate_fakes import FakeClock, FakeJournal, FakeKeys, FakeStore, FakeVerifier
@@ -174,3 +175,72 @@ def _secret(world: World, key_id: str):  # type: ignore[no-untyped-def]
     from keyturn.domain.model import NewKeySecret
 
     return NewKeySecret(key_id, world.iam.secrets[key_id])
+
+
+def _killed_after(stop: str) -> Callable[[str, str], None]:
+    def checkpoint(step: str, user: str) -> None:
+        if step == stop:
+            raise KeyboardInterrupt  # stands in for kill -9: no cleanup runs
+
+    return checkpoint
+
+
+def test_rollback_cut_off_after_the_restore_finishes_when_run_again() -> None:
+    """Invariant 6 for rollback: the restored store names the new key only as previous."""
+    world = World()
+    old = world.iam.add("alice")
+    world.store.entries["alice"] = {"current": ("seed", _secret(world, old))}
+    new = world.service().rotate("alice").new_key_id
+    with pytest.raises(KeyboardInterrupt):
+        world.service(checkpoint=_killed_after("rollback_restore")).rollback("alice")
+    assert world.iam.status("alice") == {old: "Active", new: "Active"}
+    with pytest.raises(OperationFailedError, match="finish it with `keyturn rotate --rollback"):
+        world.service().resume("alice")  # would otherwise rotate again
+    back = world.service().rollback("alice")
+    assert back.state == RotationState.ROLLED_BACK
+    assert world.iam.status("alice") == {old: "Active", new: "Inactive"}
+    assert world.store.key_id("alice", "current") == old
+    assert world.journal.records["alice"].state is RotationState.ROLLED_BACK
+    assert world.service().resume("alice") is None
+
+
+def test_rollback_after_a_first_rotation_changes_nothing() -> None:
+    """Invariant 7: the store never held the old key, so there is nothing to restore."""
+    world = World()
+    old = world.iam.add("alice")
+    new = world.service().rotate("alice").new_key_id
+    calls = len(world.iam.calls)
+    with pytest.raises(OperationFailedError, match=f"old key {old} was never in fake/alice"):
+        world.service().rollback("alice")
+    assert world.iam.calls[calls:] == ["list"]  # read, nothing written
+    assert world.iam.status("alice") == {old: "Inactive", new: "Active"}
+    assert world.store.key_id("alice", "current") == new
+
+
+@pytest.mark.parametrize("fails", ["promote", "deactivate"])
+def test_a_failure_after_promotion_started_says_to_resume(fails: str) -> None:
+    world = World()
+    old = world.iam.add("alice")
+
+    def unreachable(*_args: object) -> None:
+        raise EndpointUnreachableError("Vault read fake/alice: cannot reach Vault")
+
+    if fails == "promote":
+        world.store.promote = unreachable  # type: ignore[method-assign]
+    else:
+        world.iam.set_active = unreachable  # type: ignore[method-assign]
+    with pytest.raises(EndpointUnreachableError) as caught:  # its class and exit code kept
+        world.service().rotate("alice")
+    text = str(caught.value)
+    assert text.startswith("Vault read fake/alice: cannot reach Vault; ")
+    assert text.endswith("finish it with `keyturn rotate --resume alice`")
+    assert world.iam.status("alice")[old] == "Active"
+
+
+def test_a_failure_before_the_new_key_is_stored_does_not_say_resume() -> None:
+    world = World()
+    world.iam.add("alice")
+    world.store.fail_put = True
+    with pytest.raises(OperationFailedError) as caught:
+        world.service().rotate("alice")
+    assert "--resume" not in str(caught.value)

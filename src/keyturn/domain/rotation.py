@@ -210,6 +210,27 @@ def derive(facts: Facts, now: datetime) -> RotationRecord | None:
     return replace(record, state=S.ABORTED)
 
 
+def restored(facts: Facts) -> RotationRecord | None:
+    """The rotation as promoted, if a rollback has already put the store back.
+
+    A rollback restores the store by making the previous entry current again, which leaves
+    our entry (our token) as the previous one. Nothing else moves our token from current to
+    previous, so that shape means "promoted, then restored": the rollback that did it was
+    cut off before it deactivated the new key or recorded ROLLED_BACK. `derive` cannot see
+    it (the store no longer names the new key as current or pending), so a rerun of the
+    rollback asks here first and finishes the job. None when the shape is not there.
+    """
+    record = facts.record
+    if record is None or record.state.terminal:
+        return None
+    current, previous = facts.store.current, facts.store.previous
+    if previous is None or previous.token != record.token:
+        return None
+    if current is not None and current.token == record.token:
+        return None
+    return replace(record, state=S.PROMOTED, new_key_id=previous.key_id or record.new_key_id)
+
+
 # -- deciding the next step ---------------------------------------------------------------
 
 

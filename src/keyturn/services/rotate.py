@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from keyturn.domain.errors import BadInputError, KeyturnError, OperationFailedError
-from keyturn.domain.model import NewKeySecret
+from keyturn.domain.model import KeyStatus, NewKeySecret
 from keyturn.domain.rotation import (
     Facts,
     IamKey,
@@ -40,6 +41,7 @@ from keyturn.domain.rotation import (
     next_step,
     orphans,
     plan_start,
+    restored,
 )
 from keyturn.ports import Clock, KeyManager, KeyVerifier, RotationJournal, SecretStore
 from keyturn.services.ratelimit import RateLimiter, Unlimited
@@ -221,7 +223,15 @@ class RotationService:
         if record is None:
             return None
         keys, view = self._facts(user)
-        derived = derive(Facts(record, tuple(keys), view), self._clock.now())
+        facts = Facts(record, tuple(keys), view)
+        if restored(facts) is not None:
+            # Resuming would take the restored store for a rotation never started and
+            # begin a new one: the operator asked to go back, not forward.
+            raise OperationFailedError(
+                f"a rollback of {user} stopped after restoring {self._store.location(user)}; "
+                f"finish it with `keyturn rotate --rollback {user}`"
+            )
+        derived = derive(facts, self._clock.now())
         if derived is None or derived.state in (S.ABORTED, S.ROLLED_BACK):
             return None
         pending = view.pending
@@ -234,16 +244,24 @@ class RotationService:
         return self._run(derived, keys, view)
 
     def rollback(self, user: str) -> Outcome:
-        """Undo the latest rotation while its old key exists (reactivate, restore store)."""
+        """Undo the latest rotation while its old key exists (reactivate, restore store).
+
+        Everything the rollback needs is checked before its first write (invariant 7), and
+        running it again after a crash at any step finishes it (invariant 6).
+        """
         self._call()
         record = self._journal.read(user)
         if record is None:
             raise BadInputError(f"no rotation of {user} recorded: nothing to roll back")
         keys, view = self._facts(user)
-        derived = derive(Facts(record, tuple(keys), view), self._clock.now())
+        facts = Facts(record, tuple(keys), view)
+        now = self._clock.now()
+        half_done = restored(facts)
+        if half_done is not None:
+            return self._finish_rollback(half_done, keys)
+        derived = derive(facts, now)
         assert derived is not None
         by_id = {key.key_id: key for key in keys}
-        now = self._clock.now()
         if derived.state in (S.ABORTED, S.ROLLED_BACK):
             raise BadInputError(f"the latest rotation of {user} is already {derived.state}")
         if derived.state in (S.INTENT, S.CREATED, S.STORED_PENDING, S.VERIFIED):
@@ -270,26 +288,84 @@ class RotationService:
             raise OperationFailedError(
                 f"cannot roll back {user}: the old key {derived.old_key_id} is already deleted"
             )
-        new_id = derived.new_key_id or self._store.key_id(user, "current")
+        new_id = derived.new_key_id
+        if not new_id:
+            self._call()
+            new_id = self._store.key_id(user, "current")
+        self._check_restorable(user, old.key_id, new_id)
         self._call()
         self._iam.set_active(user, old.key_id, True)
         self._checkpoint("rollback_reactivate", user)
         self._call()
         self._store.restore_previous(user, derived.token)
         self._checkpoint("rollback_restore", user)
-        if new_id and new_id in by_id:
+        return self._finish_rollback(
+            replace(derived, new_key_id=new_id), [*keys, replace(old, status=KeyStatus.ACTIVE)]
+        )
+
+    def _check_restorable(self, user: str, old_id: str, new_id: str | None) -> None:
+        """Refuse, before any write, a rollback whose restore would strand consumers.
+
+        The restore makes the store's previous entry current. After a user's first
+        rotation that entry does not hold the old key (Vault had nothing at the path;
+        Secrets Manager's previous version is keyturn's key-less placeholder): restoring
+        would serve consumers no working secret, and stopping halfway used to leave both
+        keys active.
+        """
+        self._call()
+        held = self._store.key_id(user, "previous")
+        if held == old_id:
+            return
+        where = self._store.location(user)
+        why = (
+            f"old key {old_id} was never in {where} (keyturn's first rotation stored the "
+            "first secret there)"
+            if held is None
+            else f"the previous entry of {where} holds {held}, not old key {old_id}"
+        )
+        raise OperationFailedError(
+            f"cannot roll back {user}: {why}, so restoring it would leave consumers without a "
+            f"working secret; nothing changed, verified new key {new_id} stays current. To "
+            f"replace it, rotate again: `keyturn rotate {user}`"
+        )
+
+    def _finish_rollback(self, record: RotationRecord, keys: list[IamKey]) -> Outcome:
+        """The rollback's steps after the store is restored: old key active, new key
+        inactive, ROLLED_BACK recorded. Each step is skipped when already done, so a rerun
+        after a crash anywhere in here finishes the job."""
+        user, old_id, new_id = record.user, record.old_key_id, record.new_key_id
+        by_id = {key.key_id: key for key in keys}
+        self._call()
+        serving = self._store.key_id(user, "current")
+        old = by_id.get(old_id or "")
+        if old is None or serving != old_id:
+            raise OperationFailedError(
+                f"cannot finish the rollback of {user}: {self._store.location(user)} serves "
+                f"{serving or 'no key'}, not old key {old_id} (changed by someone else?); "
+                f"new key {new_id or '(unknown)'} left as it is"
+            )
+        if not old.active:  # the restored entry serves it: it must work (invariant 4)
             self._call()
-            self._iam.set_active(user, new_id, False)
+            self._iam.set_active(user, old.key_id, True)
+            self._checkpoint("rollback_reactivate", user)
+        if not new_id:
+            self._call()
+            new_id = self._store.key_id(user, "previous")
+        new = by_id.get(new_id or "")
+        if new is not None and new.active:
+            self._call()
+            self._iam.set_active(user, new.key_id, False)
             self._checkpoint("rollback_deactivate_new", user)
-        self._write(advance(derived, S.ROLLED_BACK, now))
+        self._write(advance(record, S.ROLLED_BACK, self._clock.now()))
         self._checkpoint("rolled_back", user)
+        gone = "deactivated" if new is not None else "already gone"
         return Outcome(
             user,
             True,
             S.ROLLED_BACK,
             old.key_id,
             new_id,
-            f"{old.key_id} active and current again; {new_id} deactivated",
+            f"{old.key_id} active and current again; {new_id or 'the new key'} {gone}",
         )
 
     def pending_users(self) -> list[str]:
@@ -342,15 +418,17 @@ class RotationService:
                 record = advance(record, S.VERIFIED, now, new_key_id=secret.access_key_id)
                 self._checkpoint("verify", user)
             elif step is Step.PROMOTE:
-                self._call()
-                self._store.promote(user, record.token)
+                with _resume_hint(user):
+                    self._call()
+                    self._store.promote(user, record.token)
                 record = advance(record, S.PROMOTED, now)
                 self._checkpoint("promote", user)
             elif step is Step.DEACTIVATE_OLD:
                 assert record.old_key_id is not None
-                warnings.extend(self._recent_use_warning(record))
-                self._call()
-                self._iam.set_active(user, record.old_key_id, False)
+                with _resume_hint(user):
+                    warnings.extend(self._recent_use_warning(record))
+                    self._call()
+                    self._iam.set_active(user, record.old_key_id, False)
                 record = advance(record, S.OLD_DEACTIVATED, now)
                 self._checkpoint("deactivate", user)
             elif step is Step.DELETE_OLD:
@@ -479,6 +557,24 @@ class RotationService:
 
     def _call(self) -> None:
         self._limiter.acquire()
+
+
+@contextmanager
+def _resume_hint(user: str) -> Iterator[None]:
+    """Say how to finish a rotation that failed once promotion had started.
+
+    From there a plain rerun refuses (a rotation is in progress), so the failure line is
+    where the operator learns the next command. The error keeps its class (and so its exit
+    code); only its text grows.
+    """
+    try:
+        yield
+    except KeyturnError as exc:
+        exc.args = (
+            f"{exc}; the new key is verified and the rotation half-done: once that is fixed, "
+            f"finish it with `keyturn rotate --resume {user}`",
+        )
+        raise
 
 
 # -- many users at once ---------------------------------------------------------------------
