@@ -8,6 +8,7 @@ default.
 
 from __future__ import annotations
 
+import math
 import os
 import string
 import tomllib
@@ -97,6 +98,12 @@ class VaultSettings(_Section):
     kv_version: int | None = Field(default=None, ge=1, le=2)  # None: read from the mount
 
 
+# For the default rotate.workers (RotateSettings.worker_count).
+ROTATE_HOLD_SECONDS = 20.0  # a user's propagation + verification wait, upper field value
+ROTATE_IAM_CALLS_PER_USER = 4  # ListAccessKeys, TagUser (intent), CreateAccessKey, UpdateAccessKey
+MAX_ROTATE_WORKERS = 512
+
+
 class RotateSettings(_Section):
     """`keyturn rotate` and the rotation Lambdas."""
 
@@ -112,8 +119,24 @@ class RotateSettings(_Section):
     overlap_minutes: float = Field(default=0, ge=0, le=60 * 24 * 30)
     grace_days: float = Field(default=7, ge=0, le=3650)
     delete_old: bool = True
-    workers: int = Field(default=4, ge=1, le=64)
-    rate: float = Field(default=10.0, gt=0, le=1000)  # AWS requests per second, all workers
+    # Users rotated at once; default (None): derived from `rate`, see worker_count().
+    workers: int | None = Field(default=None, ge=1, le=MAX_ROTATE_WORKERS)
+    rate: float = Field(default=10.0, gt=0, le=1000)  # IAM requests per second, all workers
+
+    def worker_count(self) -> int:
+        """`workers`, or enough of them to keep `rate` busy while keys propagate.
+
+        A worker holds its user for the whole propagation and verification of the new key
+        (5-15 s in the field, plus N successes about a second apart: ~20 s), yet spends only
+        ~4 IAM calls on it. The rate limiter bounds the request rate whatever the worker
+        count, so workers only bound how many users wait on propagation at once: to keep
+        `rate` requests/s flowing, rate / 4 users must start each second and ~20 s worth of
+        them must be in flight. With a fixed 4 workers, a rotation ran at a tenth of `rate`.
+        """
+        if self.workers is not None:
+            return self.workers
+        needed = self.rate * ROTATE_HOLD_SECONDS / ROTATE_IAM_CALLS_PER_USER
+        return max(4, min(MAX_ROTATE_WORKERS, math.ceil(needed)))
 
     @field_validator("path")
     @classmethod

@@ -174,3 +174,26 @@ def _secret(world: World, key_id: str):  # type: ignore[no-untyped-def]
     from keyturn.domain.model import NewKeySecret
 
     return NewKeySecret(key_id, world.iam.secrets[key_id])
+
+
+def test_the_rate_limiter_gates_iam_and_journal_calls_only() -> None:
+    """`rotate.rate` is IAM's budget: store calls must not spend it, IAM calls must."""
+    world = World()
+    world.iam.add("alice")
+    world.iam.add("bob", active=False)  # two keys: the journal is read, the inactive retired
+    world.iam.add("bob")
+    tokens: list[int] = []
+
+    class Counting:
+        def acquire(self) -> None:
+            tokens.append(1)
+
+    journal_calls: list[str] = []
+    read, write = world.journal.read, world.journal.write
+    world.journal.read = lambda user: journal_calls.append("read") or read(user)  # type: ignore[method-assign]
+    world.journal.write = lambda record: journal_calls.append("write") or write(record)  # type: ignore[method-assign]
+    service = world.service(limiter=Counting())
+    assert service.rotate("alice").ok
+    assert service.rotate("bob").ok
+    assert "read" in journal_calls
+    assert len(tokens) == len(world.iam.calls) + len(journal_calls)

@@ -138,7 +138,7 @@ class RotationService:
         intent (deleting an orphan from a crashed first try) or its pending version.
         """
         keys, view = self._facts(user)
-        self._call()
+        self._iam_call()
         record = self._journal.read(user)
         if record is not None and record.token == token:
             derived = derive(Facts(record, tuple(keys), view), self._clock.now())
@@ -146,14 +146,12 @@ class RotationService:
             if derived.state in (S.INTENT, S.CREATED):
                 return self._run(derived, keys, view, until=S.STORED_PENDING)
             if derived.new_key_id is None and derived.state is S.STORED_PENDING:
-                self._call()
                 derived = replace(derived, new_key_id=self._store.key_id(user, "pending"))
             return self._outcome(derived, Step.DONE, None, [])
         return self._start(user, token, S.STORED_PENDING, None, facts=(keys, view, record))
 
     def verify_pending(self, user: str, token: str) -> None:
         """Secrets Manager's testSecret: the pending key of `token` authenticates."""
-        self._call()
         secret = self._store.read_pending(user, token)
         if secret is None:
             raise OperationFailedError(
@@ -163,10 +161,9 @@ class RotationService:
 
     def finish(self, user: str, token: str) -> Outcome:
         """Secrets Manager's finishSecret: promote `token`, then retire the old key."""
-        self._call()
+        self._iam_call()
         record = self._journal.read(user)
         if record is None or record.token != token:
-            self._call()
             self._store.promote(user, token)
             return Outcome(user, True, S.PROMOTED, message="promoted (no keyturn intent)")
         keys, view = self._facts(user)
@@ -174,7 +171,6 @@ class RotationService:
         assert derived is not None
         if derived.new_key_id is None and derived.state not in (S.INTENT, S.CREATED):
             stage = "pending" if derived.state is S.STORED_PENDING else "current"
-            self._call()
             derived = replace(derived, new_key_id=self._store.key_id(user, stage))
         return self._run(derived, keys, view)
 
@@ -203,20 +199,20 @@ class RotationService:
                 )
         start = plan_start(user, keys, self._protected(user, keys, view))
         if start.retire_first is not None:
-            self._call()
+            self._iam_call()
             self._iam.delete_key(user, start.retire_first)
             log.info("%s: retired inactive key %s to make room", user, start.retire_first)
             self._checkpoint("retire", user)
             keys = [key for key in keys if key.key_id != start.retire_first]
         record = begin(user, token, keys, start.old_key_id, now)
-        self._call()
+        self._iam_call()
         self._journal.write(record)
         self._checkpoint("intent", user)
         return self._run(record, keys, view, until=until)
 
     def resume(self, user: str) -> Outcome | None:
         """Continue the user's latest rotation from wherever it stopped; None if none."""
-        self._call()
+        self._iam_call()
         record = self._journal.read(user)
         if record is None:
             return None
@@ -228,7 +224,7 @@ class RotationService:
 
     def rollback(self, user: str) -> Outcome:
         """Undo the latest rotation while its old key exists (reactivate, restore store)."""
-        self._call()
+        self._iam_call()
         record = self._journal.read(user)
         if record is None:
             raise BadInputError(f"no rotation of {user} recorded: nothing to roll back")
@@ -245,7 +241,7 @@ class RotationService:
             if derived.state is S.STORED_PENDING and derived.new_key_id:
                 doomed.add(derived.new_key_id)
             for key_id in sorted(doomed):
-                self._call()
+                self._iam_call()
                 self._iam.delete_key(user, key_id)
             self._write(advance(derived, S.ABORTED, now))
             return Outcome(
@@ -262,12 +258,11 @@ class RotationService:
                 f"cannot roll back {user}: the old key {derived.old_key_id} is already deleted"
             )
         new_id = derived.new_key_id or self._store.key_id(user, "current")
-        self._call()
+        self._iam_call()
         self._iam.set_active(user, old.key_id, True)
-        self._call()
         self._store.restore_previous(user, derived.token)
         if new_id and new_id in by_id:
-            self._call()
+            self._iam_call()
             self._iam.set_active(user, new_id, False)
         self._write(advance(derived, S.ROLLED_BACK, now))
         return Outcome(
@@ -280,7 +275,7 @@ class RotationService:
         )
 
     def pending_users(self) -> list[str]:
-        self._call()
+        self._iam_call()
         return self._journal.users_with_records()
 
     # -- the step runner -------------------------------------------------------------------
@@ -303,7 +298,7 @@ class RotationService:
             step = next_step(record, now, self._timing)
             if step is Step.DELETE_ORPHAN:
                 for key_id in orphans(record, keys, view):
-                    self._call()
+                    self._iam_call()
                     self._iam.delete_key(user, key_id)
                     warnings.append(
                         f"deleted {key_id}: created by an interrupted rotation, "
@@ -318,7 +313,6 @@ class RotationService:
                 record = advance(record, S.STORED_PENDING, now)
             elif step is Step.VERIFY:
                 if secret is None:
-                    self._call()
                     secret = self._store.read_pending(user, record.token)
                 if secret is None:
                     raise OperationFailedError(
@@ -329,14 +323,13 @@ class RotationService:
                 record = advance(record, S.VERIFIED, now, new_key_id=secret.access_key_id)
                 self._checkpoint("verify", user)
             elif step is Step.PROMOTE:
-                self._call()
                 self._store.promote(user, record.token)
                 record = advance(record, S.PROMOTED, now)
                 self._checkpoint("promote", user)
             elif step is Step.DEACTIVATE_OLD:
                 assert record.old_key_id is not None
                 warnings.extend(self._recent_use_warning(record))
-                self._call()
+                self._iam_call()
                 self._iam.set_active(user, record.old_key_id, False)
                 record = advance(record, S.OLD_DEACTIVATED, now)
                 self._checkpoint("deactivate", user)
@@ -350,12 +343,11 @@ class RotationService:
 
     def _create_and_store(self, record: RotationRecord) -> NewKeySecret:
         user = record.user
-        self._call()
+        self._iam_call()
         secret = self._iam.create_key(user)
         log.info("%s: created %s (rotation %s)", user, secret.access_key_id, record.token)
         self._checkpoint("create", user)
         try:
-            self._call()
             self._store.put_pending(user, secret, record.token)
         except KeyturnError as exc:
             # The new key's secret exists only in this process: keep no key we cannot
@@ -378,19 +370,18 @@ class RotationService:
         """Delete the replaced key, but never one a store entry still serves."""
         user, old = record.user, record.old_key_id
         assert old is not None
-        self._call()
         if self._store.key_id(user, "current") == old:
             raise OperationFailedError(
                 f"{user}: old key {old} is the current stored key again; not deleting it"
             )
-        self._call()
+        self._iam_call()
         self._iam.delete_key(user, old)
 
     def _recent_use_warning(self, record: RotationRecord) -> list[str]:
         """With an overlap, say if consumers still used the old key after promotion."""
         if self._timing.overlap <= timedelta(0) or record.old_key_id is None:
             return []
-        self._call()
+        self._iam_call()
         used = self._iam.last_used(record.old_key_id)
         if used is not None and used >= record.intent_at:
             return [
@@ -427,14 +418,13 @@ class RotationService:
         # (an orphan, or an old key not yet retired) or the store holds an open pending
         # entry. Reading it lazily keeps a plain rotation to 7 AWS calls.
         if len(keys) >= 2 or view.open_pending is not None:
-            self._call()
+            self._iam_call()
             record = self._journal.read(user)
         return keys, view, record
 
     def _facts(self, user: str) -> tuple[list[IamKey], StoreView]:
-        self._call()
+        self._iam_call()
         keys = self._iam.list_keys(user)
-        self._call()
         view = self._store.describe(user)
         return keys, view
 
@@ -448,7 +438,6 @@ class RotationService:
                 continue
             key_id = entry.key_id
             if key_id is None:
-                self._call()
                 key_id = self._store.key_id(user, stage)
             if key_id:
                 found.add(key_id)
@@ -461,10 +450,17 @@ class RotationService:
         return record.state is not S.INTENT
 
     def _write(self, record: RotationRecord) -> None:
-        self._call()
+        self._iam_call()
         self._journal.write(record)
 
-    def _call(self) -> None:
+    def _iam_call(self) -> None:
+        """Take a token before each IAM request (journal writes are IAM tag writes).
+
+        Only IAM is gated: its control-plane rate is the account-wide limit a large rotation
+        runs into (it is not published; `rotate.rate` is the share this run may use). The
+        store (Secrets Manager, Vault) and STS verification have far higher limits, and
+        spending IAM's budget on them would slow the run for nothing.
+        """
         self._limiter.acquire()
 
 
