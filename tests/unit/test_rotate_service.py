@@ -9,7 +9,7 @@ import pytest
 
 from keyturn.domain.errors import OperationFailedError
 from keyturn.domain.rotation import RotationState, Timing
-from keyturn.services.rotate import RotationService, run_many
+from keyturn.services.rotate import CREATE, READ, RETIRE, START, RotationService, run_many
 from tests.unit.rotate_fakes import FakeClock, FakeJournal, FakeKeys, FakeStore, FakeVerifier
 
 
@@ -185,8 +185,8 @@ def test_the_rate_limiter_gates_iam_and_journal_calls_only() -> None:
     tokens: list[int] = []
 
     class Counting:
-        def acquire(self) -> None:
-            tokens.append(1)
+        def acquire(self, priority: int = 0) -> None:
+            tokens.append(priority)
 
     journal_calls: list[str] = []
     read, write = world.journal.read, world.journal.write
@@ -194,6 +194,9 @@ def test_the_rate_limiter_gates_iam_and_journal_calls_only() -> None:
     world.journal.write = lambda record: journal_calls.append("write") or write(record)  # type: ignore[method-assign]
     service = world.service(limiter=Counting())
     assert service.rotate("alice").ok
+    # ListAccessKeys, TagUser (intent), CreateAccessKey, UpdateAccessKey (old key off): the
+    # key that starts propagating goes first, retiring the old key last (see CREATE...).
+    assert tokens == [READ, START, CREATE, RETIRE]
     assert service.rotate("bob").ok
     assert "read" in journal_calls
     assert len(tokens) == len(world.iam.calls) + len(journal_calls)
