@@ -137,7 +137,9 @@ class Timeline:
         }
 
 
-def rotate_keyturn(moto_url: str, users: int, plan: FaultPlan) -> dict[str, Any]:
+def rotate_keyturn(
+    moto_url: str, users: int, plan: FaultPlan, workers: int | None = None
+) -> dict[str, Any]:
     seeded = seed(moto_url, users)
     names = [user["name"] for user in seeded]
     timeline = Timeline()
@@ -146,8 +148,9 @@ def rotate_keyturn(moto_url: str, users: int, plan: FaultPlan) -> dict[str, Any]
             "rotate.store": "secretsmanager",
             "rotate.path": PATH,
             "rotate.rate": plan.rate_limits["iam"],
+            "rotate.workers": workers,  # None: keyturn's default, derived from the rate
         }
-        settings = load_settings(flags=flags).settings
+        settings = load_settings(flags={k: v for k, v in flags.items() if v is not None}).settings
         aws = build_aws(settings)
         service = build_rotation(settings, aws, checkpoint=timeline)
         workers = settings.rotate.worker_count()
@@ -263,6 +266,7 @@ def run(
     latency: float = LATENCY_S,
     propagation: float = PROPAGATION_S,
     iam_rate: float = IAM_RATE,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     plan = model(latency, propagation, iam_rate)
@@ -285,7 +289,7 @@ def run(
     medians: dict[str, Any] = {"sequential_per_user_s": round(sequential_per_user, 2)}
     ok = True
     for size in chosen:
-        results = [rotate_keyturn(moto_url, size, plan) for _ in range(max(1, runs))]
+        results = [rotate_keyturn(moto_url, size, plan, workers) for _ in range(max(1, runs))]
         raw["keyturn"][str(size)] = results
         for result in results:
             result["bound"] = bound(result["calls"], size, plan)

@@ -122,12 +122,13 @@ def test_vault_token_is_a_secret_value() -> None:
 
 
 def test_rotation_workers_default_to_what_keeps_the_iam_rate_busy() -> None:
-    """A worker waits ~20 s on propagation per ~4 IAM calls: 4 fixed workers starved the
-    limiter. The default grows with the rate; an explicit value wins; bounds hold."""
+    """A worker holds a user ~30 s (propagation, verification, retirement served last) per
+    3 IAM calls that start the next: 4 fixed workers starved the limiter. The default grows
+    with the rate; an explicit value wins; bounds hold."""
     rotate = load_settings().settings.rotate
     assert rotate.workers is None
-    assert rotate.worker_count() == 50  # rate 10/s * 20 s / 4 calls
-    assert load_settings(flags={"rotate.rate": 20}).settings.rotate.worker_count() == 100
+    assert rotate.worker_count() == 100  # rate 10/s * 30 s / 3 calls
+    assert load_settings(flags={"rotate.rate": 20}).settings.rotate.worker_count() == 200
     assert load_settings(flags={"rotate.rate": 0.1}).settings.rotate.worker_count() == 4
     assert load_settings(flags={"rotate.rate": 1000}).settings.rotate.worker_count() == 512
     chosen = load_settings(flags={"rotate.rate": 20, "rotate.workers": 7}).settings.rotate
