@@ -28,9 +28,25 @@ GetCallerIdentity with the new key until it works, put the secret, deactivate th
 through the same proxy: it costs a propagation delay per user, so it is timed on a small
 sample (SEQUENTIAL_SAMPLE users) and projected linearly.
 
-Budget: the 1,000-user runs are bounded by the model itself (~4,000 IAM calls at 20/s is
-200 s each), so three of them plus the rest take ~13 minutes; the only cheapening is that
-the sequential loop is timed once, on SEQUENTIAL_SAMPLE users, not per size and run.
+Where the time goes (`python -m bench --only rotate`, 3 runs, 2-core machine, load 0.7-14):
+200 users 44.6 s against a 40.0 s bound (1.12), 1,000 users 204.8 s against 200.0 s (1.02),
+no throttled call. What remains is not the limiter: the last CreateAccessKey comes when the
+start calls (ListAccessKeys, TagUser, CreateAccessKey: 3 of the 4 IAM calls per user) have
+used their share of IAM's budget (30 s for 200 users), and that key then needs its 10 s of
+propagation plus keyturn's verification, 5 GetCallerIdentity successes about a second apart
+(~3.5 s more: store -> verified takes ~14 s). The bound counts neither the start-before-
+propagation ordering nor the 5-success streak, a safety choice kept on purpose; at 1,000
+users the IAM budget dominates and the same ~14 s tail is 2% of it. Three keyturn changes
+came out of this model (see their commits): the rate limiter gates IAM calls only and serves
+a user's start calls before other users' retirements; the default worker count follows the
+rate (each user waits on propagation); the limiter's burst is a quarter second's worth, as
+a full second's provoked ~3% throttles and botocore's adaptive mode then slowed the client
+(before those: 200 users took 1.40x the bound).
+
+Budget: the module took 784 s (13 min). The model itself sets the floor: 3 runs x (200 s +
+40 s) of IAM budget is 720 s, so the runs cannot be made cheaper without changing the model
+(e.g. `iam_rate=40` halves it) or the runs; the only cheapening is that the sequential loop
+is timed once, on SEQUENTIAL_SAMPLE users (~32 s), not per size and run.
 """
 
 from __future__ import annotations
