@@ -170,10 +170,27 @@ def counted_calls(moto_url: str) -> Iterator[dict[str, int]]:
     calls.update(server_calls(moto_url))
 
 
-def seed_iam(moto_url: str, users: Sequence[Mapping[str, Any]], batch: int = 2_000) -> None:
-    """Create users and (backdated) keys straight in the server's IAM backend."""
+def seed_iam(
+    moto_url: str,
+    users: Sequence[Mapping[str, Any]],
+    batch: int = 2_000,
+    *,
+    with_secrets: bool = False,
+) -> list[dict[str, Any]]:
+    """Create users and (backdated) keys straight in the server's IAM backend.
+
+    Returns `[{name, keys: [key id], secrets?: [secret]}]` (secrets only if asked)."""
+    created: list[dict[str, Any]] = []
     for start in range(0, len(users), batch):
-        _bench_api(moto_url, "iam/seed", {"users": list(users[start : start + batch])})
+        payload = {"users": list(users[start : start + batch]), "with_secrets": with_secrets}
+        created.extend(_bench_api(moto_url, "iam/seed", payload)["users"])
+    return created
+
+
+def seed_secrets(moto_url: str, secrets: Sequence[Mapping[str, str]], batch: int = 2_000) -> None:
+    """Create Secrets Manager secrets `[{name, value}]` straight in the server's backend."""
+    for start in range(0, len(secrets), batch):
+        _bench_api(moto_url, "secrets/seed", {"secrets": list(secrets[start : start + batch])})
 
 
 def run_process(

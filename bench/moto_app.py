@@ -13,7 +13,10 @@ The wrapper adds, under `/bench-api/` (a path no AWS client uses):
   that mails 1,000 key owners would have. Until the server stops.
 - `POST /bench-api/iam/seed`: create users and keys straight in moto's IAM backend, with a
   key's creation date set in the past. No AWS API can backdate a key, and seeding 10,000 users
-  through the API costs minutes of the bench's budget while measuring nothing.
+  through the API costs minutes of the bench's budget while measuring nothing. With
+  `"with_secrets": true` the answer carries each key's secret too (for seeding a store).
+- `POST /bench-api/secrets/seed`: create Secrets Manager secrets straight in the backend
+  (`{"secrets": [{"name", "value"}]}`), for the same reason.
 
 Operation names: the `Action` form field (query protocol: IAM, STS, SES), else the
 `X-Amz-Target` header (JSON protocol), else the method and first path segment (REST).
@@ -101,6 +104,9 @@ class BenchApp:
         elif route == "iam/seed" and method == "POST":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             answer = seed_iam(json.loads(environ["wsgi.input"].read(length) or b"{}"))
+        elif route == "secrets/seed" and method == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            answer = seed_secrets(json.loads(environ["wsgi.input"].read(length) or b"{}"))
         else:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"unknown bench route\n"]
@@ -122,18 +128,47 @@ def seed_iam(document: dict[str, Any]) -> dict[str, Any]:
     backend = get_backend("iam")[ACCOUNT]["global"]  # type: ignore[index]
     now = datetime.now(UTC).replace(tzinfo=None)  # moto keeps naive UTC datetimes
     created: list[dict[str, Any]] = []
+    with_secrets = bool(document.get("with_secrets"))
     for user in document.get("users", ()):
         tags = [{"Key": "Contact", "Value": user["contact"]}] if user.get("contact") else []
         backend.create_user("us-east-1", user["name"], tags=tags)
         keys = []
+        secrets = []
         for key in user.get("keys", ()):
             made = backend.create_access_key(user["name"])
             made.create_date = now - timedelta(days=float(key.get("age_days", 0)))
             if not key.get("active", True):
                 made.status = "Inactive"
             keys.append(made.access_key_id)
-        created.append({"name": user["name"], "keys": keys})
+            secrets.append(made.secret_access_key)
+        entry: dict[str, Any] = {"name": user["name"], "keys": keys}
+        if with_secrets:
+            entry["secrets"] = secrets
+        created.append(entry)
     return {"users": created}
+
+
+def seed_secrets(document: dict[str, Any]) -> dict[str, int]:
+    """Create `document["secrets"]`: [{name, value}] in us-east-1, through the backend's own
+    create_secret (one version labelled AWSCURRENT, as CreateSecret makes)."""
+    from moto.backends import get_backend
+
+    backend = get_backend("secretsmanager")[ACCOUNT]["us-east-1"]  # type: ignore[index]
+    count = 0
+    for secret in document.get("secrets", ()):
+        backend.create_secret(
+            name=secret["name"],
+            secret_string=secret["value"],
+            secret_binary=None,
+            description=None,
+            tags=None,
+            kms_key_id=None,
+            client_request_token=None,
+            replica_regions=[],
+            force_overwrite=False,
+        )
+        count += 1
+    return {"secrets": count}
 
 
 def ses_production() -> dict[str, int]:

@@ -119,3 +119,19 @@ def test_vault_token_is_a_secret_value() -> None:
     assert token.get_secret_value() == "s.supersecret"
     assert "supersecret" not in repr(loaded.settings)
     assert "supersecret" not in str(loaded.settings)
+
+
+def test_rotation_workers_default_to_what_keeps_the_iam_rate_busy() -> None:
+    """A worker holds a user ~30 s (propagation, verification, retirement served last) per
+    3 IAM calls that start the next: 4 fixed workers starved the limiter. The default grows
+    with the rate; an explicit value wins; bounds hold."""
+    rotate = load_settings().settings.rotate
+    assert rotate.workers is None
+    assert rotate.worker_count() == 100  # rate 10/s * 30 s / 3 calls
+    assert load_settings(flags={"rotate.rate": 20}).settings.rotate.worker_count() == 200
+    assert load_settings(flags={"rotate.rate": 0.1}).settings.rotate.worker_count() == 4
+    assert load_settings(flags={"rotate.rate": 1000}).settings.rotate.worker_count() == 512
+    chosen = load_settings(flags={"rotate.rate": 20, "rotate.workers": 7}).settings.rotate
+    assert chosen.worker_count() == 7
+    with pytest.raises(ConfigError, match=r"rotate\.workers"):
+        load_settings(flags={"rotate.workers": 513})

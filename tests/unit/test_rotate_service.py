@@ -10,7 +10,7 @@ import pytest
 
 from keyturn.domain.errors import EndpointUnreachableError, OperationFailedError
 from keyturn.domain.rotation import RotationState, Timing
-from keyturn.services.rotate import RotationService, run_many
+from keyturn.services.rotate import CREATE, READ, RETIRE, START, RotationService, run_many
 from tests.unit.rotate_fakes import FakeClock, FakeJournal, FakeKeys, FakeStore, FakeVerifier
 
 
@@ -244,3 +244,29 @@ def test_a_failure_before_the_new_key_is_stored_does_not_say_resume() -> None:
     with pytest.raises(OperationFailedError) as caught:
         world.service().rotate("alice")
     assert "--resume" not in str(caught.value)
+
+
+def test_the_rate_limiter_gates_iam_and_journal_calls_only() -> None:
+    """`rotate.rate` is IAM's budget: store calls must not spend it, IAM calls must."""
+    world = World()
+    world.iam.add("alice")
+    world.iam.add("bob", active=False)  # two keys: the journal is read, the inactive retired
+    world.iam.add("bob")
+    tokens: list[int] = []
+
+    class Counting:
+        def acquire(self, priority: int = 0) -> None:
+            tokens.append(priority)
+
+    journal_calls: list[str] = []
+    read, write = world.journal.read, world.journal.write
+    world.journal.read = lambda user: journal_calls.append("read") or read(user)  # type: ignore[method-assign]
+    world.journal.write = lambda record: journal_calls.append("write") or write(record)  # type: ignore[method-assign]
+    service = world.service(limiter=Counting())
+    assert service.rotate("alice").ok
+    # ListAccessKeys, TagUser (intent), CreateAccessKey, UpdateAccessKey (old key off): the
+    # key that starts propagating goes first, retiring the old key last (see CREATE...).
+    assert tokens == [READ, START, CREATE, RETIRE]
+    assert service.rotate("bob").ok
+    assert "read" in journal_calls
+    assert len(tokens) == len(world.iam.calls) + len(journal_calls)

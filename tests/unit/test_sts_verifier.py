@@ -70,8 +70,48 @@ def test_gives_up_at_the_deadline_without_the_secret_in_the_message() -> None:
 def test_waits_are_bounded_and_jittered() -> None:
     sts, clock = FakeSts("x" * 20), Clock()
     verifier(sts, clock, successes=2, timeout=600, interval=1).verify("alice", SECRET)
-    assert max(clock.slept) <= 8.0
+    assert max(clock.slept) <= 2.0  # the default cap
     assert len(set(clock.slept)) > 1
+    capped = Clock()
+    verifier(FakeSts("x" * 20), capped, successes=2, timeout=600, interval=1, max_backoff=5).verify(
+        "alice", SECRET
+    )
+    assert max(capped.slept) <= 5.0
+
+
+class PropagatingSts(FakeSts):
+    """Refuses the key until the clock reaches `ready_at`, as IAM does while it propagates."""
+
+    def __init__(self, clock: Clock, ready_at: float) -> None:
+        super().__init__("")
+        self.clock = clock
+        self.ready_at = ready_at
+        self.first_success: float | None = None
+
+    def get_caller_identity(self) -> dict[str, Any]:
+        self.calls += 1
+        if self.clock.now < self.ready_at:
+            raise ClientError({"Error": {"Code": "InvalidClientTokenId"}}, "GetCallerIdentity")
+        if self.first_success is None:
+            self.first_success = self.clock.now
+        return {"Arn": ARN}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_propagated_key_is_noticed_within_one_capped_wait(seed: int) -> None:
+    clock = Clock()
+    sts = PropagatingSts(clock, ready_at=10.0)
+    StsVerifier(
+        lambda secret: sts,
+        successes=5,
+        timeout=60,
+        interval=1,
+        sleep=clock.sleep,
+        monotonic=clock.monotonic,
+        rng=random.Random(seed),
+    ).verify("alice", SECRET)
+    assert sts.first_success is not None
+    assert 10.0 <= sts.first_success <= 10.0 + 2.0
 
 
 def test_a_key_of_another_user_fails() -> None:

@@ -31,6 +31,7 @@ class StsVerifier:
         successes: int = 5,
         timeout: float = 60.0,
         interval: float = 1.0,
+        max_backoff: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
@@ -39,6 +40,7 @@ class StsVerifier:
         self._successes = successes
         self._timeout = timeout
         self._interval = interval
+        self._max_backoff = max_backoff
         self._sleep = sleep
         self._monotonic = monotonic
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
@@ -77,8 +79,12 @@ class StsVerifier:
     def _wait(self, streak: int, failures: int) -> float:
         if streak:
             return self._interval * self._rng.uniform(0.5, 1.0)
-        # Full jitter on failures, capped, so many workers don't retry in lockstep.
-        cap = min(8.0, self._interval * (2 ** min(failures, 6)))
+        # Full jitter on failures, so many workers don't retry in lockstep; capped low
+        # (default 2 s) because the failures being waited out are propagation, which ends at
+        # a moment we cannot know: each wait past it is pure delay for this user. At 8 s the
+        # cap overshot a 10 s propagation by ~4 s on average; at 2 s, by well under 1 s, for
+        # a few more GetCallerIdentity calls (STS, not the IAM rate). Never below `interval`.
+        cap = min(self._max_backoff, self._interval * (2 ** min(failures, 6)))
         return self._rng.uniform(self._interval * 0.5, max(cap, self._interval))
 
 

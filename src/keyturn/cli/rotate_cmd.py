@@ -65,9 +65,11 @@ def rotate(
         str | None,
         typer.Option("--path", help="Path/name template with {account} and {user}."),
     ] = None,
-    workers: Annotated[int | None, typer.Option("--workers", help="Users in parallel.")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Users in parallel (default: from --rate).")
+    ] = None,
     rate: Annotated[
-        float | None, typer.Option("--rate", help="AWS requests per second, at most.")
+        float | None, typer.Option("--rate", help="IAM requests per second, at most.")
     ] = None,
     overlap_minutes: Annotated[
         float | None,
@@ -138,10 +140,10 @@ def rotate(
             err.print(f"nothing to rotate{where}")
             return []
         if dry_run:
-            _print_plan(service, chosen, settings.rotate.workers, where)
+            _print_plan(service, chosen, settings.rotate.worker_count(), where)
             return []
         action = service.resume if resume else service.rotate
-        done = _run_with_progress(chosen, action, settings.rotate.workers, err)
+        done = _run_with_progress(chosen, action, settings.rotate.worker_count(), err)
         return [replace(o, user=f"{account}/{o.user}") if account else o for o in done]
 
     failed_accounts: dict[str, str] = {}

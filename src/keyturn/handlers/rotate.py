@@ -81,7 +81,7 @@ def run(users: list[str], due: bool, *, settings: Any = None, aws: Any = None) -
     settings = settings or load_settings().settings
     aws = aws or build_aws(settings)
     service = build_rotation(settings, aws)
-    workers = settings.rotate.workers
+    workers = settings.rotate.worker_count()
     outcomes: list[Outcome] = []
     # 1. finish what earlier runs left, including deleting old keys whose grace passed
     outcomes += run_many(service.pending_users(), service.resume, workers=workers)
