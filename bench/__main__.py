@@ -1,4 +1,6 @@
-"""`python -m bench [--only NAME] [--runs N] [--users N] [--sizes N,N]`: run, print, save.
+"""`python -m bench [--only NAME] [--runs N] [--users N] [--sizes N,N] [--rotate-sizes N,N]`.
+
+Runs, prints and saves the benchmarks.
 
 One `moto_server` process serves every module, one module after the other; it is stopped
 whatever happens (Ctrl-C included). Each module's result lands in bench/results/<name>.json
@@ -149,7 +151,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sizes",
         type=_sizes,
-        help="comma-separated account sizes for benchmarks that take several (scan)",
+        help="comma-separated account sizes for the scan benchmark",
+    )
+    parser.add_argument(
+        "--rotate-sizes",
+        type=_sizes,
+        help="comma-separated user counts for the rotation benchmark (default 200,1000)",
     )
     args = parser.parse_args(argv)
     if args.runs < 1:
@@ -168,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Piped into a log (CI, `| tee`), rich would fall back to 80 columns and fold every row.
     console = Console(width=None if sys.stdout.isatty() else 160)
     names = args.only or discover()
-    options = {"users": args.users, "sizes": args.sizes}
+    options = {"users": args.users, "sizes": args.sizes, "rotate_sizes": args.rotate_sizes}
     command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
     info = machine()
     failed: list[str] = []

@@ -15,7 +15,8 @@ values change the three constants below (or pass `latency=`, `propagation=`, `ia
 `run`). Secrets Manager and STS are not rate limited in the model (their published limits are
 far above what 20 IAM requests/s can feed).
 
-What is measured, per size (200 and 1,000 users by default; `--sizes` or `--users` override):
+What is measured, per size (200 and 1,000 users by default, the 1,000 once: see LARGE_RUNS;
+`--rotate-sizes` or `--users` override):
 users start as seed 001 leaves them, one key each, stored in their Secrets Manager secret
 (seeded straight into moto's backends, not through the proxy). keyturn rotates them all
 in-process (wiring.build_rotation + services.rotate.run_many, as the CLI does), with
@@ -86,6 +87,13 @@ LATENCY_S = 0.06
 PROPAGATION_S = 10.0
 IAM_RATE = 20.0
 GOAL_RATIO = 1.25
+# From LARGE users on, LARGE_RUNS runs, whatever --runs says: at 1,000 users each run is
+# 200 s of the model's IAM budget (a floor no code change can lower), three runs would take
+# a third of `make bench`'s 30 minutes, and the run-to-run spread is small (three recorded
+# runs, commit 3f842bd's bench/results/rotate.json: 205.6 / 204.1 / 204.8 s). Sizes below
+# LARGE get the full --runs.
+LARGE = 1_000
+LARGE_RUNS = 1
 SEQUENTIAL_SAMPLE = 3
 SEQUENTIAL_POLL_S = 0.5  # the loop's wait between GetCallerIdentity attempts
 PATH = "bench/{user}"
@@ -276,7 +284,7 @@ def _per_op(calls: dict[str, int], users: int) -> str:
 def run(
     moto_url: str,
     runs: int,
-    sizes: tuple[int, ...] | None = None,
+    rotate_sizes: tuple[int, ...] | None = None,
     users: int | None = None,
     *,
     latency: float = LATENCY_S,
@@ -286,7 +294,7 @@ def run(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     plan = model(latency, propagation, iam_rate)
-    chosen = (users,) if users else tuple(sizes or DEFAULT_SIZES)
+    chosen = (users,) if users else tuple(rotate_sizes or DEFAULT_SIZES)
     raw: dict[str, Any] = {
         "model": {"latency_s": latency, "propagation_s": propagation, "iam_rate": iam_rate},
         "keyturn": {},
@@ -305,7 +313,8 @@ def run(
     medians: dict[str, Any] = {"sequential_per_user_s": round(sequential_per_user, 2)}
     ok = True
     for size in chosen:
-        results = [rotate_keyturn(moto_url, size, plan, workers) for _ in range(max(1, runs))]
+        repeats = max(1, runs if size < LARGE else min(runs, LARGE_RUNS))
+        results = [rotate_keyturn(moto_url, size, plan, workers) for _ in range(repeats)]
         raw["keyturn"][str(size)] = results
         for result in results:
             result["bound"] = bound(result["calls"], size, plan)

@@ -19,6 +19,8 @@ from bench.__main__ import RESULTS_DIR, discover
 README = RESULTS_DIR.parent.parent / "README.md"
 BEGIN = "<!-- bench results: begin (written by `python -m bench.summary --readme`) -->"
 END = "<!-- bench results: end -->"
+SOAK_BEGIN = "<!-- soak results: begin (written by `python -m bench.summary --readme`) -->"
+SOAK_END = "<!-- soak results: end -->"
 MARKS = {True: "met", False: "**missed**", None: ""}
 
 
@@ -69,13 +71,163 @@ def markdown(results_dir: Path = RESULTS_DIR) -> str:
     return "\n\n".join(tables)
 
 
+HEADLINE_BEGIN = "<!-- bench headline: begin (written by `python -m bench.summary --readme`) -->"
+HEADLINE_END = "<!-- bench headline: end -->"
+
+
+def _load(name: str, results_dir: Path) -> dict[str, Any] | None:
+    path = results_dir / f"{name}.json"
+    if not path.exists():
+        return None
+    result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))["result"]
+    return result
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def headline(results_dir: Path = RESULTS_DIR) -> str:
+    """One row per issue-8 figure: keyturn, the peer, the ratio and the goal."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    scan = _load("scan", results_dir)
+    for size, entry in sorted((scan or {}).get("sizes", {}).items(), key=lambda x: int(x[0])):
+        m = entry["medians"]
+        ours, c7n, loop = m["keyturn"], m["custodian"], m["loop"]
+        ratio = c7n["wall_s"] / ours["wall_s"]
+        goal = ">= 20x at 5,000: " + _met(ratio >= 20) if int(size) == 5000 else ""
+        rows.append(
+            (
+                f"scan, {int(size):,} users (`audit --format json`)",
+                f"{ours['wall_s']:.2f} s, {ours['calls']:.0f} calls, {ours['peak_rss_mb']:.0f} MiB",
+                f"Custodian {c7n['wall_s']:.1f} s, {c7n['calls']:,.0f} calls, "
+                f"{c7n['peak_rss_mb']:.0f} MiB; loop {loop['wall_s']:.1f} s",
+                f"{ratio:.1f}x Custodian, {loop['wall_s'] / ours['wall_s']:.1f}x loop",
+                goal,
+            )
+        )
+    memory = _load("memory", results_dir)
+    if memory:
+        peak = max(v["peak_rss_mb"] for v in memory["medians"].values())
+        rows.append(
+            (
+                "audit of a 100,000-user report (streamed)",
+                f"{peak:.0f} MiB peak, {memory['medians']['json']['wall_s']:.1f} s",
+                "",
+                "",
+                f"< 150 MB: {_met(peak < 150)}",
+            )
+        )
+    rotate = _load("rotate", results_dir)
+    for size, m in sorted(
+        ((k, v) for k, v in (rotate or {}).get("medians", {}).items() if k.isdigit()),
+        key=lambda x: int(x[0]),
+    ):
+        rows.append(
+            (
+                f"rotate {int(size):,} users under the latency model",
+                f"{m['wall_s']:.1f} s (bound {m['bound_s']:.1f} s)",
+                f"sequential loop {m['sequential_projected_s']:,.0f} s (projected)",
+                f"{m['ratio']:.2f}x the bound; {m['speedup_over_sequential']:.0f}x the loop",
+                f"<= 1.25x the bound: {_met(m['ratio'] <= 1.25)}",
+            )
+        )
+    leases = _load("leases", results_dir)
+    if leases:
+        m = leases["medians"]
+        ours = sum(m["ms_per_lease"]["keyturn"].values())
+        bare = sum(m["ms_per_lease"]["bare"].values())
+        rows.append(
+            (
+                f"{m['leases']:,} leases issued + revoked",
+                f"{ours:.1f} ms a lease; {m['calls_per_lease']['issue']:g} calls per issue, "
+                f"{m['calls_per_lease']['revoke']:g} per revoke",
+                f"bare boto3 loop {bare:.1f} ms, same calls",
+                f"{m['overhead_percent']:+.1f}% overhead",
+                f"<= 10%: {_met(m['overhead_percent'] <= 10)}",
+            )
+        )
+    enforce = _load("enforce", results_dir)
+    if enforce:
+        m = enforce["medians"]
+        ours, c7n = m["keyturn_deactivate"], m["custodian_remove_keys"]
+        rows.append(
+            (
+                f"enforce, {enforce['params']['users']:,} users, "
+                f"{enforce['params']['due']:,} due (deactivate)",
+                f"{ours['wall_s']:.1f} s, {ours['calls']:,.0f} calls (mails included)",
+                f"Custodian remove-keys {c7n['wall_s']:.1f} s, {c7n['calls']:,.0f} calls",
+                f"{c7n['wall_s'] / ours['wall_s']:.1f}x",
+                "",
+            )
+        )
+    lines = ["| measurement | keyturn | peer | ratio | goal |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def soak_table(results_dir: Path = RESULTS_DIR) -> str:
+    """`make soak`'s latest figures (bench/soak.py writes results/soak.json)."""
+    path = results_dir / "soak.json"
+    if not path.exists():
+        return "No recorded soak run (`make soak`)."
+    soak = json.loads(path.read_text(encoding="utf-8"))
+    enforce, rotate, leases = soak["enforce"], soak["rotate"], soak["leases"]
+    injected = soak.get("injected", {})
+    faults = sum(n for kind, n in injected.items() if kind not in ("requests", "latency"))
+    rows = [
+        ("part", "size", "runs needed", "failures (retried by the next run)", "lost", "time"),
+        (
+            "enforce --apply",
+            f"{enforce['users']:,} users, every key due",
+            enforce["runs"],
+            enforce["failures_retried_by_next_run"],
+            enforce["lost_keys"],
+            f"{enforce['seconds']:.0f} s",
+        ),
+        (
+            "rotate (Secrets Manager)",
+            f"{rotate['users']:,} users",
+            rotate["runs"],
+            rotate["failures_resumed_by_next_run"],
+            rotate["lost_keys"],
+            f"{rotate['seconds']:.0f} s",
+        ),
+        (
+            "leases (issue, revoke, tidy)",
+            f"{leases['leases']:,} leases",
+            1,
+            leases["issue_or_revoke_failures"],
+            leases["lost"],
+            f"{leases['seconds']:.0f} s",
+        ),
+    ]
+    lines = ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    lines.insert(1, "|---|---|---|---|---|---|")
+    detail = ", ".join(f"{kind} {n:,}" for kind, n in sorted(injected.items()))
+    lines += [
+        "",
+        f"`{soak['command']}`, {soak['started_at'][:16].replace('T', ' ')} UTC: "
+        f"{faults:,} faults injected over {injected.get('requests', 0):,} requests "
+        f"({detail}); lost in all: **{soak['lost_total']}**.",
+    ]
+    return "\n".join(lines)
+
+
+def _replace(content: str, begin: str, end: str, text: str, readme: Path) -> str:
+    if begin not in content or end not in content:
+        raise SystemExit(f"{readme}: the markers {begin!r} and {end!r} are missing")
+    head, rest = content.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n\n{text}\n\n{end}{tail}"
+
+
 def write_readme(text: str, readme: Path = README) -> None:
     content = readme.read_text(encoding="utf-8")
-    if BEGIN not in content or END not in content:
-        raise SystemExit(f"{readme}: the markers {BEGIN!r} and {END!r} are missing")
-    head, rest = content.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{BEGIN}\n\n{text}\n\n{END}{tail}", encoding="utf-8")
+    content = _replace(content, HEADLINE_BEGIN, HEADLINE_END, headline(), readme)
+    content = _replace(content, BEGIN, END, text, readme)
+    content = _replace(content, SOAK_BEGIN, SOAK_END, soak_table(), readme)
+    readme.write_text(content, encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         write_readme(text)
         print(f"updated {README.name}")
     else:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(headline() + "\n\n" + text + "\n\n" + soak_table() + "\n")
     return 0
 
 
