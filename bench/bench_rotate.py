@@ -44,10 +44,10 @@ rate (each user waits on propagation); the limiter's burst is a quarter second's
 a full second's provoked ~3% throttles and botocore's adaptive mode then slowed the client
 (before those: 200 users took 1.40x the bound).
 
-Budget: the module took 784 s (13 min). The model itself sets the floor: 3 runs x (200 s +
-40 s) of IAM budget is 720 s, so the runs cannot be made cheaper without changing the model
-(e.g. `iam_rate=40` halves it) or the runs; the only cheapening is that the sequential loop
-is timed once, on SEQUENTIAL_SAMPLE users (~32 s), not per size and run.
+Budget: with three runs of both sizes the module took 784 s (13 min), and the model itself
+sets that floor (3 x (200 s + 40 s) of IAM budget is 720 s). So the 1,000-user size runs
+LARGE_RUNS (1) time: the module then took 372 s in the full `make bench` of b7346ca. The
+sequential loop is timed once, on SEQUENTIAL_SAMPLE users (~32 s), not per size and run.
 """
 
 from __future__ import annotations
