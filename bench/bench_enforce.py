@@ -30,19 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from bench import c7n
 from bench.common import (
-    FAKE_KEY_ID,
-    FAKE_SECRET,
-    REGION,
     Row,
     Stopwatch,
     aws_env,
     counted_calls,
     key_status,
     median,
+    moto_client,
+    problems_row,
     reset_moto,
     run_process,
     seed_iam,
@@ -101,13 +98,7 @@ def plan(users: int) -> tuple[list[dict[str, Any]], int]:
 def fresh_account(moto_url: str, documents: list[dict[str, Any]]) -> None:
     reset_moto(moto_url)
     seed_iam(moto_url, documents)
-    ses = boto3.client(
-        "ses",
-        region_name=REGION,
-        endpoint_url=moto_url,
-        aws_access_key_id=FAKE_KEY_ID,
-        aws_secret_access_key=FAKE_SECRET,
-    )
+    ses = moto_client("ses", moto_url)
     ses.verify_email_identity(EmailAddress=SENDER)  # moto verifies at once
     ses_production(moto_url)  # else moto's SES is a sandbox: 200 mails a day, verified only
 
@@ -243,12 +234,7 @@ def summarize(
             value=f"{ratio:.1f}x",
             note="Custodian's notify needs c7n-mailer + SQS: no peer for the mail half",
         ),
-        Row(
-            metric="equal work (keys deactivated, mails sent)",
-            value="yes" if not problems else "NO",
-            ok=not problems,
-            note="; ".join(problems)[:200],
-        ),
+        problems_row("equal work (keys deactivated, mails sent)", problems),
     ]
     return {
         "ok": not problems,

@@ -18,10 +18,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
-from bench.common import Row, median
+from bench.common import Row, median, moto_client, reset_moto
 from keyturn.adapters.clock import SystemClock
 from keyturn.adapters.lease_iam import IamLeaseAdmin
 from keyturn.adapters.lease_sqlite import SqliteLeaseStore
@@ -38,37 +37,20 @@ POLICY = json.dumps(
 )
 
 
-def _client(service: str, url: str) -> Any:
-    return boto3.client(  # type: ignore[call-overload]
-        service,
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="AKIAKEYTURNBENCH0000",
-        aws_secret_access_key="bench",  # noqa: S106 - moto accepts any credentials
-    )
-
-
 def _counted(client: Any) -> Counter[str]:
     calls: Counter[str] = Counter()
     client.meta.events.register("before-call.*.*", lambda model, **_: calls.update([model.name]))
     return calls
 
 
-def _reset(url: str) -> None:
-    import urllib.request
-
-    request = urllib.request.Request(f"{url}/moto-api/reset", data=b"", method="POST")  # noqa: S310
-    urllib.request.urlopen(request, timeout=30).close()  # noqa: S310
-
-
 def _keyturn(url: str, leases: int, arn: str) -> tuple[float, float, Counter[str], Counter[str]]:
-    iam = _client("iam", url)
+    iam = moto_client("iam", url)
     calls = _counted(iam)
     with tempfile.TemporaryDirectory() as tmp:
         service = LeaseService(
             SqliteLeaseStore(Path(tmp) / "leases.db"),
             IamLeaseAdmin(iam),
-            StsLeaseIssuer(_client("sts", url)),
+            StsLeaseIssuer(moto_client("sts", url)),
             SystemClock(),
             LeaseEngineSettings(),
         )
@@ -90,7 +72,7 @@ def _keyturn(url: str, leases: int, arn: str) -> tuple[float, float, Counter[str
 
 def _bare(url: str, leases: int, arn: str) -> tuple[float, float, Counter[str], Counter[str]]:
     """The same IAM calls as keyturn, from a plain loop: no lease store, claims or checks."""
-    iam = _client("iam", url)
+    iam = moto_client("iam", url)
     calls = _counted(iam)
     start = time.perf_counter()
     names = []
@@ -144,8 +126,8 @@ def run(moto_url: str, runs: int, users: int | None = None) -> dict[str, Any]:
         measured: dict[str, Any] = {}
         order = ["bare", "keyturn"] if index % 2 == 0 else ["keyturn", "bare"]
         for tool in order:
-            _reset(moto_url)
-            policy = _client("iam", moto_url).create_policy(
+            reset_moto(moto_url)
+            policy = moto_client("iam", moto_url).create_policy(
                 PolicyName="bench", PolicyDocument=POLICY
             )
             issue_s, revoke_s, issue_calls, revoke_calls = TOOLS[tool](

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import Row, Stopwatch, aws_env, median, run_process
+from bench.common import Row, Stopwatch, aws_env, median, problems_row, run_process
 from bench.report_server import ReportServer, synthetic_report
 
 DEFAULT_USERS = 100_000
@@ -107,14 +107,7 @@ def run(moto_url: str, runs: int, users: int = DEFAULT_USERS) -> dict[str, Any]:
             ),
             Row(metric=f"keyturn audit --format {variant}: wall", value=f"{med['wall_s']:.1f} s"),
         ]
-    rows.append(
-        Row(
-            metric="complete output, --check exits 3",
-            value="yes" if not problems else "NO",
-            ok=not problems,
-            note="; ".join(problems)[:200],
-        )
-    )
+    rows.append(problems_row("complete output, --check exits 3", problems))
     return {
         "ok": not problems,
         "params": {"users": users, "keys": keys, "report_bytes": len(report)},

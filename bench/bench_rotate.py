@@ -59,18 +59,15 @@ import time
 from collections import Counter
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from bench.common import (
-    FAKE_KEY_ID,
-    FAKE_SECRET,
-    REGION,
     Row,
     Stopwatch,
     aws_env,
     median,
+    moto_client,
     patched_environ,
     reset_moto,
     seed_iam,
@@ -224,25 +221,17 @@ def rotate_sequentially(moto_url: str, users: int, plan: FaultPlan) -> dict[str,
     per_user: list[float] = []
     polls = 0
     with FaultProxy(moto_url, plan) as proxy:
-        base = {
-            "endpoint_url": proxy.url,
-            "region_name": REGION,
-            "aws_access_key_id": FAKE_KEY_ID,
-            "aws_secret_access_key": FAKE_SECRET,
-            "config": config,
-        }
-        iam = boto3.client("iam", **base)  # type: ignore[call-overload]
-        sm = boto3.client("secretsmanager", **base)  # type: ignore[call-overload]
+        iam = moto_client("iam", proxy.url, config=config)
+        sm = moto_client("secretsmanager", proxy.url, config=config)
         for user in seeded:
             with Stopwatch() as watch:
                 new = iam.create_access_key(UserName=user["name"])["AccessKey"]
-                sts = boto3.client(  # type: ignore[call-overload]
+                sts = moto_client(
                     "sts",
-                    **{
-                        **base,
-                        "aws_access_key_id": new["AccessKeyId"],
-                        "aws_secret_access_key": new["SecretAccessKey"],
-                    },
+                    proxy.url,
+                    key_id=new["AccessKeyId"],
+                    secret=new["SecretAccessKey"],
+                    config=config,
                 )
                 while True:
                     polls += 1

@@ -44,6 +44,7 @@ from bench.common import (
     aws_env,
     counted_calls,
     median,
+    problems_row,
     reset_moto,
     run_process,
     seed_iam,
@@ -336,14 +337,7 @@ def summarize(by_size: dict[str, Any], versions: dict[str, str]) -> dict[str, An
             ),
         ]
         problems += [f"{users}: {problem}" for problem in result["problems"]]
-    rows.append(
-        Row(
-            metric="equal work (keys, matched users)",
-            value="yes" if not problems else "NO",
-            ok=not problems,
-            note="; ".join(problems)[:200],
-        )
-    )
+    rows.append(problems_row("equal work (keys, matched users)", problems))
     return {
         "ok": not problems,
         "params": {

@@ -84,6 +84,38 @@ def patched_environ(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+def moto_client(
+    service: str,
+    url: str,
+    *,
+    key_id: str = FAKE_KEY_ID,
+    secret: str = FAKE_SECRET,
+    config: Any = None,
+) -> Any:
+    """A boto3 client for `service` at `url` (moto, or a proxy in front of it), signed with
+    the bench's fake key unless another is given (a new key, to prove it works)."""
+    import boto3
+
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=url,
+        region_name=REGION,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        config=config,
+    )
+
+
+def problems_row(metric: str, problems: Sequence[str]) -> Row:
+    """The row that says whether the tools compared did the same work, and if not, why."""
+    return Row(
+        metric=metric,
+        value="yes" if not problems else "NO",
+        ok=not problems,
+        note="; ".join(problems)[:200],
+    )
+
+
 def reset_moto(moto_url: str) -> None:
     """POST /moto-api/reset: every benchmark starts from an empty account."""
     request = urllib.request.Request(f"{moto_url}/moto-api/reset", data=b"", method="POST")  # noqa: S310 - loopback URL

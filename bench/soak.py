@@ -36,9 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
-
-from bench.common import FAKE_KEY_ID, FAKE_SECRET, REGION, aws_env, patched_environ, seed_iam
+from bench.common import aws_env, moto_client, patched_environ, seed_iam
 from bench.server import MotoServerProcess
 from keyturn.config import load_settings
 from keyturn.domain.enforcement import state_tag
@@ -57,19 +55,6 @@ PLAN = FaultPlan(throttle=0.005, server_error=0.002, rate_limits={"iam": 60.0})
 MAX_RUNS = 5
 RESULTS = Path(__file__).resolve().parent / "results" / "soak.json"
 DEFAULTS = (10_000, 1_000, 100)
-
-
-def _client(
-    service: str, moto_url: str, key_id: str = FAKE_KEY_ID, secret: str = FAKE_SECRET
-) -> Any:
-    """A client straight to moto (no faults), for seeding and checking."""
-    return boto3.client(  # type: ignore[call-overload]
-        service,
-        endpoint_url=moto_url,
-        region_name=REGION,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-    )
 
 
 # -- enforce --------------------------------------------------------------------------------
@@ -104,7 +89,7 @@ def enforce(proxy_url: str, moto_url: str, users: int) -> dict[str, Any]:
             if not outcome.failures:
                 break
     seconds = time.monotonic() - started
-    iam = _client("iam", moto_url)
+    iam = moto_client("iam", moto_url)
     lost = 0
     for user in names:
         listed = iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
@@ -126,7 +111,7 @@ def enforce(proxy_url: str, moto_url: str, users: int) -> dict[str, Any]:
 
 def seed_rotation(moto_url: str, count: int) -> dict[str, str]:
     """Users with one key each, stored in `soak/<user>`; returns user -> original key id."""
-    iam, sm = _client("iam", moto_url), _client("secretsmanager", moto_url)
+    iam, sm = moto_client("iam", moto_url), moto_client("secretsmanager", moto_url)
 
     def one(name: str) -> tuple[str, str]:
         iam.create_user(UserName=name)
@@ -158,7 +143,7 @@ def rotate(proxy_url: str, moto_url: str, count: int) -> dict[str, Any]:
         todo = list(original)
         for runs in range(1, MAX_RUNS + 1):
             action = service.rotate if runs == 1 else _resume_or_restart(service)
-            outcomes = run_many(todo, action, workers=settings.rotate.workers)
+            outcomes = run_many(todo, action, workers=settings.rotate.worker_count())
             for outcome in outcomes:
                 if outcome.ok:
                     done[outcome.user] = outcome
@@ -195,7 +180,7 @@ def _resume_or_restart(service: Any) -> Any:
 
 def check_rotations(moto_url: str, original: dict[str, str]) -> list[str]:
     """Every rotation invariant a consumer cares about, read from moto without faults."""
-    iam, sm = _client("iam", moto_url), _client("secretsmanager", moto_url)
+    iam, sm = moto_client("iam", moto_url), moto_client("secretsmanager", moto_url)
 
     def problem(user: str) -> str | None:
         keys = {
@@ -215,9 +200,9 @@ def check_rotations(moto_url: str, original: dict[str, str]) -> list[str]:
         extra = [k for k, status in keys.items() if status == "Active" and k != current]
         if extra:
             return f"{user}: active key(s) {extra} whose secret is not current"
-        arn = _client("sts", moto_url, current, stored["SecretAccessKey"]).get_caller_identity()[
-            "Arn"
-        ]
+        arn = moto_client(
+            "sts", moto_url, key_id=current, secret=stored["SecretAccessKey"]
+        ).get_caller_identity()["Arn"]
         if not arn.endswith(f"/{user}"):
             return f"{user}: stored key authenticates as {arn}"
         return None
@@ -232,7 +217,7 @@ def check_rotations(moto_url: str, original: dict[str, str]) -> list[str]:
 def leases(proxy_url: str, moto_url: str, count: int) -> dict[str, Any]:
     from keyturn.domain.leases import Role
 
-    iam = _client("iam", moto_url)
+    iam = moto_client("iam", moto_url)
     iam.create_group(GroupName="soak")
     failures, started = 0, time.monotonic()
     with tempfile.TemporaryDirectory() as state:
