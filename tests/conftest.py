@@ -8,6 +8,8 @@ result. Servers listen on 127.0.0.1 only and are stopped at the end of the sessi
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,16 +52,40 @@ def aws(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
     return local_aws
 
 
-@pytest.fixture(scope="session")
-def local_vault() -> Iterator[LocalVault]:
+def started_vault(**options: Any) -> Iterator[LocalVault]:
+    """An OpenBao dev server for a fixture to `yield from`: skipped where it cannot start,
+    always stopped. `options` go to LocalVault (e.g. `tls=True`)."""
     try:
-        server = LocalVault().start()
+        server = LocalVault(**options).start()
     except VaultUnavailableError as exc:
         pytest.skip(f"OpenBao dev server cannot start here: {exc}")
     try:
         yield server
     finally:
         server.stop()
+
+
+def run_cli(
+    env: dict[str, str], *args: str, timeout: float = 120, debug: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """`keyturn ARGS` as a subprocess of this interpreter (no installed script needed);
+    `debug` turns root logging to DEBUG on stderr first, botocore's included."""
+    code = "from keyturn.cli.main import run; run()"
+    if debug:
+        code = "import logging; logging.basicConfig(level=logging.DEBUG); " + code
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def local_vault() -> Iterator[LocalVault]:
+    yield from started_vault()
 
 
 @pytest.fixture

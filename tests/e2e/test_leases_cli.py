@@ -19,6 +19,7 @@ from keyturn.adapters.lease_sts import StsLeaseIssuer
 from keyturn.domain.leases import LeaseState, Role
 from keyturn.sandbox.aws import LocalAws
 from keyturn.services.leases import ISSUE_STEPS, LeaseEngineSettings, LeaseService
+from tests.conftest import run_cli
 
 POLICY = json.dumps(
     {
@@ -38,14 +39,7 @@ def cli(aws: LocalAws, tmp_path: Path) -> Any:
     }
 
     def run(*args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-c", "from keyturn.cli.main import run; run()", *args],
-            env={**env, **(extra or {})},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return run_cli({**env, **(extra or {})}, *args)
 
     return run
 

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import uuid
 
 import pytest
 
+from tests.conftest import run_cli
 from tests.rotate_fixtures import AuthedAws
 
-
-def keyturn(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from keyturn.cli.main import run; run()", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+keyturn = run_cli
 
 
 @pytest.fixture

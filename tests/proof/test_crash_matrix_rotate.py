@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from tests.conftest import run_cli
 from tests.rotate_fixtures import AuthedAws
 from tests.rotate_invariants import (
     StoreProbe,
@@ -81,15 +80,7 @@ CASES = [
 ]
 
 
-def run_keyturn(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from keyturn.cli.main import run; run()", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+run_keyturn = run_cli
 
 
 def make_probe(request: pytest.FixtureRequest, authed: AuthedAws, kind: str) -> StoreProbe:

@@ -12,7 +12,6 @@ import json
 import logging
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -34,6 +33,7 @@ from keyturn.handlers import leases as leases_handler
 from keyturn.sandbox.aws import LocalAws
 from keyturn.sandbox.vault import LocalVault
 from keyturn.services.leases import LeaseEngineSettings, LeaseService
+from tests.conftest import run_cli
 from tests.proof.conftest import Run, SecretLedger
 
 VAULT_TOKEN = "hvs.proof-vault-token-never-shown-1234"
@@ -269,18 +269,7 @@ def test_no_secret_leaks_anywhere_in_the_end_to_end_flows(
 
 def debug_keyturn(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """`keyturn ARGS` as a subprocess, with root logging at DEBUG to stderr."""
-    code = (
-        "import logging; logging.basicConfig(level=logging.DEBUG); "
-        "from keyturn.cli.main import run; run()"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    return run_cli(env, *args, timeout=180, debug=True)
 
 
 def rotation_cli_flows(

@@ -18,7 +18,8 @@ import pytest
 from keyturn.adapters.lease_sqlite import SqliteLeaseStore
 from keyturn.domain.errors import KeyturnError
 from keyturn.domain.leases import Role
-from keyturn.sandbox.vault import LocalVault, VaultUnavailableError
+from keyturn.sandbox.vault import LocalVault
+from tests.conftest import started_vault
 from tests.proof.conftest import KEYTURN
 from tests.rotate_fixtures import AuthedAws
 
@@ -48,14 +49,7 @@ def test_lease_db_and_its_wal_files_are_0600_in_a_0700_dir(tmp_path: Path) -> No
 @pytest.fixture(scope="module")
 def tls_vault() -> Iterator[LocalVault]:
     """OpenBao with `-dev-tls`: HTTPS under a CA generated for this run (its own server)."""
-    try:
-        server = LocalVault(tls=True).start()
-    except VaultUnavailableError as exc:
-        pytest.skip(f"OpenBao dev server cannot start here: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from started_vault(tls=True)
 
 
 @pytest.fixture

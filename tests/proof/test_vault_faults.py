@@ -32,10 +32,11 @@ from typing import Any
 import pytest
 
 from keyturn.config import load_settings
-from keyturn.sandbox.vault import LocalVault, VaultUnavailableError
+from keyturn.sandbox.vault import LocalVault
 from keyturn.sandbox.vault_proxy import Fault, VaultFaultProxy
 from keyturn.services.rotate import Outcome, RotationService, run_many
 from keyturn.wiring import build_aws, build_rotation
+from tests.conftest import started_vault
 from tests.proof.conftest import KEYTURN
 from tests.rotate_fixtures import AuthedAws
 from tests.rotate_invariants import StoreProbe, all_problems
@@ -49,14 +50,7 @@ DUE = timedelta(days=30)  # seeded keys are 90 days old; a fresh key is not due
 
 @pytest.fixture(scope="module")
 def own_vault() -> Iterator[LocalVault]:
-    try:
-        server = LocalVault().start()
-    except VaultUnavailableError as exc:
-        pytest.skip(f"OpenBao dev server cannot start here: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from started_vault()
 
 
 @pytest.fixture
