@@ -122,6 +122,9 @@ class RotateSettings(_Section):
     overlap_minutes: float = Field(default=0, ge=0, le=60 * 24 * 30)
     grace_days: float = Field(default=7, ge=0, le=3650)
     delete_old: bool = True
+    # An enrollment's first rotation keeps the old key active this long, so its consumers
+    # can be pointed at the store before it goes (`keyturn enroll`).
+    enroll_hold_days: float = Field(default=7, ge=0, le=365)
     # Users in flight at once; default (None): 10 x `rate`, see worker_count().
     workers: int | None = Field(default=None, ge=1, le=MAX_ROTATE_WORKERS)
     rate: float = Field(default=10.0, gt=0, le=1000)  # IAM requests per second, all workers
@@ -156,6 +159,20 @@ class RotateSettings(_Section):
             first = sorted(unknown)[0]
             raise ValueError(f"unknown placeholder {{{first}}}; use {{account}}, {{user}}")
         return value
+
+
+class TrustSettings(_Section):
+    """Which key seals the state keyturn acts on (rotation journal, enrollment records).
+
+    See keyturn.domain.trust: a record in an IAM tag is believed only when its seal
+    verifies. `local` (the CLI default, no infrastructure) keeps a 256-bit key in keyturn's
+    state directory; anything else names a KMS HMAC key (id, ARN or `alias/...`), which the
+    deployment's Lambdas and the operators' CLI must share.
+    """
+
+    mac_key: str = Field(default="local", pattern=r"^(local|[A-Za-z0-9:/_+=.@-]{1,2048})$")
+    # Where the local key lives; default: $XDG_STATE_HOME/keyturn/journal.key.
+    local_key_path: str | None = None
 
 
 class LeaseRoleConfig(_Section):
@@ -202,6 +219,7 @@ class Settings(_Section):
     leases: LeasesSettings = Field(default_factory=LeasesSettings)
     rotate: RotateSettings = Field(default_factory=RotateSettings)
     fanout: FanoutSettings = Field(default_factory=FanoutSettings)
+    trust: TrustSettings = Field(default_factory=TrustSettings)
 
 
 SECTIONS: dict[str, type[_Section]] = {

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from keyturn.domain.leases import Lease, ManagedUser, Role, StsCredentials
     from keyturn.domain.model import AccessKey, KeyStatus, LastUse, NewKeySecret
     from keyturn.domain.rotation import IamKey, RotationRecord, StoreView
+    from keyturn.domain.trust import Rejected
 
 
 class Clock(Protocol):
@@ -178,10 +179,30 @@ class SecretStore(Protocol):
         ...
 
 
-class RotationJournal(Protocol):
-    """The write-ahead record of each user's latest rotation (no secret in it)."""
+class Authenticator(Protocol):
+    """Seals records only keyturn may write, and checks seals (keyturn.domain.trust)."""
 
-    def read(self, user: str) -> RotationRecord | None: ...
+    def seal(self, message: bytes) -> str:
+        """A MAC over `message`, as IAM tag-safe text."""
+        ...
+
+    def verify(self, message: bytes, seal: str) -> bool:
+        """True only when `seal` was made by this key over exactly `message`."""
+        ...
+
+    def describe(self) -> str:
+        """Which key seals (a KMS key id, or the local key file): for messages, no secret."""
+        ...
+
+
+class RotationJournal(Protocol):
+    """The write-ahead record of each user's latest rotation (no secret in it).
+
+    `read` returns a `Rejected` for an entry whose seal does not verify (a forged or
+    foreign record): the caller reports it and decides as if there were none.
+    """
+
+    def read(self, user: str) -> RotationRecord | Rejected | None: ...
 
     def write(self, record: RotationRecord) -> None: ...
 

@@ -406,7 +406,7 @@ def build_rotation(
     return RotationService(
         IamKeys(iam),
         store,
-        IamTagJournal(iam),
+        IamTagJournal(iam, build_authenticator(settings, aws)),
         verifier,
         SystemClock(),
         timing,
@@ -419,6 +419,25 @@ def build_rotation(
         checkpoint=checkpoint or rotation_checkpoint(),
         keep_secret=keep_secret,
     )
+
+
+def build_authenticator(settings: Settings, aws: Aws) -> Any:
+    """The key that seals keyturn's own state (keyturn.domain.trust): KMS when configured,
+    else the local key file. In a Lambda a local key would be a new one in every cold
+    start (nothing it sealed could be resumed), so there a KMS key is required."""
+    from keyturn.adapters.mac_kms import KmsAuthenticator
+    from keyturn.adapters.mac_local import LocalAuthenticator, default_key_path
+
+    trust = settings.trust
+    if trust.mac_key != "local":
+        return KmsAuthenticator(aws.client("kms"), trust.mac_key)
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        raise ConfigError(
+            "KEYTURN_TRUST_MAC_KEY must name the deployment's KMS HMAC key in a Lambda "
+            "(a local journal key would not survive the container)"
+        )
+    path = Path(trust.local_key_path) if trust.local_key_path else default_key_path()
+    return LocalAuthenticator(path)
 
 
 def build_store(settings: Settings, aws: Aws) -> Any:

@@ -3,6 +3,10 @@
 The journal lives on the user it is about (tag `keyturn:rotation`), so it needs no extra
 infrastructure, survives a `kill -9` of the CLI and is shared by the CLI and the Lambda.
 A tag write is atomic per user, which is all the write-ahead intent needs.
+
+Who can write that tag: keyturn, and anyone with `iam:TagUser` on the user (often the user
+itself). So every entry carries a seal (keyturn.domain.trust) and `read` returns a
+`Rejected`, never a record, for an entry whose seal does not verify.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ from keyturn.adapters.aws_errors import translate
 from keyturn.domain.errors import BadInputError
 from keyturn.domain.model import KeyStatus, NewKeySecret
 from keyturn.domain.rotation import IamKey, RotationRecord, decode, encode
+from keyturn.domain.trust import JOURNAL_PURPOSE, Rejected, message
 from keyturn.permissions import requires
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
+
+    from keyturn.ports import Authenticator
 
 JOURNAL_TAG = "keyturn:rotation"
 
@@ -78,28 +85,43 @@ class IamKeys:
 
 
 class IamTagJournal:
-    """RotationJournal on the IAM user's `keyturn:rotation` tag."""
+    """RotationJournal on the IAM user's `keyturn:rotation` tag, each entry sealed."""
 
-    def __init__(self, client: IAMClient) -> None:
+    def __init__(self, client: IAMClient, authenticator: Authenticator) -> None:
         self._iam = client
+        self._auth = authenticator
 
     @requires("iam:ListUserTags")
-    def read(self, user: str) -> RotationRecord | None:
-        """IAM: ListUserTags (paginated)."""
+    def read(self, user: str) -> RotationRecord | Rejected | None:
+        """IAM: ListUserTags (paginated); the entry only if keyturn sealed it."""
         with translate("iam:ListUserTags", user):
             for page in self._iam.get_paginator("list_user_tags").paginate(UserName=user):
                 for tag in page["Tags"]:
                     if tag["Key"] == JOURNAL_TAG:
-                        return _decode(user, tag["Value"])
+                        return self.open(user, tag["Value"])
         return None
+
+    def open(self, user: str, value: str) -> RotationRecord | Rejected:
+        """Check the seal first, then parse: an unsealed text is never even interpreted."""
+        payload, _, seal = value.rpartition(":")
+        if not payload or not seal:
+            return Rejected(user, f"{JOURNAL_TAG} tag carries no seal")
+        if not self._auth.verify(message(JOURNAL_PURPOSE, user, payload), seal):
+            return Rejected(
+                user, f"{JOURNAL_TAG} tag not sealed by {self._auth.describe()}: forged or foreign"
+            )
+        try:
+            return decode(user, payload)
+        except BadInputError as exc:  # sealed but unreadable: a newer format, never acted on
+            return Rejected(user, str(exc))
 
     @requires("iam:TagUser")
     def write(self, record: RotationRecord) -> None:
         """IAM: TagUser (overwrites the tag: the journal keeps the latest rotation)."""
+        payload = encode(record)
+        value = f"{payload}:{self._auth.seal(message(JOURNAL_PURPOSE, record.user, payload))}"
         with translate("iam:TagUser", record.user):
-            self._iam.tag_user(
-                UserName=record.user, Tags=[{"Key": JOURNAL_TAG, "Value": encode(record)}]
-            )
+            self._iam.tag_user(UserName=record.user, Tags=[{"Key": JOURNAL_TAG, "Value": value}])
 
     @requires("iam:GetAccountAuthorizationDetails")
     def users_with_records(self) -> list[str]:
@@ -115,15 +137,6 @@ class IamTagJournal:
                     if any(tag["Key"] == JOURNAL_TAG for tag in user.get("Tags", [])):
                         found.append(user["UserName"])
         return found
-
-
-def _decode(user: str, value: str) -> RotationRecord | None:
-    try:
-        return decode(user, value)
-    except BadInputError:
-        # A journal we cannot read is treated as absent; the store and IAM still tell the
-        # state, and nothing is ever deleted on the strength of a journal we can't parse.
-        return None
 
 
 @requires("iam:GetAccountAuthorizationDetails")

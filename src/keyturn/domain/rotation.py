@@ -87,6 +87,9 @@ class RotationRecord:
     existing: tuple[str, ...] = ()
     new_key_id: str | None = None
     updated_at: datetime | None = None
+    # The old key stays active at least until then, whatever the run's overlap: set by an
+    # enrollment's first rotation, so consumers can be pointed at the store first.
+    hold_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +119,16 @@ class StoreView:
 
 
 def begin(
-    user: str, token: str, keys: Sequence[IamKey], old_key_id: str | None, now: datetime
+    user: str,
+    token: str,
+    keys: Sequence[IamKey],
+    old_key_id: str | None,
+    now: datetime,
+    *,
+    hold: timedelta | None = None,
 ) -> RotationRecord:
-    """The write-ahead intent: who, which key is replaced, which keys existed before."""
+    """The write-ahead intent: who, which key is replaced, which keys existed before, and
+    (for an enrollment) how long the old key must stay active."""
     return RotationRecord(
         user=user,
         token=token,
@@ -127,6 +137,7 @@ def begin(
         old_key_id=old_key_id,
         existing=tuple(key.key_id for key in keys),
         updated_at=now,
+        hold_until=None if not hold else now + hold,
     )
 
 
@@ -267,6 +278,8 @@ def next_step(record: RotationRecord, now: datetime, timing: Timing) -> Step:
     if state is S.PROMOTED:
         if now < record.intent_at + timing.overlap:
             return Step.WAIT_OVERLAP
+        if record.hold_until is not None and now < record.hold_until:
+            return Step.WAIT_OVERLAP
         return Step.DEACTIVATE_OLD
     if state is S.OLD_DEACTIVATED:
         if not timing.delete_old:
@@ -316,12 +329,14 @@ def plan_start(user: str, keys: Sequence[IamKey], protected: set[str]) -> StartP
 
 # -- the journal's compact text form (an IAM tag value) ------------------------------------
 
-RECORD_VERSION = "v1"
+# v2 added the enrollment hold; a v1 record (unsealed, before issue 12) is never trusted.
+RECORD_VERSION = "v2"
+FIELDS = 8
 
 
 def encode(record: RotationRecord) -> str:
-    """`v1:state:token:epoch:old:existing/ids:new`: fits an IAM tag value (256 chars, no
-    commas or braces allowed), holds no secret."""
+    """`v2:state:token:epoch:old:existing/ids:new:hold`: fits an IAM tag value (256 chars,
+    no commas or braces allowed) with room for its seal (keyturn.domain.trust), no secret."""
     return ":".join(
         [
             RECORD_VERSION,
@@ -331,22 +346,30 @@ def encode(record: RotationRecord) -> str:
             record.old_key_id or "-",
             "/".join(record.existing) or "-",
             record.new_key_id or "-",
+            "-" if record.hold_until is None else str(int(record.hold_until.timestamp())),
         ]
     )
 
 
 def decode(user: str, text: str) -> RotationRecord:
+    """The record `encode` wrote; BadInputError for anything else (v1, a wrong field count,
+    an unknown state, a non-number time). Reading says nothing about who wrote it: only a
+    verified seal does (the journal adapter checks it before calling this)."""
     from datetime import UTC
 
+    unreadable = BadInputError(f"{user}: unreadable rotation journal entry {text[:80]!r}")
     parts = text.split(":")
-    if len(parts) != 7 or parts[0] != RECORD_VERSION:
-        raise BadInputError(f"{user}: unreadable rotation journal entry {text[:80]!r}")
-    _, state, token, epoch, old, existing, new = parts
+    if len(parts) != FIELDS or parts[0] != RECORD_VERSION:
+        raise unreadable
+    _, state, token, epoch, old, existing, new, hold = parts
+    if not token or any(not part for part in (old, existing, new, hold)):
+        raise unreadable
     try:
         parsed_state = RotationState(state)
         intent_at = datetime.fromtimestamp(int(epoch), tz=UTC)
-    except ValueError:
-        raise BadInputError(f"{user}: unreadable rotation journal entry {text[:80]!r}") from None
+        hold_until = None if hold == "-" else datetime.fromtimestamp(int(hold), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise unreadable from None
     return RotationRecord(
         user=user,
         token=token,
@@ -355,4 +378,5 @@ def decode(user: str, text: str) -> RotationRecord:
         old_key_id=None if old == "-" else old,
         existing=() if existing == "-" else tuple(existing.split("/")),
         new_key_id=None if new == "-" else new,
+        hold_until=hold_until,
     )

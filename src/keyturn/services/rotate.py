@@ -43,12 +43,15 @@ from keyturn.domain.rotation import (
     plan_start,
     restored,
 )
+from keyturn.domain.trust import Rejected
 from keyturn.ports import Clock, KeyManager, KeyVerifier, RotationJournal, SecretStore
 from keyturn.services.ratelimit import RateLimiter, Unlimited
 
 log = logging.getLogger("keyturn.rotate")
 
 S = RotationState
+# The outcome of a user whose journal entry keyturn did not seal (keyturn.domain.trust).
+UNTRUSTED = "untrusted"
 
 # Which waiting IAM call gets the next rate-limiter token (lower first). IAM's rate is the
 # budget of a large rotation, and each user then waits ~10 s for its new key to propagate:
@@ -115,6 +118,7 @@ class RotationService:
         self._checkpoint = checkpoint
         self._new_token = new_token
         self._keep_secret = keep_secret
+        self._rejected: dict[str, Rejected] = {}
 
     # -- public operations ---------------------------------------------------------------
 
@@ -136,13 +140,20 @@ class RotationService:
             user, "rotate", start.old_key_id, start.retire_first, self._store.location(user)
         )
 
-    def rotate(self, user: str, *, only_if_older_than: timedelta | None = None) -> Outcome:
+    def rotate(
+        self,
+        user: str,
+        *,
+        only_if_older_than: timedelta | None = None,
+        hold: timedelta | None = None,
+    ) -> Outcome:
         """Start a new rotation for `user` and run it as far as it can go now.
 
         `only_if_older_than` (for --due and the scheduled Lambda, whose credential report
-        may be hours old) skips a user whose active keys are all younger than that.
+        may be hours old) skips a user whose active keys are all younger than that. `hold`
+        keeps the old key active at least that long (an enrollment's first rotation).
         """
-        return self._start(user, self._new_token(), None, only_if_older_than)
+        return self._start(user, self._new_token(), None, only_if_older_than, hold=hold)
 
     def prepare(self, user: str, token: str) -> Outcome:
         """Secrets Manager's createSecret: intent, create, store as pending under `token`.
@@ -151,8 +162,7 @@ class RotationService:
         intent (deleting an orphan from a crashed first try) or its pending version.
         """
         keys, view = self._facts(user)
-        self._iam_call()
-        record = self._journal.read(user)
+        record = self._journal_read(user)
         if record is not None and record.token == token:
             derived = derive(Facts(record, tuple(keys), view), self._clock.now())
             assert derived is not None
@@ -174,8 +184,7 @@ class RotationService:
 
     def finish(self, user: str, token: str) -> Outcome:
         """Secrets Manager's finishSecret: promote `token`, then retire the old key."""
-        self._iam_call()
-        record = self._journal.read(user)
+        record = self._journal_read(user)
         if record is None or record.token != token:
             self._store.promote(user, token)
             return Outcome(user, True, S.PROMOTED, message="promoted (no keyturn intent)")
@@ -195,6 +204,7 @@ class RotationService:
         only_if_older_than: timedelta | None,
         *,
         facts: tuple[list[IamKey], StoreView, RotationRecord | None] | None = None,
+        hold: timedelta | None = None,
     ) -> Outcome:
         keys, view, record = facts or self._read(user)
         now = self._clock.now()
@@ -217,18 +227,24 @@ class RotationService:
             log.info("%s: retired inactive key %s to make room", user, start.retire_first)
             self._checkpoint("retire", user)
             keys = [key for key in keys if key.key_id != start.retire_first]
-        record = begin(user, token, keys, start.old_key_id, now)
+        record = begin(user, token, keys, start.old_key_id, now, hold=hold)
         self._iam_call(START)
         self._journal.write(record)
         self._checkpoint("intent", user)
         return self._run(record, keys, view, until=until)
 
     def resume(self, user: str) -> Outcome | None:
-        """Continue the user's latest rotation from wherever it stopped; None if none."""
-        self._iam_call()
-        record = self._journal.read(user)
+        """Continue the user's latest rotation from wherever it stopped; None if none.
+
+        A journal entry keyturn did not seal is reported (an "untrusted" outcome) and
+        nothing is done on its word: no orphan deleted, no old key retired.
+        """
+        record = self._journal_read(user)
         if record is None:
-            return None
+            rejected = self._rejected.get(user)
+            if rejected is None:
+                return None
+            return Outcome(user, True, UNTRUSTED, message=rejected.line())
         keys, view = self._facts(user)
         facts = Facts(record, tuple(keys), view)
         if restored(facts) is not None:
@@ -255,9 +271,11 @@ class RotationService:
         Everything the rollback needs is checked before its first write (invariant 7), and
         running it again after a crash at any step finishes it (invariant 6).
         """
-        self._iam_call()
-        record = self._journal.read(user)
+        record = self._journal_read(user)
         if record is None:
+            rejected = self._rejected.get(user)
+            if rejected is not None:
+                raise BadInputError(f"{rejected.line()}: nothing to roll back")
             raise BadInputError(f"no rotation of {user} recorded: nothing to roll back")
         keys, view = self._facts(user)
         facts = Facts(record, tuple(keys), view)
@@ -393,6 +411,7 @@ class RotationService:
             step = next_step(record, now, self._timing)
             if step is Step.DELETE_ORPHAN:
                 for key_id in orphans(record, keys, view):
+                    self._refuse_if_served(user, key_id, "delete")
                     self._iam_call(START)
                     self._iam.delete_key(user, key_id)
                     warnings.append(
@@ -425,6 +444,7 @@ class RotationService:
             elif step is Step.DEACTIVATE_OLD:
                 assert record.old_key_id is not None
                 with _resume_hint(user):
+                    self._refuse_if_served(user, record.old_key_id, "deactivate")
                     warnings.extend(self._recent_use_warning(record))
                     self._iam_call(RETIRE)
                     self._iam.set_active(user, record.old_key_id, False)
@@ -463,14 +483,22 @@ class RotationService:
         self._checkpoint("store", user)
         return secret
 
+    def _refuse_if_served(self, user: str, key_id: str, verb: str) -> None:
+        """The last check before a key is retired, on facts read now: never the key the
+        store serves as current or holds as pending, whatever any record says (DESIGN
+        invariant 8). Costs one or two store reads per retirement, no IAM call."""
+        for stage in ("current", "pending"):
+            if self._store.key_id(user, stage) == key_id:
+                raise OperationFailedError(
+                    f"{user}: not going to {verb} {key_id}: {self._store.location(user)} "
+                    f"holds it as the {stage} key"
+                )
+
     def _delete_old(self, record: RotationRecord) -> None:
         """Delete the replaced key, but never one a store entry still serves."""
         user, old = record.user, record.old_key_id
         assert old is not None
-        if self._store.key_id(user, "current") == old:
-            raise OperationFailedError(
-                f"{user}: old key {old} is the current stored key again; not deleting it"
-            )
+        self._refuse_if_served(user, old, "delete")
         self._iam_call(RETIRE)
         self._iam.delete_key(user, old)
 
@@ -495,6 +523,9 @@ class RotationService:
             Step.WAIT_GRACE: "old key deactivated; deleted after the grace period",
             Step.DONE: "done",
         }
+        rejected = self._rejected.get(record.user)
+        if rejected is not None:
+            warnings = [*warnings, rejected.line()]
         return Outcome(
             user=record.user,
             ok=True,
@@ -515,9 +546,24 @@ class RotationService:
         # (an orphan, or an old key not yet retired) or the store holds an open pending
         # entry. Reading it lazily keeps a plain rotation to 7 AWS calls.
         if len(keys) >= 2 or view.open_pending is not None:
-            self._iam_call()
-            record = self._journal.read(user)
+            record = self._journal_read(user)
         return keys, view, record
+
+    def _journal_read(self, user: str) -> RotationRecord | None:
+        """The journal's record if keyturn sealed it; a rejected one is remembered (to be
+        reported once, in this user's outcome) and treated as no record at all."""
+        self._iam_call()
+        found = self._journal.read(user)
+        if isinstance(found, Rejected):
+            if user not in self._rejected:
+                log.warning("%s", found.line())
+            self._rejected[user] = found
+            return None
+        return found
+
+    def rejections(self) -> list[Rejected]:
+        """Every journal entry this service refused to act on, one per user."""
+        return list(self._rejected.values())
 
     def _facts(self, user: str) -> tuple[list[IamKey], StoreView]:
         self._iam_call()
