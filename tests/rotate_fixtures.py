@@ -9,8 +9,10 @@ key still authenticates in moto, so key status is always checked through IAM.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -31,6 +33,9 @@ class AuthedAws:
     server: LocalAws
     admin: SeededKey
     known: dict[str, SeededKey] = field(default_factory=dict)
+    # When set, seed_user also enrolls each user for rotation under these settings (the
+    # environment keyturn will run with), as an operator would have done before.
+    enroll_with: Mapping[str, str] | None = None
 
     @property
     def url(self) -> str:
@@ -53,6 +58,7 @@ class AuthedAws:
         inactive: int = 0,
         age_days: float = 90,
         tags: dict[str, str] | None = None,
+        enroll: bool = True,
     ) -> list[SeededKey]:
         iam = self.client("iam")
         iam.create_user(
@@ -67,7 +73,34 @@ class AuthedAws:
             self.server.backdate(key.key_id, age_days + keys - index)
             self.known[key.key_id] = key
             made.append(key)
+        if enroll and self.enroll_with is not None:
+            self.enroll(name, environ=self.enroll_with)
         return made
+
+    def enroll(self, *users: str, environ: Mapping[str, str] | None = None) -> None:
+        """Record users as enrolled without the first rotation (see `enroll_users`)."""
+        enroll_users(*users, environ=environ)
+
+
+def enroll_users(*users: str, environ: Mapping[str, str] | None = None) -> None:
+    """Record users as enrolled (sealed, as `keyturn enroll` records them) without the first
+    rotation: the stand-in for "an operator enrolled them earlier" in tests that are about
+    rotation itself, under the settings of `environ` (default: this process's)."""
+    from keyturn.adapters.iam_enrollment import IamTagEnrollments
+    from keyturn.config import load_settings
+    from keyturn.domain.enrollment import Enrollment
+    from keyturn.wiring import build_authenticator, build_aws, build_store
+
+    settings = load_settings(environ=dict(environ if environ is not None else os.environ))
+    chosen = settings.settings
+    aws = build_aws(chosen)
+    store = build_store(chosen, aws)
+    registry = IamTagEnrollments(
+        aws.iam(), build_authenticator(chosen, aws), chosen.rotate.store, store.location
+    )
+    now = datetime.now(UTC)
+    for user in users:
+        registry.write(Enrollment(user, chosen.rotate.store, store.location(user), now))
 
     def keys(self, user: str) -> dict[str, str]:
         """key id -> status, through IAM (moto lets inactive keys authenticate)."""

@@ -383,7 +383,6 @@ def build_rotation(
     from datetime import timedelta
 
     from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
-    from keyturn.adapters.sts_verify import StsVerifier
     from keyturn.domain.rotation import Timing
     from keyturn.services.ratelimit import RateLimiter
 
@@ -392,12 +391,7 @@ def build_rotation(
     iam = aws.iam()
     if store is None:
         store = build_store(settings, aws)
-    verifier = StsVerifier(
-        lambda secret: _sts_with(aws, secret),
-        successes=rotate.verify_successes,
-        timeout=rotate.verify_timeout_seconds,
-        interval=rotate.verify_interval_seconds,
-    )
+    verifier = build_verifier(settings, aws)
     timing = Timing(
         overlap=timedelta(minutes=rotate.overlap_minutes),
         grace=timedelta(days=rotate.grace_days),
@@ -418,6 +412,51 @@ def build_rotation(
         limiter=RateLimiter(rotate.rate, burst=max(1, int(rotate.rate / 4))),
         checkpoint=checkpoint or rotation_checkpoint(),
         keep_secret=keep_secret,
+    )
+
+
+def build_verifier(settings: Settings, aws: Aws) -> Any:
+    """Proves a new key works: consecutive sts:GetCallerIdentity successes signed with it."""
+    from keyturn.adapters.sts_verify import StsVerifier
+
+    rotate = settings.rotate
+    return StsVerifier(
+        lambda secret: _sts_with(aws, secret),
+        successes=rotate.verify_successes,
+        timeout=rotate.verify_timeout_seconds,
+        interval=rotate.verify_interval_seconds,
+    )
+
+
+def build_enrollment(
+    settings: Settings,
+    aws: Aws | None = None,
+    *,
+    checkpoint: Callable[[str, str], None] | None = None,
+    store: Any = None,
+) -> Any:
+    """The enrollment service over the configured store, sharing one rotation service."""
+    from datetime import timedelta
+
+    from keyturn.adapters.iam_enrollment import IamTagEnrollments
+    from keyturn.adapters.iam_rotation import IamKeys
+    from keyturn.services.enrollment import EnrollmentService
+
+    aws = aws or build_aws(settings)
+    if store is None:
+        store = build_store(settings, aws)
+    rotation = build_rotation(settings, aws, checkpoint=checkpoint, store=store)
+    registry = IamTagEnrollments(
+        aws.iam(), build_authenticator(settings, aws), settings.rotate.store, store.location
+    )
+    return EnrollmentService(
+        rotation,
+        registry,
+        IamKeys(aws.iam()),
+        store,
+        build_verifier(settings, aws),
+        SystemClock(),
+        timedelta(days=settings.rotate.enroll_hold_days),
     )
 
 

@@ -25,6 +25,7 @@ def env(authed: AuthedAws) -> dict[str, str]:
             "KEYTURN_ROTATE_VERIFY_INTERVAL_SECONDS": "0",
         }
     )
+    authed.enroll_with = merged
     return merged
 
 

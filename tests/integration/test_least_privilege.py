@@ -415,12 +415,22 @@ def rotate_env(env: pytest.MonkeyPatch) -> None:
     env.setenv("KEYTURN_ROTATE_OVERLAP_MINUTES", "0.001")
 
 
+def journal_key(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
+    """The deployment's KMS HMAC key (the template's JournalKey) seals keyturn's state."""
+    made = aws.client("kms").create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
+    env.setenv("KEYTURN_TRUST_MAC_KEY", made["KeyMetadata"]["Arn"])
+
+
 def seed_rotate(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
+    from tests.rotate_fixtures import enroll_users
+
     rotate_env(env)
+    journal_key(aws, env)
     env.setenv("KEYTURN_POLICY_EXEMPT_GROUPS", "vips")
     aws.client("iam").create_group(GroupName="vips")
     aws.create_user("alice")
     aws.add_key("alice", age_days=60)
+    enroll_users("alice")
 
 
 def run_rotate(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
@@ -435,6 +445,7 @@ def run_rotate(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
 
 def seed_sm_rotation(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
     rotate_env(env)
+    journal_key(aws, env)
     aws.create_user("alice")
     key = aws.add_key("alice", age_days=60)
     document = {"UserName": "alice", "AccessKeyId": key.key_id, "SecretAccessKey": key.secret}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -12,10 +13,11 @@ from tests.rotate_fixtures import AuthedAws
 
 
 @pytest.fixture(autouse=True)
-def config(monkeypatch: pytest.MonkeyPatch) -> None:
+def config(monkeypatch: pytest.MonkeyPatch, authed: AuthedAws) -> None:
     monkeypatch.setenv("KEYTURN_ROTATE_STORE", "secretsmanager")
     monkeypatch.setenv("KEYTURN_ROTATE_PATH", f"l{uuid.uuid4().hex[:8]}/{{user}}")
     monkeypatch.setenv("KEYTURN_ROTATE_VERIFY_INTERVAL_SECONDS", "0")
+    authed.enroll_with = os.environ
 
 
 def test_rotates_then_a_later_run_deletes_the_old_key_after_grace(

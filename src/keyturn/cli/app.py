@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from keyturn import __version__
-from keyturn.cli import audit_cmd, config_cmd, enforce_cmd, lease_cmd, policy_cmd, rotate_cmd
+from keyturn.cli import (
+    audit_cmd,
+    config_cmd,
+    enforce_cmd,
+    enroll_cmd,
+    lease_cmd,
+    policy_cmd,
+    rotate_cmd,
+)
 from keyturn.cli.context import CliContext
 
 
@@ -72,6 +80,8 @@ def main_options(
 app.command("audit")(audit_cmd.audit)
 app.command("enforce")(enforce_cmd.enforce)
 app.command("rotate")(rotate_cmd.rotate)
+app.command("enroll")(enroll_cmd.enroll)
+app.command("unenroll")(enroll_cmd.unenroll)
 app.add_typer(config_cmd.config_app, name="config")
 app.add_typer(lease_cmd.role_app, name="role")
 app.command("creds")(lease_cmd.creds)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -26,10 +28,19 @@ from keyturn.cli.accounts import (
     report_failures,
 )
 from keyturn.cli.context import CliContext
+from keyturn.config import Settings
 from keyturn.domain.errors import BadInputError
 from keyturn.domain.model import Finding
+from keyturn.services.enrollment import EnrollmentService
 from keyturn.services.rotate import Outcome, RotationService, run_many
-from keyturn.wiring import Aws, build_audit, build_aws, build_rotation
+from keyturn.wiring import (
+    Aws,
+    build_audit,
+    build_aws,
+    build_enrollment,
+    build_rotation,
+    build_store,
+)
 
 DUE_FINDINGS = frozenset({Finding.NOTIFY, Finding.DEACTIVATE, Finding.UNUSED})
 
@@ -85,14 +96,23 @@ def rotate(
     verify_timeout: Annotated[
         float | None, typer.Option("--verify-timeout", help="Seconds allowed to verify.")
     ] = None,
+    enroll: Annotated[
+        bool,
+        typer.Option(
+            "--enroll",
+            help="Enroll named users that are not enrolled yet (their first rotation).",
+        ),
+    ] = False,
     accounts: AccountsOption = None,
     org: OrgOption = False,
     role_name: RoleNameOption = None,
 ) -> int:
     """Rotate access keys: create, store as pending, verify, promote, retire the old key.
 
-    Crash-safe: an interrupted run is finished by `--resume`; `--rollback USER` undoes the
-    latest rotation while its old key still exists.
+    Only enrolled users are rotated (`keyturn enroll`): `--due` and `--tag` skip the others
+    and list them as "due, not enrolled"; a named user that is not enrolled needs
+    `--enroll`. Crash-safe: an interrupted run is finished by `--resume`; `--rollback USER`
+    undoes the latest rotation while its old key still exists.
     """
     cli: CliContext = ctx.obj
     tags = _parse_tags(tag or [])
@@ -124,27 +144,59 @@ def rotate(
 
     def run_in(aws: Aws, account: str | None = None) -> list[Outcome]:
         """The whole rotation in one account; `account` only labels the output."""
-        service = build_rotation(settings, aws, keep_secret=show_secret)
+        secret_store = build_store(settings, aws)
+        service = build_rotation(settings, aws, keep_secret=show_secret, store=secret_store)
         if rollback is not None:
             return [service.rollback(rollback)]
-        chosen = list(dict.fromkeys(users or []))
+        named = list(dict.fromkeys(users or []))
+        selected: list[str] = []
         if due:
-            chosen += _due_users(settings, aws)
+            selected += _due_users(settings, aws)
         if tags:
-            chosen += _tagged_users(aws, tags)
-        if resume and not chosen:
-            chosen = service.pending_users()
-        chosen = list(dict.fromkeys(chosen))
+            selected += _tagged_users(aws, tags)
         where = f" in {account}" if account else ""
+        refused: list[Outcome] = []
+        if resume:
+            chosen = list(dict.fromkeys(named + selected)) or service.pending_users()
+            action: Callable[[str], Outcome | None] = service.resume
+        else:
+            enrollment = build_enrollment(settings, aws, store=secret_store)
+            split = enrollment.partition(named + selected)
+            for rejected in split.rejected:
+                err.print(f"warning: {escape(rejected.line())}")
+            skipped = [user for user in split.not_enrolled if user not in named]
+            if skipped:
+                err.print(
+                    f"due, not enrolled{where} (not rotated): {escape(', '.join(skipped))}; "
+                    "enroll them with `keyturn enroll USER` once their consumers read the store"
+                )
+            strangers = [user for user in named if user in split.not_enrolled]
+            chosen = [user for user in split.enrolled if user not in skipped]
+            if strangers and enroll:
+                chosen += strangers
+            elif strangers:
+                refused = [
+                    Outcome(
+                        user,
+                        False,
+                        "not enrolled",
+                        message=f"{user} is not enrolled for rotation: run `keyturn enroll "
+                        f"{user}` (its first rotation, old key kept {_hold(settings)}), or "
+                        "add --enroll",
+                    )
+                    for user in strangers
+                ]
+            action = _rotate_or_enroll(service, enrollment, set(strangers) if enroll else set())
+        chosen = list(dict.fromkeys(chosen))
         if not chosen:
-            err.print(f"nothing to rotate{where}")
-            return []
+            if not refused:
+                err.print(f"nothing to rotate{where}")
+            return _labelled(refused, account)
         if dry_run:
             _print_plan(service, chosen, settings.rotate.worker_count(), where)
-            return []
-        action = service.resume if resume else service.rotate
+            return _labelled(refused, account)
         done = _run_with_progress(chosen, action, settings.rotate.worker_count(), err)
-        return [replace(o, user=f"{account}/{o.user}") if account else o for o in done]
+        return _labelled(refused + done, account)
 
     failed_accounts: dict[str, str] = {}
     if choice.many:
@@ -172,6 +224,32 @@ def rotate(
                 )
     failed = [outcome for outcome in outcomes if not outcome.ok]
     return exit_codes.FAILED if failed or failed_accounts else exit_codes.OK
+
+
+def _labelled(outcomes: list[Outcome], account: str | None) -> list[Outcome]:
+    return [replace(o, user=f"{account}/{o.user}") if account else o for o in outcomes]
+
+
+def _hold(settings: Settings) -> str:
+    return f"{settings.rotate.enroll_hold_days:g} days"
+
+
+def _rotate_or_enroll(
+    service: RotationService, enrollment: EnrollmentService, to_enroll: set[str]
+) -> Callable[[str], Outcome | None]:
+    """Rotate enrolled users; enroll the named newcomers (`--enroll`) first."""
+
+    def run(user: str) -> Outcome:
+        if user not in to_enroll:
+            return service.rotate(user)
+        enrolled = enrollment.enroll(user)
+        if enrolled.ok and enrolled.rotation is None:
+            return service.rotate(user)  # the store already served it: rotate as asked
+        if enrolled.rotation is not None:
+            return replace(enrolled.rotation, message=f"enrolled: {enrolled.message}")
+        return Outcome(user, enrolled.ok, enrolled.action, message=enrolled.message)
+
+    return run
 
 
 def _parse_tags(raw: list[str]) -> dict[str, str]:

@@ -222,6 +222,7 @@ _SID_OF_KIND = {
     "queue": "AccountQueue",
     "secret": "Secrets",
     "key": "KmsKeys",
+    "mac-key": "JournalKey",
     "log-stream": "Logs",
 }
 

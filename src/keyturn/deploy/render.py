@@ -73,6 +73,11 @@ def parameters() -> dict[str, Any]:
         "GraceDays": number("Days from notice to deactivation.", 7, 0, 3650),
         "DryRun": text("true: enforce only logs its plan; false: it acts.", "true", **yes_no),
         "AlarmTopic": text("SNS topic ARN for the Errors alarms (empty: no notification).", ""),
+        "OperatorRoleArn": text(
+            "Role operators run `keyturn enroll`/`rotate` with; may seal with JournalKey "
+            "(empty: only the functions).",
+            "",
+        ),
         "LogRetentionDays": {
             "Type": "Number",
             "Default": 90,
@@ -166,6 +171,7 @@ def rotate_environment() -> dict[str, Any]:
             "Fn::If": ["UseVault", {"Ref": "VaultAwsAuthRole"}, {"Ref": "AWS::NoValue"}]
         },
         "KEYTURN_VAULT_KV_MOUNT": {"Ref": "VaultKvMount"},
+        "KEYTURN_TRUST_MAC_KEY": {"Fn::GetAtt": ["JournalKey", "Arn"]},
     }
 
 
@@ -297,6 +303,68 @@ def function_resources(function: Function) -> dict[str, Any]:
     return resources
 
 
+def journal_key() -> dict[str, Any]:
+    """The KMS HMAC key that seals keyturn's journal and enrollment tags (keyturn.domain.trust).
+
+    Its key policy, not IAM, decides who may make a seal: the two rotation functions and the
+    operators' role (parameter OperatorRoleArn). The account root keeps administration only,
+    so an IAM admin cannot grant themselves GenerateMac through an identity policy.
+    """
+    # By name pattern, not GetAtt: the roles' policies name this key, so a reference back
+    # would be a circular dependency. CloudFormation names a role STACK-LOGICALID-SUFFIX.
+    role = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}"
+    sealers: list[Any] = [
+        {"Fn::Sub": f"{role}-RotateRole-*"},
+        {"Fn::Sub": f"{role}-SecretsManagerRotationRole-*"},
+        {"Fn::If": ["HasOperatorRole", {"Ref": "OperatorRoleArn"}, {"Ref": "AWS::NoValue"}]},
+    ]
+    root = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    return {
+        "Type": "AWS::KMS::Key",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": {
+            "Description": "keyturn: seals the rotation journal and enrollment records",
+            "KeySpec": "HMAC_256",
+            "KeyUsage": "GENERATE_VERIFY_MAC",
+            "KeyPolicy": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "Administration",
+                        "Effect": "Allow",
+                        "Principal": {
+                            "AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+                        },
+                        "Action": [
+                            "kms:Describe*",
+                            "kms:Get*",
+                            "kms:List*",
+                            "kms:Enable*",
+                            "kms:Disable*",
+                            "kms:Put*",
+                            "kms:Update*",
+                            "kms:TagResource",
+                            "kms:UntagResource",
+                            "kms:ScheduleKeyDeletion",
+                            "kms:CancelKeyDeletion",
+                        ],
+                        "Resource": "*",
+                    },
+                    {
+                        "Sid": "SealAndVerify",
+                        "Effect": "Allow",
+                        "Principal": root,
+                        "Action": ["kms:GenerateMac", "kms:VerifyMac"],
+                        "Resource": "*",
+                        "Condition": {"ArnLike": {"aws:PrincipalArn": sealers}},
+                    },
+                ],
+            },
+        },
+    }
+
+
 def template() -> tuple[dict[str, Any], list[str]]:
     resources: dict[str, Any] = {
         "DeadLetterQueue": {
@@ -363,6 +431,8 @@ def template() -> tuple[dict[str, Any], list[str]]:
     }
     pending: list[str] = []
     for function in FUNCTIONS.values():
+        if function.name == "rotate" and function.is_lambda:
+            resources["JournalKey"] = journal_key()
         if not function.is_lambda:
             continue
         try:
@@ -373,6 +443,7 @@ def template() -> tuple[dict[str, Any], list[str]]:
         "HasAlarmTopic": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopic"}, ""]}]},
         "CreateLeaseTable": {"Fn::Equals": [{"Ref": "CreateLeaseTable"}, "true"]},
         "FanOut": {"Fn::Equals": [{"Ref": "FanoutEnabled"}, "true"]},
+        "HasOperatorRole": {"Fn::Not": [{"Fn::Equals": [{"Ref": "OperatorRoleArn"}, ""]}]},
     }
     if "RotateFunction" in resources or "SecretsManagerRotationFunction" in resources:
         conditions["UseVault"] = {"Fn::Equals": [{"Ref": "StoreKind"}, "vault"]}
@@ -395,6 +466,10 @@ def template() -> tuple[dict[str, Any], list[str]]:
         "Resources": resources,
         "Outputs": {
             "DeadLetterQueueUrl": {"Value": {"Ref": "DeadLetterQueue"}},
+            "JournalKeyArn": {
+                "Description": "Set trust.mac_key (KEYTURN_TRUST_MAC_KEY) to this in the CLI.",
+                "Value": {"Fn::GetAtt": ["JournalKey", "Arn"]},
+            },
             "FanoutWorkerRoleArn": {
                 "Condition": "FanOut",
                 "Description": "Trust this in deploy/member-role.yaml (TrustedPrincipalArns).",

@@ -87,6 +87,8 @@ RESOURCE_KIND: dict[str, str] = {
     "secretsmanager:GetRandomPassword": "",
     "kms:GenerateDataKey": "key",
     "kms:Decrypt": "key",
+    "kms:GenerateMac": "mac-key",
+    "kms:VerifyMac": "mac-key",
     # CloudWatch Logs (the Lambda runtime writes the function's log stream)
     "logs:CreateLogStream": "log-stream",
     "logs:PutLogEvents": "log-stream",
@@ -103,6 +105,7 @@ REFERENCE_NAME = {
     "queue": "queue",
     "secret": "Secret",
     "key": "key",
+    "mac-key": "key",
     "log-stream": "log-stream",
 }
 
@@ -125,6 +128,7 @@ DEFAULT_SCOPE: dict[str, tuple[str, ...]] = {
     "queue": ("${AccountQueue.Arn}",),
     "secret": (regional("secretsmanager", "secret:${SecretPrefix}*"),),
     "key": (regional("kms", "key/*"),),
+    "mac-key": ("${JournalKey.Arn}",),
     "log-stream": (regional("logs", "log-group:/aws/lambda/${AWS::StackName}-{function}:*"),),
 }
 
@@ -141,6 +145,7 @@ PLACEHOLDER_DEFAULTS: dict[str, str] = {
     "LeaseTableName": "keyturn-leases",
     "SecretPrefix": "keyturn/",
     "MemberRoleName": "keyturn-member",
+    "JournalKey.Arn": regional("kms", "key/*"),
     "AccountQueue.Arn": regional("sqs", "${AWS::StackName}-accounts"),
     "DeadLetterQueue.Arn": regional("sqs", "${AWS::StackName}-dead-letters"),
 }

@@ -1,9 +1,16 @@
 """Scheduled rotation Lambda: resume what is half-done, delete old keys past grace, rotate
-the users the policy says are due.
+the enrolled users the policy says are due.
 
 Event (all optional): `{"users": ["alice"], "due": true}`. Configuration comes from the
-environment (KEYTURN_ROTATE_*, KEYTURN_VAULT_*, VAULT_*), validated before any write.
-Returns key ids only; raises if any user failed so the invocation is marked failed.
+environment (KEYTURN_ROTATE_*, KEYTURN_VAULT_*, VAULT_*, KEYTURN_TRUST_MAC_KEY), validated
+before any write. Returns key ids only; raises if any user failed so the invocation is
+marked failed.
+
+Who writes the inputs: the event, whoever may invoke the function (so a user it names is
+rotated only if enrolled, exactly like a due user: an event cannot enroll anyone); the
+journal and enrollment tags, anyone with iam:TagUser (believed only when sealed with the
+deployment's KMS key, keyturn.domain.trust). Users that are due but not enrolled, and state
+that failed its seal, are reported in the result, never acted on.
 """
 
 from __future__ import annotations
@@ -12,7 +19,9 @@ from datetime import timedelta
 from typing import Any
 
 from keyturn.adapters.iam import IamDirectory
+from keyturn.adapters.iam_enrollment import IamTagEnrollments
 from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
+from keyturn.adapters.mac_kms import KmsAuthenticator
 from keyturn.adapters.secretsmanager import SecretsManagerStore
 from keyturn.domain.errors import BadInputError, OperationFailedError
 
@@ -29,6 +38,9 @@ CALLS = (
     IamTagJournal.read,
     IamTagJournal.write,
     IamTagJournal.users_with_records,
+    IamTagEnrollments.tagged,
+    KmsAuthenticator.seal,
+    KmsAuthenticator.verify,
     SecretsManagerStore.describe,
     SecretsManagerStore.key_id,
     SecretsManagerStore.read_pending,
@@ -49,6 +61,10 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
     result = run(users, due)
     for failure in result["failed"]:
         logger.error("rotation failed", extra=failure)
+    for item in result["untrusted"]:
+        logger.warning("untrusted keyturn state ignored", extra={"detail": item})
+    if result["due_not_enrolled"]:
+        logger.info("due, not enrolled", extra={"users": result["due_not_enrolled"]})
     logger.info("rotation run done", extra={"summary": result["summary"]})
     if result["failed"]:
         raise OperationFailedError(
@@ -76,16 +92,20 @@ def run(users: list[str], due: bool, *, settings: Any = None, aws: Any = None) -
     from keyturn.config import load_settings
     from keyturn.services.audit import AuditRequest
     from keyturn.services.rotate import Outcome, run_many
-    from keyturn.wiring import build_audit, build_aws, build_rotation
+    from keyturn.services.rotate import UNTRUSTED
+    from keyturn.wiring import build_audit, build_aws, build_enrollment, build_rotation, build_store
 
     settings = settings or load_settings().settings
     aws = aws or build_aws(settings)
-    service = build_rotation(settings, aws)
+    store = build_store(settings, aws)
+    service = build_rotation(settings, aws, store=store)
+    enrollment = build_enrollment(settings, aws, store=store)
     workers = settings.rotate.worker_count()
     outcomes: list[Outcome] = []
     # 1. finish what earlier runs left, including deleting old keys whose grace passed
     outcomes += run_many(service.pending_users(), service.resume, workers=workers)
-    # 2. rotate named and due users (a fresh key makes a stale report's "due" harmless)
+    # 2. rotate named and due users, enrolled ones only (a fresh key makes a stale report's
+    #    "due" harmless)
     chosen = list(users)
     if due:
         policy = settings.policy.to_domain()
@@ -102,14 +122,24 @@ def run(users: list[str], due: bool, *, settings: Any = None, aws: Any = None) -
         threshold: timedelta | None = timedelta(days=policy.notify_after_days)
     else:
         threshold = None
+    split = enrollment.partition(chosen)
     outcomes += run_many(
-        chosen, lambda user: service.rotate(user, only_if_older_than=threshold), workers=workers
+        split.enrolled,
+        lambda user: service.rotate(user, only_if_older_than=threshold),
+        workers=workers,
     )
+    rejected = {r.user: r for r in [*service.rejections(), *split.rejected]}
+    untrusted = [{"user": r.user, "message": r.line()} for r in rejected.values()]
+    outcomes = [o for o in outcomes if o.state != UNTRUSTED]
     return {
         "summary": {
             "ok": sum(1 for o in outcomes if o.ok),
             "failed": sum(1 for o in outcomes if not o.ok),
+            "due_not_enrolled": len(split.not_enrolled),
+            "untrusted": len(untrusted),
         },
+        "due_not_enrolled": split.not_enrolled,
+        "untrusted": untrusted,
         "results": [
             {
                 "user": o.user,

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
+from keyturn.adapters.mac_kms import KmsAuthenticator
 from keyturn.adapters.secretsmanager import SecretsManagerStore
 from keyturn.domain.errors import BadInputError, KeyturnError
 
@@ -39,6 +40,8 @@ CALLS = (
     IamKeys.last_used,
     IamTagJournal.read,
     IamTagJournal.write,
+    KmsAuthenticator.seal,
+    KmsAuthenticator.verify,
 )
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")

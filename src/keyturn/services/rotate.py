@@ -155,6 +155,18 @@ class RotationService:
         """
         return self._start(user, self._new_token(), None, only_if_older_than, hold=hold)
 
+    def start_or_continue(self, user: str, *, hold: timedelta | None = None) -> Outcome:
+        """Finish the user's rotation in progress, else start one (an enrollment's first
+        rotation: a rerun after a crash continues it rather than refusing)."""
+        keys, view, record = self._read(user)
+        if record is not None:
+            derived = derive(Facts(record, tuple(keys), view), self._clock.now())
+            if derived is not None and self._in_progress(derived):
+                return self._run(derived, keys, view)
+        return self._start(
+            user, self._new_token(), None, None, facts=(keys, view, record), hold=hold
+        )
+
     def prepare(self, user: str, token: str) -> Outcome:
         """Secrets Manager's createSecret: intent, create, store as pending under `token`.
 
