@@ -91,8 +91,7 @@ def _parse(event: Any) -> tuple[list[str], bool]:
 def run(users: list[str], due: bool, *, settings: Any = None, aws: Any = None) -> dict[str, Any]:
     from keyturn.config import load_settings
     from keyturn.services.audit import AuditRequest
-    from keyturn.services.rotate import Outcome, run_many
-    from keyturn.services.rotate import UNTRUSTED
+    from keyturn.services.rotate import UNTRUSTED, Outcome, run_many
     from keyturn.wiring import build_audit, build_aws, build_enrollment, build_rotation, build_store
 
     settings = settings or load_settings().settings
