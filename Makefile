@@ -4,12 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: help demo test unit integration e2e lint typecheck bench soak clean package template
+.PHONY: help demo test unit integration e2e lint typecheck docs docs-config bench soak clean package template
 
 help:
 	@echo "make demo   - run keyturn end to end against local AWS (moto) and OpenBao servers"
-	@echo "make test   - lint, type-check and run every test (unit, integration, e2e)"
+	@echo "make test   - lint, type-check, build the docs strictly, run every test (unit, integration, e2e)"
 	@echo "make lint   - ruff and mypy only"
+	@echo "make docs   - check the generated config reference, build the docs site strictly"
+	@echo "make docs-config - regenerate docs/reference/configuration.md from the settings model"
 	@echo "make bench  - benchmarks against a local moto_server (not part of make test)"
 	@echo "make package  - build/keyturn-lambda.zip for the SAM template (reproducible)"
 	@echo "make template - regenerate deploy/template.yaml and deploy/member-role.yaml"
@@ -34,8 +36,19 @@ lint: $(VENV)/.installed-dev
 
 typecheck: lint
 
-test: lint
+test: lint docs
 	$(BIN)/python -m pytest tests
+
+# The site is built into a throw-away directory: the point is that it builds. `--strict`
+# turns every warning (a broken link or anchor, a page missing from the nav) into a failure;
+# never add `-q`, which hides the warnings and lets a strict build pass.
+docs: $(VENV)/.installed-dev
+	$(BIN)/python -m keyturn.docs_config --check
+	@site=$$(mktemp -d) && trap 'rm -rf "$$site"' EXIT && \
+		$(BIN)/mkdocs build --strict --site-dir "$$site"
+
+docs-config: $(VENV)/.installed-dev
+	$(BIN)/python -m keyturn.docs_config
 
 unit: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest tests/unit

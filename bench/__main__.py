@@ -224,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     over = f"; over the {BUDGET_S // 60:.0f}-minute budget" if total > BUDGET_S else ""
     console.print(f"[green]done[/] in {total:.0f} s{over}")
-    console.print("[dim]README tables: python -m bench.summary --readme[/]")
+    console.print("[dim]docs/benchmarks.md tables: python -m bench.summary --docs[/]")
     return 0
 
 

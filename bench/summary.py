@@ -1,9 +1,10 @@
-"""`python -m bench.summary [--readme]`: the latest bench results as Markdown tables.
+"""`python -m bench.summary [--docs]`: the latest bench results as Markdown tables.
 
-The README's performance figures are written from bench/results/*.json by this module, not
-by hand, so a figure in the README is always one a recorded run produced (with its command,
-date, machine load and duration beside it). `--readme` replaces the text between the
-BEGIN/END markers in README.md; without it the Markdown goes to stdout.
+The documented performance figures (docs/benchmarks.md) are written from
+bench/results/*.json by this module, not by hand, so a published figure is always one a
+recorded run produced (with its command, date, machine load and duration beside it).
+`--docs` (alias `--readme`, its old name) replaces the text between the BEGIN/END markers
+in docs/benchmarks.md; without it the Markdown goes to stdout.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Any
 
 from bench.__main__ import RESULTS_DIR, discover
 
-README = RESULTS_DIR.parent.parent / "README.md"
-BEGIN = "<!-- bench results: begin (written by `python -m bench.summary --readme`) -->"
+PAGE = RESULTS_DIR.parent.parent / "docs" / "benchmarks.md"
+BEGIN = "<!-- bench results: begin (written by `python -m bench.summary --docs`) -->"
 END = "<!-- bench results: end -->"
-SOAK_BEGIN = "<!-- soak results: begin (written by `python -m bench.summary --readme`) -->"
+SOAK_BEGIN = "<!-- soak results: begin (written by `python -m bench.summary --docs`) -->"
 SOAK_END = "<!-- soak results: end -->"
 MARKS = {True: "met", False: "**missed**", None: ""}
 
@@ -71,7 +72,7 @@ def markdown(results_dir: Path = RESULTS_DIR) -> str:
     return "\n\n".join(tables)
 
 
-HEADLINE_BEGIN = "<!-- bench headline: begin (written by `python -m bench.summary --readme`) -->"
+HEADLINE_BEGIN = "<!-- bench headline: begin (written by `python -m bench.summary --docs`) -->"
 HEADLINE_END = "<!-- bench headline: end -->"
 
 
@@ -217,30 +218,36 @@ def soak_table(results_dir: Path = RESULTS_DIR) -> str:
     return "\n".join(lines)
 
 
-def _replace(content: str, begin: str, end: str, text: str, readme: Path) -> str:
+def _replace(content: str, begin: str, end: str, text: str, page: Path) -> str:
     if begin not in content or end not in content:
-        raise SystemExit(f"{readme}: the markers {begin!r} and {end!r} are missing")
+        raise SystemExit(f"{page}: the markers {begin!r} and {end!r} are missing")
     head, rest = content.split(begin, 1)
     _, tail = rest.split(end, 1)
     return f"{head}{begin}\n\n{text}\n\n{end}{tail}"
 
 
-def write_readme(text: str, readme: Path = README) -> None:
-    content = readme.read_text(encoding="utf-8")
-    content = _replace(content, HEADLINE_BEGIN, HEADLINE_END, headline(), readme)
-    content = _replace(content, BEGIN, END, text, readme)
-    content = _replace(content, SOAK_BEGIN, SOAK_END, soak_table(), readme)
-    readme.write_text(content, encoding="utf-8")
+def write_page(text: str, page: Path = PAGE) -> None:
+    content = page.read_text(encoding="utf-8")
+    content = _replace(content, HEADLINE_BEGIN, HEADLINE_END, headline(), page)
+    content = _replace(content, BEGIN, END, text, page)
+    content = _replace(content, SOAK_BEGIN, SOAK_END, soak_table(), page)
+    page.write_text(content, encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.summary", description=__doc__)
-    parser.add_argument("--readme", action="store_true", help="rewrite README.md's section")
+    parser.add_argument(
+        "--docs",
+        "--readme",
+        dest="docs",
+        action="store_true",
+        help="rewrite the tables in docs/benchmarks.md",
+    )
     args = parser.parse_args(argv)
     text = markdown()
-    if args.readme:
-        write_readme(text)
-        print(f"updated {README.name}")
+    if args.docs:
+        write_page(text)
+        print(f"updated {PAGE.relative_to(PAGE.parent.parent)}")
     else:
         sys.stdout.write(headline() + "\n\n" + text + "\n\n" + soak_table() + "\n")
     return 0

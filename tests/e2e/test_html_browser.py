@@ -7,6 +7,8 @@ kept under pytest's tmp dir for a person to look at.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import shutil
 import subprocess
@@ -126,16 +128,24 @@ def test_sorting_script_runs_in_the_browser(browser: str, tmp_path: Path) -> Non
     assert len(users) == len(AGES) - 1
 
 
+def with_script(path: Path, code: str, *, allowed: bool) -> None:
+    """Appends a test-only script; `allowed` adds its hash to the page's CSP."""
+    html = path.read_text(encoding="utf-8").replace("</body>", f"<script>{code}</script></body>")
+    if allowed:
+        digest = base64.b64encode(hashlib.sha256(code.encode()).digest()).decode()
+        html = html.replace("script-src ", f"script-src 'sha256-{digest}' ", 1)
+    path.write_text(html, encoding="utf-8")
+
+
 def test_header_clicks_toggle_the_order(browser: str, tmp_path: Path) -> None:
-    """Clicks the real buttons from a test-only script appended to the page (CSP allows it)."""
+    """Clicks the real buttons from a test-only script appended to the page."""
     path = page(tmp_path)
     clicks = (
-        "<script>var b=document.querySelector('th[data-col=\"age_days\"] button'),"
+        "var b=document.querySelector('th[data-col=\"age_days\"] button'),"
         "t=document.getElementById('keys');b.click();var first=t.getAttribute('data-sorted');"
         "b.click();document.body.setAttribute('data-clicks',first+','+t.getAttribute('data-sorted'))"
-        "</script></body>"
     )
-    path.write_text(path.read_text(encoding="utf-8").replace("</body>", clicks), encoding="utf-8")
+    with_script(path, clicks, allowed=True)
     dom = run(browser, tmp_path, "--dump-dom", path.as_uri()).stdout
     assert 'data-clicks="age_days:asc,age_days:desc"' in dom
     assert body_ages(dom) == sorted(AGES, reverse=True)
@@ -156,3 +166,25 @@ def test_empty_report_renders_in_the_browser(browser: str, tmp_path: Path) -> No
     dom = run(browser, tmp_path, "--dump-dom", page(tmp_path, empty).as_uri()).stdout
     assert 'id="no-keys"' in dom
     assert '<svg id="age-chart"' in dom
+
+
+def test_the_filter_box_hides_rows_that_do_not_match(browser: str, tmp_path: Path) -> None:
+    uri = page(tmp_path).as_uri()
+    dom = run(browser, tmp_path, "--dump-dom", f"{uri}?q=svc-1").stdout
+    # svc-10 .. svc-19 match; every other row is hidden.
+    assert 'data-shown="10"' in dom
+    assert f"10 of {len(AGES)} keys" in dom
+    tbody = dom.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    assert tbody.count("<tr ") == len(AGES)
+    assert tbody.count(" hidden=") == len(AGES) - 10
+    everything = run(browser, tmp_path, "--dump-dom", uri).stdout
+    assert f'data-shown="{len(AGES)}"' in everything
+
+
+def test_csp_stops_an_injected_script(browser: str, tmp_path: Path) -> None:
+    """Were escaping ever to fail, a script the page did not ship would not run."""
+    path = page(tmp_path)
+    with_script(path, "document.body.setAttribute('data-injected','yes')", allowed=False)
+    dom = run(browser, tmp_path, "--dump-dom", path.as_uri()).stdout
+    assert 'data-injected="yes"' not in dom
+    assert f'data-shown="{len(AGES)}"' in dom  # the page's own script still ran

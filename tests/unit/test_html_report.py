@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -185,15 +187,107 @@ def test_chart_bars_account_for_every_key() -> None:
     _, page = render(result)
     bars = page.find("rect")
     assert sum(int(str(bar["data-count"])) for bar in bars) == len(result.keys)
-    # erin's 200-day key lies past the span: it lands in the overflow bar, labelled `≥`.
-    assert page.find("text", **{"class": "overflow"})
+    # erin's 200-day key lies past the even bars: it gets a wider bar of its own, after a break.
+    assert page.find("text", **{"class": "tail"})
+    assert page.find("line", **{"class": "break"})
 
 
-def test_chart_without_overflow_has_no_overflow_bar() -> None:
+def test_chart_without_old_keys_has_only_even_bars() -> None:
     result = sample()
     result.keys = [item for item in result.keys if item.age_days < 100]
     _, page = render(result)
-    assert not page.find("text", **{"class": "overflow"})
+    assert not page.find("text", **{"class": "tail"})
+    svg = page.find("svg", id="age-chart")[0]
+    assert svg["data-bars"] == svg["data-regular"]
+
+
+def ages_result(*ages: int) -> AuditResult:
+    keys = [key(f"user{age}", age) for age in ages]
+    return AuditResult(generated_at=NOW, policy=POLICY, source="credential-report", keys=keys)
+
+
+def bar_of(page: Page, age: int) -> tuple[int, int]:
+    spans = {(int(str(r["data-from"])), int(str(r["data-to"]))) for r in page.find("rect")}
+    found = [(low, high) for low, high in spans if low <= age < high]
+    assert len(found) == 1, (age, spans)
+    return found[0]
+
+
+def test_the_oldest_keys_are_not_hidden_in_one_overflow_bar() -> None:
+    """Issue 13: every key from 74 to 1,100 days old sat in one `≥74` bar."""
+    _, page = render(ages_result(10, 74, 200, 400, 1100))
+    bars = {age: bar_of(page, age) for age in (74, 200, 400, 1100)}
+    assert len(set(bars.values())) == 4  # each old key in its own bar
+    low, high = bars[1100]
+    assert high - low <= 400  # 1,095-1,460 d: a year, not "everything past 74"
+    labels = [text for text in page.text if text.endswith("+")]
+    assert labels[-1] == f"{low}+"
+
+
+def test_a_very_old_key_does_not_squash_the_chart() -> None:
+    result = AuditResult(
+        generated_at=NOW,
+        policy=POLICY,
+        source="credential-report",
+        keys=[key("old", 5000), key("new", 1)],
+    )
+    _, page = render(result)
+    svg = page.find("svg", id="age-chart")[0]
+    assert int(str(svg["data-regular"])) <= 40
+    assert int(str(svg["data-bars"])) - int(str(svg["data-regular"])) <= 15
+    assert sum(int(str(bar["data-count"])) for bar in page.find("rect")) == 2
+    assert bar_of(page, 5000) == (3650, 5475)
+
+
+def test_the_oldest_active_keys_are_named_first() -> None:
+    _, page = render(ages_result(10, 74, 1100, 400))
+    ages = [int(str(item["data-age"])) for item in page.find("li")]
+    assert ages == [1100, 400, 74, 10]
+    html, _ = render(ages_result(10, 74, 1100, 400))
+    assert html.index('id="oldest"') < html.index('id="age-chart"')
+
+
+def test_never_used_keys_say_never() -> None:
+    _, page = render(sample())
+    column = COLUMNS.index("last_used_date")
+    users = COLUMNS.index("user")
+    frank = next(cells for cells in page.cells if cells[users] == "frank")
+    assert frank[column] == "never"
+    assert frank[COLUMNS.index("last_used_service")] == "—"
+
+
+def test_the_table_has_a_filter_box() -> None:
+    _, page = render(sample())
+    assert page.find("input", id="filter", type="search")
+    assert page.find("label", for_="filter") or page.find("label", **{"for": "filter"})
+    assert page.find("output", id="shown")
+
+
+def csp_of(html: str) -> dict[str, list[str]]:
+    page = Page()
+    page.feed(html)
+    content = str(page.find("meta", http_equiv="Content-Security-Policy")[0]["content"])
+    return {part.split()[0]: part.split()[1:] for part in content.split(";") if part.strip()}
+
+
+def test_csp_allows_only_the_pages_own_script_and_style() -> None:
+    """`default-src 'none'`, and inline code only by hash: no 'unsafe-inline'."""
+    html, page = render(sample())
+    csp = csp_of(html)
+    assert csp["default-src"] == ["'none'"]
+    assert "'unsafe-inline'" not in html
+    script = html.split("<script>", 1)[1].split("</script>", 1)[0]
+    style = html.split("<style>", 1)[1].split("</style>", 1)[0]
+
+    def digest(text: str) -> str:
+        return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+    assert csp["script-src"] == [digest(script)]
+    assert csp["style-src"] == [digest(style)]
+    # Hashes do not cover attributes: the page must not need any.
+    for _, attrs, _ in page.elements:
+        assert "style" not in attrs
+        assert not any(name.startswith("on") for name in attrs)
 
 
 def test_nothing_is_loaded_from_anywhere() -> None:
@@ -237,19 +331,6 @@ def test_empty_result_renders_a_message_and_a_valid_chart() -> None:
     assert set(summary_of(page).values()) == {0}
     assert html.rstrip().endswith("</html>")
     assert page.stack == []
-
-
-def test_a_very_old_key_does_not_squash_the_chart() -> None:
-    result = AuditResult(
-        generated_at=NOW,
-        policy=POLICY,
-        source="credential-report",
-        keys=[key("old", 5000), key("new", 1)],
-    )
-    _, page = render(result)
-    svg = page.find("svg", id="age-chart")[0]
-    assert int(str(svg["data-bars"])) <= 41
-    assert sum(int(str(bar["data-count"])) for bar in page.find("rect")) == 2
 
 
 def test_document_is_balanced() -> None:

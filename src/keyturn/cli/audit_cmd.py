@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TextIO
 
 import typer
-from rich.console import Console
 
 from keyturn.cli import accounts as multi
 from keyturn.cli import exit_codes
@@ -17,7 +15,7 @@ from keyturn.cli.context import CliContext
 from keyturn.cli.output import check_writable, emit, emit_stream
 from keyturn.reports.csv_report import write_csv
 from keyturn.reports.json_report import write_json
-from keyturn.reports.table import write_table
+from keyturn.reports.table import table_console, write_table
 from keyturn.services.audit import AuditRequest, AuditResult
 
 
@@ -130,9 +128,5 @@ def _render(chosen: Format, result: AuditResult, out: TextIO) -> None:
 
         write_html(result, out)
     else:
-        # Rendered into a buffer: say explicitly whether the real stdout is a terminal, and
-        # otherwise let rich honour FORCE_COLOR / COLUMNS, with a width that fits a table.
-        terminal = sys.stdout.isatty()
-        width = None if terminal or os.environ.get("COLUMNS") else 160
-        console = Console(file=out, force_terminal=True if terminal else None, width=width)
-        write_table(result, console)
+        # Rendered into a buffer: say explicitly whether the real stdout is a terminal.
+        write_table(result, table_console(out, terminal=sys.stdout.isatty()))

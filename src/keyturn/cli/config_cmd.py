@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel, SecretStr
-from rich.console import Console
 from rich.table import Table
 
 from keyturn.cli.context import CliContext
+from keyturn.reports.table import plain, table_console
 
 config_app = typer.Typer(help="Inspect keyturn's configuration.", no_args_is_help=True)
 
@@ -35,13 +35,14 @@ def show(
     if as_json:
         typer.echo(json.dumps({dotted: value for dotted, value, _ in flat}, indent=2))
         return
-    table = Table(title=f"keyturn config ({loaded.file or 'no config file'})")
-    table.add_column("key")
-    table.add_column("value")
-    table.add_column("from", style="dim")
+    # Keys are identifiers (never cut); values and origins may name user-written text.
+    table = Table(title=plain(f"keyturn config ({loaded.file or 'no config file'})"))
+    table.add_column("key", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_column("from", style="dim", overflow="fold")
     for dotted, value, origin in flat:
-        table.add_row(dotted, json.dumps(value), origin)
-    Console().print(table)
+        table.add_row(plain(dotted), plain(json.dumps(value)), plain(origin))
+    table_console().print(table)
 
 
 # Settings boto3 resolves by itself when keyturn leaves them unset.

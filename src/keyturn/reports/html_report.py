@@ -8,6 +8,9 @@ only the DOM, never data spliced into code.
 
 from __future__ import annotations
 
+import hashlib
+from base64 import b64encode
+from bisect import bisect_right
 from collections.abc import Sequence
 from html import escape
 from math import ceil
@@ -38,6 +41,9 @@ CELL_CLASS = {"key_id": "mono", "user": "wrap", "contact": "wrap", "reason": "re
 # Bucket widths a reader can count in: days, weeks, months.
 STEPS = (1, 2, 3, 5, 7, 10, 14, 30, 60, 90, 180, 365)
 MAX_BARS = 40
+# Past the even bars: edges a reader can name (1, 2, 3, 4, 6, 9 months, then 1-10 years).
+TAIL = (30, 60, 90, 120, 180, 270, 365, 540, 730, 1095, 1460, 1825, 2555, 3650)
+OLDEST = 5
 W, H, LEFT, RIGHT, TOP, BOTTOM = 900, 240, 44, 16, 34, 40
 
 CSS = """
@@ -70,10 +76,17 @@ td.none,td.Inactive{color:#8c959f}td.reason{white-space:normal;min-width:9em}
 td.wrap{white-space:normal;overflow-wrap:anywhere;min-width:8em}
 .pill{display:inline-block;padding:1px 8px;border-radius:999px;color:#fff;font-size:12px;
 font-weight:600}.empty{color:#59636e;font-style:italic;margin:0}
+svg .break{stroke:#8c959f;stroke-dasharray:2 3}svg text.tail{font-style:italic}
+#oldest{margin:0;padding:10px 16px 10px 40px}#oldest li{margin:2px 0}
+#oldest code{font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;color:#59636e}
+.filter{display:flex;gap:10px;align-items:center;margin:0 0 10px}
+.filter input{font:inherit;padding:5px 8px;border:1px solid #d1d9e0;border-radius:6px;
+min-width:22em}.filter output{color:#59636e;font-size:13px}tr[hidden]{display:none}
 """
 CSS += "".join(
     f"#summary .f-{f}{{border-top-color:{c}}}.f-{f} .pill,.legend .f-{f}{{background:{c}}}"
     f"tr.f-{f} td:first-child{{box-shadow:inset 3px 0 {c}}}rect.f-{f}{{fill:{c}}}"
+    f".pill.f-{f}{{background:{c}}}svg text.t-{f}{{fill:{c}}}"
     for f, c in COLORS.items()
 )
 # Reads only the DOM. `?sort=COLUMN&dir=desc` sorts on load, so a link (or a test) can
@@ -95,9 +108,23 @@ Array.prototype.forEach.call(heads,function(h,i){h.querySelector('button').addEv
 'click',function(){sort(i,h.getAttribute('aria-sort')==='ascending'?-1:1);});});
 var q=new URLSearchParams(location.search),col=q.get('sort');
 Array.prototype.forEach.call(heads,function(h,i){if(h.getAttribute('data-col')===col)
-sort(i,q.get('dir')==='desc'?-1:1);});})();
+sort(i,q.get('dir')==='desc'?-1:1);});
+var box=document.getElementById('filter'),shown=document.getElementById('shown');
+function filter(){var words=box.value.toLowerCase().split(/\\s+/).filter(Boolean),n=0;
+Array.prototype.forEach.call(body.rows,function(r){var text=r.textContent.toLowerCase();
+var hit=words.every(function(w){return text.indexOf(w)>=0;});r.hidden=!hit;if(hit)n++;});
+shown.textContent=n+' of '+body.rows.length+' keys';t.setAttribute('data-shown',n);}
+box.addEventListener('input',filter);if(q.get('q'))box.value=q.get('q');filter();})();
 """
-CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+
+
+def _sha256(text: str) -> str:
+    return "'sha256-" + b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
+
+
+# Nothing may load, and only this page's own style and script may run: each is allowed by
+# its hash, so an injected `<script>` or `style=` (were escaping ever to fail) stays inert.
+CSP = f"default-src 'none'; style-src {_sha256(CSS)}; script-src {_sha256(JS)}"
 
 
 def write_html(result: AuditResult, out: TextIO) -> None:
@@ -117,6 +144,7 @@ def write_html(result: AuditResult, out: TextIO) -> None:
     )
     for warning in result.warnings:
         out.write(f'<p class="warn">warning: {_e(warning)}</p>\n')
+    out.write(_oldest(result.keys))
     out.write(f'<h2>Key ages</h2>\n<div class="panel">{_chart(result.keys, result.policy)}')
     legend = "".join(f'<span><i class="f-{f}"></i>{f}</span>' for f in Finding)
     out.write(f'<div class="legend">{legend}</div></div>\n<h2>Keys</h2>\n')
@@ -151,12 +179,30 @@ def _policy(policy: PolicySettings) -> str:
     return f'<p class="policy" id="policy">Policy: {" · ".join(parts)}</p>\n'
 
 
-def _chart(keys: Sequence[AuditedKey], policy: PolicySettings) -> str:
-    """Stacked histogram of key ages; keys older than the span share one last `≥` bar.
+def _edges(ages: Sequence[int], policy_span: int, step: int) -> tuple[list[int], int]:
+    """Bucket edges: even bars of `step` days up to the span, then ever wider ones (the
+    `TAIL` edges: months, then years) until the oldest key, so that a 1,100-day key sits
+    in a 1,095-1,460 d bar instead of one `≥74` bar shared with everything past the span.
 
-    The span reaches past every threshold (with room for its label) so their lines always
-    fall on regular bars, and stops at twice the furthest one so that a single ancient key
-    cannot squash the rest.
+    Returns the edges and how many of the bars are the even ones.
+    """
+    regular = ceil(policy_span / step)
+    edges = [index * step for index in range(regular + 1)]
+    oldest = max(ages, default=0)
+    tail = iter(TAIL)
+    while oldest >= edges[-1]:
+        nxt = next((edge for edge in tail if edge > edges[-1]), None)
+        edges.append(nxt if nxt is not None else edges[-1] + 1825)
+    return edges, regular
+
+
+def _chart(keys: Sequence[AuditedKey], policy: PolicySettings) -> str:
+    """Stacked histogram of key ages, oldest included.
+
+    The even bars reach past every threshold (with room for its label) so their lines
+    always fall on regular bars, and stop at twice the furthest one so that a single
+    ancient key cannot squash the rest; older keys fall into wider bars after a break
+    (`_edges`), each labelled with the day it starts at.
     """
     marks = [("notify", policy.notify_after_days), ("deactivate", policy.deactivate_after_days)]
     if policy.delete_inactive_after_days is not None:
@@ -165,12 +211,11 @@ def _chart(keys: Sequence[AuditedKey], policy: PolicySettings) -> str:
     ages = [max(0, item.age_days) for item in keys]
     span = min(max([*ages, furthest + max(7, furthest // 4)]) + 1, max(2 * furthest, 60))
     step = next((s for s in STEPS if span / s <= MAX_BARS), ceil(span / MAX_BARS))
-    regular = ceil(span / step)
-    overflow = any(age >= regular * step for age in ages)
-    bars = regular + overflow
+    edges, regular = _edges(ages, span, step)
+    bars = len(edges) - 1
     buckets = [dict.fromkeys(Finding, 0) for _ in range(bars)]
     for item, age in zip(keys, ages, strict=True):
-        buckets[min(age // step, regular)][item.finding] += 1
+        buckets[bisect_right(edges, age) - 1][item.finding] += 1
     tallest = max((sum(b.values()) for b in buckets), default=0) or 1
     tick = max(1, ceil(tallest / 4))
     top = tick * ceil(tallest / tick)
@@ -178,6 +223,7 @@ def _chart(keys: Sequence[AuditedKey], policy: PolicySettings) -> str:
     bar_w = plot_w / bars
 
     def x(days: float) -> float:
+        """Where a day falls on the even bars (thresholds always do)."""
         return LEFT + days / step * bar_w
 
     def y(count: float) -> float:
@@ -185,7 +231,8 @@ def _chart(keys: Sequence[AuditedKey], policy: PolicySettings) -> str:
 
     parts = [
         f'<svg id="age-chart" viewBox="0 0 {W} {H}" role="img" data-step="{step}" '
-        f'data-bars="{bars}" aria-label="Histogram of access key ages in days">'
+        f'data-bars="{bars}" data-regular="{regular}" '
+        f'aria-label="Histogram of access key ages in days">'
     ]
     for value in range(0, top + 1, tick):
         parts.append(
@@ -194,34 +241,44 @@ def _chart(keys: Sequence[AuditedKey], policy: PolicySettings) -> str:
             f'text-anchor="end">{value}</text>'
         )
     for index, bucket in enumerate(buckets):
-        start = index * step
-        span_text = f"≥{start} d" if index == regular else f"{start}–{start + step - 1} d"
+        start, stop = edges[index], edges[index + 1]
+        span_text = f"{start}–{stop - 1} d"
+        left = LEFT + index * bar_w
         base = 0
         for finding, count in bucket.items():
             if not count:
                 continue
             parts.append(
                 f'<rect class="bar f-{finding}" data-finding="{finding}" data-count="{count}" '
-                f'x="{x(start) + 1:.1f}" y="{y(base + count):.1f}" width="{bar_w - 2:.1f}" '
+                f'data-from="{start}" data-to="{stop}" '
+                f'x="{left + 1:.1f}" y="{y(base + count):.1f}" width="{bar_w - 2:.1f}" '
                 f'height="{y(base) - y(base + count):.1f}"><title>{span_text}: {count} '
                 f"{finding}</title></rect>"
             )
             base += count
-    label_every = ceil(bars / 12)
-    for index in range(0, regular + (not overflow), label_every):
+    label_every = ceil(regular / 12)
+    for index in range(0, regular + 1, label_every):
+        if index == regular and bars > regular:
+            break
         parts.append(
             f'<text x="{x(index * step):.1f}" y="{H - BOTTOM + 16}" text-anchor="middle">'
             f"{index * step}</text>"
         )
-    if overflow:
+    if bars > regular:
+        brk = LEFT + regular * bar_w
         parts.append(
-            f'<text class="overflow" x="{x(regular * step + step / 2):.1f}" '
-            f'y="{H - BOTTOM + 16}" text-anchor="middle">≥{regular * step}</text>'
+            f'<line class="break" x1="{brk:.1f}" x2="{brk:.1f}" y1="{TOP}" y2="{y(0) + 4}"/>'
         )
+        for index in range(regular, bars):
+            parts.append(
+                f'<text class="tail" x="{LEFT + (index + 0.5) * bar_w:.1f}" '
+                f'y="{H - BOTTOM + 16}" text-anchor="middle">{edges[index]}+</text>'
+            )
+    caption = f"age in days (bars of {step} d"
+    caption += f"; from {edges[regular]} d on, wider bars)" if bars > regular else ")"
     parts.append(
         f'<line class="axis" x1="{LEFT}" x2="{W - RIGHT}" y1="{y(0)}" y2="{y(0)}"/>'
-        f'<text x="{LEFT + plot_w / 2}" y="{H - 6}" text-anchor="middle">age in days'
-        f" (bars of {step} d)</text>"
+        f'<text x="{LEFT + plot_w / 2}" y="{H - 6}" text-anchor="middle">{caption}</text>'
     )
     for position, (name, days) in enumerate(marks):
         color = COLORS[Finding(name)]
@@ -229,10 +286,25 @@ def _chart(keys: Sequence[AuditedKey], policy: PolicySettings) -> str:
         parts.append(
             f'<g data-threshold="{name}" data-days="{days}"><line class="threshold" '
             f'x1="{x(days):.1f}" x2="{x(days):.1f}" y1="{TOP - 6}" y2="{y(0)}" stroke="{color}"/>'
-            f'<text class="tlabel" x="{x(days) + dx:.1f}" y="{TOP - 10 - 10 * (position // 2)}" '
-            f'text-anchor="{anchor}" style="fill:{color}">{name} {days}d</text></g>'
+            f'<text class="tlabel t-{name}" x="{x(days) + dx:.1f}" '
+            f'y="{TOP - 10 - 10 * (position // 2)}" text-anchor="{anchor}">{name} {days}d</text>'
+            "</g>"
         )
     return "".join(parts) + "</svg>"
+
+
+def _oldest(keys: Sequence[AuditedKey]) -> str:
+    """The worst keys by name, before any chart or table: active ones, oldest first."""
+    active = sorted((k for k in keys if k.key.active), key=lambda k: (-k.age_days, k.key.user))
+    if not active:
+        return ""
+    items = "".join(
+        f'<li data-age="{item.age_days}"><b>{item.age_days} d</b> {_e(item.key.user)}'
+        f"{f' <code>{_e(item.key.key_id)}</code>' if item.key.key_id else ''}"
+        f' <span class="pill f-{item.finding}">{item.finding}</span></li>'
+        for item in active[:OLDEST]
+    )
+    return f'<h2>Oldest active keys</h2>\n<ol id="oldest" class="panel">{items}</ol>\n'
 
 
 def _table(keys: Sequence[AuditedKey]) -> str:
@@ -246,8 +318,13 @@ def _table(keys: Sequence[AuditedKey]) -> str:
     rank = {finding: index for index, finding in enumerate(Finding)}
     ordered = sorted(keys, key=lambda k: (-rank[k.finding], -k.age_days, k.key.user))
     rows = "\n".join(_row(record(item)) for item in ordered)
+    search = (
+        '<div class="filter"><label for="filter">Filter</label><input id="filter" '
+        'type="search" placeholder="user, key id, finding, contact…" autocomplete="off">'
+        f'<output id="shown" for="filter">{len(keys)} of {len(keys)} keys</output></div>'
+    )
     return (
-        f'<div class="panel scroll"><table id="keys"><thead><tr>{heads}</tr></thead>\n'
+        f'{search}<div class="panel scroll"><table id="keys"><thead><tr>{heads}</tr></thead>\n'
         f"<tbody>\n{rows}\n</tbody></table></div>"
     )
 
@@ -256,7 +333,9 @@ def _row(row: dict[str, Any]) -> str:
     cells = []
     for name in COLUMNS:
         value = row[name]
-        if value is None:
+        if value is None and name == "last_used_date":
+            cells.append('<td class="none" data-sort="">never</td>')
+        elif value is None:
             cells.append('<td class="none" data-sort="">—</td>')
         elif name in DATES:
             cells.append(f'<td data-sort="{_e(value)}" title="{_e(value)}">{_e(value[:10])}</td>')
