@@ -129,6 +129,10 @@ MEANINGS: dict[str, str] = {
     "rotate.verify_interval_seconds": "pause between verification calls",
     "rotate.overlap_minutes": "keep the old key active this long after promotion",
     "rotate.grace_days": "then delete it, this many days after the rotation started",
+    "rotate.enroll_hold_days": (
+        "`keyturn enroll`'s first rotation keeps the old key active this long, so consumers "
+        "can be pointed at the store"
+    ),
     "rotate.delete_old": "delete the old key after the grace period (else leave it inactive)",
     "rotate.workers": "users in flight at once; each waits ~10-15 s for its new key to propagate",
     "rotate.rate": "IAM requests per second, all workers together (journal tag writes "
@@ -139,6 +143,11 @@ MEANINGS: dict[str, str] = {
     "fanout.task": "what the fan-out worker runs in each account: `enforce` or `audit`",
     "fanout.queue_url": "the fan-out SQS queue (set by the SAM template)",
     "fanout.workers": "accounts worked on at once from the CLI",
+    "trust.mac_key": (
+        "what seals keyturn's journal and enrollment tags: `local` (a key file, CLI only) or "
+        "the deployment's KMS HMAC key (id, ARN or alias; the template's JournalKeyArn output)"
+    ),
+    "trust.local_key_path": "where the `local` key lives (default: keyturn's state directory)",
 }
 
 
