@@ -81,27 +81,6 @@ class AuthedAws:
         """Record users as enrolled without the first rotation (see `enroll_users`)."""
         enroll_users(*users, environ=environ)
 
-
-def enroll_users(*users: str, environ: Mapping[str, str] | None = None) -> None:
-    """Record users as enrolled (sealed, as `keyturn enroll` records them) without the first
-    rotation: the stand-in for "an operator enrolled them earlier" in tests that are about
-    rotation itself, under the settings of `environ` (default: this process's)."""
-    from keyturn.adapters.iam_enrollment import IamTagEnrollments
-    from keyturn.config import load_settings
-    from keyturn.domain.enrollment import Enrollment
-    from keyturn.wiring import build_authenticator, build_aws, build_store
-
-    settings = load_settings(environ=dict(environ if environ is not None else os.environ))
-    chosen = settings.settings
-    aws = build_aws(chosen)
-    store = build_store(chosen, aws)
-    registry = IamTagEnrollments(
-        aws.iam(), build_authenticator(chosen, aws), chosen.rotate.store, store.location
-    )
-    now = datetime.now(UTC)
-    for user in users:
-        registry.write(Enrollment(user, chosen.rotate.store, store.location(user), now))
-
     def keys(self, user: str) -> dict[str, str]:
         """key id -> status, through IAM (moto lets inactive keys authenticate)."""
         found = self.client("iam").list_access_keys(UserName=user)["AccessKeyMetadata"]
@@ -137,3 +116,24 @@ def authed(aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[AuthedAws
         yield world
     finally:
         aws.set_authentication(False)
+
+
+def enroll_users(*users: str, environ: Mapping[str, str] | None = None) -> None:
+    """Record users as enrolled (sealed, as `keyturn enroll` records them) without the first
+    rotation: the stand-in for "an operator enrolled them earlier" in tests that are about
+    rotation itself, under the settings of `environ` (default: this process's)."""
+    from keyturn.adapters.iam_enrollment import IamTagEnrollments
+    from keyturn.config import load_settings
+    from keyturn.domain.enrollment import Enrollment
+    from keyturn.wiring import build_authenticator, build_aws, build_store
+
+    settings = load_settings(environ=dict(environ if environ is not None else os.environ))
+    chosen = settings.settings
+    aws = build_aws(chosen)
+    store = build_store(chosen, aws)
+    registry = IamTagEnrollments(
+        aws.iam(), build_authenticator(chosen, aws), chosen.rotate.store, store.location
+    )
+    now = datetime.now(UTC)
+    for user in users:
+        registry.write(Enrollment(user, chosen.rotate.store, store.location(user), now))

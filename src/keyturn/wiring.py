@@ -457,6 +457,7 @@ def build_enrollment(
         build_verifier(settings, aws),
         SystemClock(),
         timedelta(days=settings.rotate.enroll_hold_days),
+        checkpoint=checkpoint or rotation_checkpoint(),
     )
 
 

@@ -128,6 +128,7 @@ def test_rotation_killed_at_each_step_then_resumed(
     authed.seed_user("bystander", keys=2, inactive=1)
     bystanders = {"bystander": authed.keys("bystander")}
     env = {**cli_env(probe), **case.env}
+    authed.enroll("alice", environ=env)
 
     first, *resumes = case.kills
     crashed = run_keyturn({**env, "KEYTURN_TEST_CRASH_AFTER": first}, "rotate", "alice")
@@ -204,6 +205,7 @@ def test_rollback_killed_at_each_step_then_run_again(
     authed.seed_user("bystander", keys=2, inactive=1)
     bystanders = {"bystander": authed.keys("bystander")}
     env = cli_env(probe)
+    authed.enroll("alice", environ=env)
     rotate_kill, rollback_kill = case.kills
 
     if rotate_kill:
@@ -241,3 +243,58 @@ def test_rollback_killed_at_each_step_then_run_again(
         assert keys == {current.key_id: "Active", **dict.fromkeys(new_ids, "Inactive")}, keys
         note += "; old key current and active, new key inactive"
     matrix_row(note + "; all invariants hold")
+
+
+# -- enrollment: the first rotation into the store, then the sealed record ------------------
+#
+# A user whose consumers hold the key themselves (nothing in the store yet) is enrolled:
+# the first rotation stores a new key and keeps the old one active for the hold period,
+# then the enrollment is recorded. Killed anywhere, running `enroll` again finishes: the
+# old key (which the consumers still use) is active throughout, the user is enrolled only
+# once the store serves a verified key, and never more than 2 keys exist.
+
+ENROLL_STEPS = ("intent", "create", "store", "verify", "promote", "enrolled")
+ENROLL_CASES = [Case(store, (step,)) for store in STORES for step in ENROLL_STEPS]
+
+
+def enroll_status(env: dict[str, str]) -> str:
+    import json
+
+    shown = run_keyturn(env, "enroll", "alice", "--dry-run", "--json")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    return str(json.loads(shown.stdout)["results"][0]["action"])
+
+
+@pytest.mark.parametrize(
+    "case", ENROLL_CASES, ids=[f"enroll-{c.store}:{c.kills[0]}" for c in ENROLL_CASES]
+)
+def test_enroll_killed_at_each_step_then_run_again(
+    case: Case, request: pytest.FixtureRequest, authed: AuthedAws, matrix_row: Any
+) -> None:
+    probe = make_probe(request, authed, case.store)
+    (old,) = authed.seed_user("alice")  # its consumers hold this key; the store is empty
+    authed.seed_user("bystander", keys=2, inactive=1)
+    bystanders = {"bystander": authed.keys("bystander")}
+    env = cli_env(probe)
+
+    crashed = run_keyturn({**env, "KEYTURN_TEST_CRASH_AFTER": case.kills[0]}, "enroll", "alice")
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    assert authed.keys("alice")[old.key_id] == "Active"  # the consumers' key never stops
+    assert check_key_limit(probe, "alice") + check_untouched(probe, bystanders) == []
+    recorded = enroll_status(env)
+    if case.kills[0] != "enrolled":
+        assert recorded != "already enrolled", "enrolled before the store served a key"
+
+    again = run_keyturn(env, "enroll", "alice")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert enroll_status(env) == "already enrolled"
+    assert all_problems(probe, "alice", bystanders) == []
+    new_id, _ = probe.entry("alice", "current") or ("", "")
+    assert authed.keys("alice") == {old.key_id: "Active", new_id: "Active"}
+    # the schedule's resume keeps the old key through the hold period
+    resumed = run_keyturn(env, "rotate", "--resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert authed.keys("alice") == {old.key_id: "Active", new_id: "Active"}
+    matrix_row(
+        "enroll run again and finished; old key active through the hold; all invariants hold"
+    )

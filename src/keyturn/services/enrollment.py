@@ -19,7 +19,7 @@ skip the first rotation, and only when its secret authenticates as the user).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
@@ -80,6 +80,8 @@ class EnrollmentService:
         verifier: KeyVerifier,
         clock: Clock,
         hold: timedelta,
+        *,
+        checkpoint: Callable[[str, str], None] | None = None,
     ) -> None:
         self._rotation = rotation
         self._registry = registry
@@ -88,6 +90,7 @@ class EnrollmentService:
         self._verifier = verifier
         self._clock = clock
         self._hold = hold
+        self._checkpoint = checkpoint or (lambda step, user: None)
 
     def partition(self, users: Iterable[str]) -> Partition:
         """Split `users`: one IAM pass for every user's tag, then a seal check per tag."""
@@ -172,6 +175,7 @@ class EnrollmentService:
             self._registry.write(
                 Enrollment(user, self._registry.store_kind, where, self._clock.now())
             )
+            self._checkpoint("enrolled", user)
             return EnrollOutcome(user, True, "enrolled", where, message, notes, rotation)
         except KeyturnError as exc:
             return EnrollOutcome(user, False, "failed", where, str(exc))
