@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
-from keyturn.domain.errors import EndpointUnreachableError, OperationFailedError
-from keyturn.domain.rotation import RotationState, Timing
+from keyturn.domain.errors import BadInputError, EndpointUnreachableError, OperationFailedError
+from keyturn.domain.rotation import RotationRecord, RotationState, Timing
 from keyturn.services.rotate import CREATE, READ, RETIRE, START, RotationService, run_many
 from tests.unit.rotate_fakes import FakeClock, FakeJournal, FakeKeys, FakeStore, FakeVerifier
 
@@ -270,3 +271,61 @@ def test_the_rate_limiter_gates_iam_and_journal_calls_only() -> None:
     assert service.rotate("bob").ok
     assert "read" in journal_calls
     assert len(tokens) == len(world.iam.calls) + len(journal_calls)
+
+
+# -- state keyturn did not seal (issue 12) ---------------------------------------------------
+
+
+def test_a_rejected_journal_entry_is_reported_and_never_acted_on() -> None:
+    """The fake journal hands back a Rejected (a forged tag): resume reports it once and
+    touches nothing, rollback refuses with the same line."""
+    from keyturn.domain.trust import Rejected
+    from keyturn.services.rotate import UNTRUSTED
+
+    world = World()
+    only = world.iam.add("alice")
+
+    class ForgedJournal(FakeJournal):
+        def read(self, user: str) -> RotationRecord | Rejected | None:  # type: ignore[override]
+            return Rejected(user, "forged")
+
+    world.journal = ForgedJournal()
+    service = world.service()
+    outcome = service.resume("alice")
+    assert outcome is not None
+    assert outcome.state == UNTRUSTED
+    assert "alice: ignored keyturn state" in outcome.message
+    assert world.iam.status("alice") == {only: "Active"}
+    assert [r.user for r in service.rejections()] == ["alice"]
+    with pytest.raises(BadInputError, match="ignored keyturn state"):
+        service.rollback("alice")
+    assert [c for c in world.iam.calls if c != "list"] == []
+
+
+def test_a_record_naming_the_served_key_as_old_never_retires_it() -> None:
+    """Even a record keyturn believes cannot retire the key the store serves now."""
+    world = World()
+    world.iam.add("alice")
+    done = world.service().rotate("alice")
+    current = done.new_key_id
+    assert current is not None
+    record = world.journal.records["alice"]
+    world.journal.records["alice"] = replace(
+        record, state=RotationState.PROMOTED, old_key_id=current
+    )
+    with pytest.raises(OperationFailedError, match="holds it as the current key"):
+        world.service().resume("alice")
+    assert world.iam.status("alice")[current] == "Active"
+
+
+def test_hold_keeps_the_old_key_until_it_ends() -> None:
+    world = World(grace=timedelta(days=30))
+    old = world.iam.add("alice")
+    first = world.service().rotate("alice", hold=timedelta(days=7))
+    assert first.state == RotationState.PROMOTED
+    world.clock.advance(days=6)
+    world.service().resume("alice")
+    assert world.iam.status("alice")[old] == "Active"
+    world.clock.advance(days=1)
+    world.service().resume("alice")
+    assert world.iam.status("alice")[old] == "Inactive"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -191,3 +192,39 @@ def test_record_round_trips_through_a_tag_value_without_secrets() -> None:
 def test_unreadable_record_is_bad_input() -> None:
     with pytest.raises(BadInputError):
         decode("alice", "v9:garbage")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "v1:promoted:tok:1767225600:AKIAOLD:-:AKIANEW",  # the unsealed format before v2
+        "v2:promoted:tok:1767225600:AKIAOLD:-:AKIANEW",  # 7 fields
+        "v2:promoted::1767225600:AKIAOLD:-:AKIANEW:-",  # no token
+        "v2:promoted:tok:soon:AKIAOLD:-:AKIANEW:-",
+        "v2:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:later",
+        "v2:promoted:tok:1767225600::-:AKIANEW:-",  # an empty field, not "-"
+        "v2:promoted:tok:99999999999999999999:AKIAOLD:-:AKIANEW:-",
+    ],
+)
+def test_decode_accepts_only_what_encode_writes(text: str) -> None:
+    with pytest.raises(BadInputError):
+        decode("alice", text)
+
+
+def test_round_trip_keeps_token_user_old_key_and_hold() -> None:
+    record = begin("alice", "tok-1", [OLD], OLD.key_id, T0, hold=timedelta(days=7))
+    back = decode("alice", encode(record))
+    assert (back.user, back.token, back.old_key_id) == ("alice", "tok-1", OLD.key_id)
+    assert back.hold_until == T0 + timedelta(days=7)
+    assert decode("alice", encode(begin("alice", "t", [OLD], OLD.key_id, T0))).hold_until is None
+
+
+def test_an_enrollment_hold_keeps_the_old_key_whatever_the_overlap() -> None:
+    record = replace(
+        begin("alice", "t", [OLD], OLD.key_id, T0, hold=timedelta(days=7)), state=S.PROMOTED
+    )
+    timing = Timing(overlap=timedelta(0))
+    assert next_step(record, T0 + timedelta(days=7) - timedelta(seconds=1), timing) is (
+        Step.WAIT_OVERLAP
+    )
+    assert next_step(record, T0 + timedelta(days=7), timing) is Step.DEACTIVATE_OLD
