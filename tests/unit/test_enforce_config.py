@@ -58,8 +58,8 @@ def test_a_partial_failure_exits_1_with_a_summary(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     iam = FakeIam()
-    iam.add("alice", "AKIA1", 31, "alice@example.com")
-    iam.add("bob", "AKIA2", 31, "bob@example.com")
+    iam.add("alice", "AKIA0000000000000001", 31, "alice@example.com")
+    iam.add("bob", "AKIA0000000000000002", 31, "bob@example.com")
     ses = FakeSes({"keys@example.com": "Success"})
     ses.reject.add("bob@example.com")
 

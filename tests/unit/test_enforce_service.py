@@ -139,7 +139,7 @@ def service(
 
 def test_an_unverified_sender_is_requested_once_and_notices_wait() -> None:
     iam = FakeIam()
-    iam.add("alice", "AKIA1", 31, "alice@example.com")
+    iam.add("alice", "AKIA0000000000000001", 31, "alice@example.com")
     ses = FakeSes({})
     enforcer, sink = service(iam, ses)
     outcome = enforcer.apply(enforcer.plan())
@@ -147,13 +147,15 @@ def test_an_unverified_sender_is_requested_once_and_notices_wait() -> None:
     assert ses.requested == [SENDER]
     assert outcome.counts["notices_deferred"] == 1
     assert not outcome.failures
-    assert state_tag("AKIA1") not in iam.tags["alice"]  # not notified, so never deactivated
+    assert (
+        state_tag("AKIA0000000000000001") not in iam.tags["alice"]
+    )  # not notified, so never deactivated
     assert any(e["outcome"] == "deferred" for e in sink.events)
 
 
 def test_a_pending_identity_is_never_requested_again() -> None:
     iam = FakeIam()
-    iam.add("alice", "AKIA1", 31, "alice@example.com")
+    iam.add("alice", "AKIA0000000000000001", 31, "alice@example.com")
     ses = FakeSes({SENDER: "Pending"})
     enforcer, _ = service(iam, ses)
     enforcer.apply(enforcer.plan())
@@ -164,7 +166,7 @@ def test_a_pending_identity_is_never_requested_again() -> None:
 def test_sandbox_recipients_get_at_most_one_verification_request_a_second() -> None:
     iam = FakeIam()
     for number in range(5):
-        iam.add(f"user{number}", f"AKIA{number}", 31, f"user{number}@example.com")
+        iam.add(f"user{number}", f"AKIA{number:016d}", 31, f"user{number}@example.com")
     ses = FakeSes({SENDER: "Success", "user0@example.com": "Success"})
     ticks = iter([0.0, 0.4, 0.9, 1.0, 1.5])  # one call per request attempt, never a sleep
     enforcer, _ = service(iam, ses, mode="always", limiter=RateLimiter(1.0, lambda: next(ticks)))
@@ -176,7 +178,7 @@ def test_sandbox_recipients_get_at_most_one_verification_request_a_second() -> N
 
 def test_auto_detects_the_sandbox_from_the_200_a_day_quota() -> None:
     iam = FakeIam()
-    iam.add("alice", "AKIA1", 31, "alice@example.com")
+    iam.add("alice", "AKIA0000000000000001", 31, "alice@example.com")
     ses = FakeSes({SENDER: "Success"}, quota=200)
     enforcer, _ = service(iam, ses, mode="auto")
     enforcer.apply(enforcer.plan())
@@ -187,7 +189,7 @@ def test_auto_detects_the_sandbox_from_the_200_a_day_quota() -> None:
 def test_the_daily_quota_defers_the_rest() -> None:
     iam = FakeIam()
     for number in range(3):
-        iam.add(f"user{number}", f"AKIA{number}", 31, f"user{number}@example.com")
+        iam.add(f"user{number}", f"AKIA{number:016d}", 31, f"user{number}@example.com")
     ses = FakeSes({SENDER: "Success"}, quota=2)
     enforcer, _ = service(iam, ses)
     outcome = enforcer.apply(enforcer.plan())
@@ -197,22 +199,25 @@ def test_the_daily_quota_defers_the_rest() -> None:
 
 def test_a_rejected_mail_is_a_failure_and_the_key_is_not_marked_notified() -> None:
     iam = FakeIam()
-    iam.add("alice", "AKIA1", 31, "alice@example.com")
-    iam.add("bob", "AKIA2", 31, "bob@example.com")
+    iam.add("alice", "AKIA0000000000000001", 31, "alice@example.com")
+    iam.add("bob", "AKIA0000000000000002", 31, "bob@example.com")
     ses = FakeSes({SENDER: "Success"})
     ses.reject.add("bob@example.com")
     enforcer, _ = service(iam, ses)
     outcome = enforcer.apply(enforcer.plan())
     assert len(outcome.failures) == 1
-    assert KeyRecord.decode(iam.tags["alice"][state_tag("AKIA1")]).notified == NOW.date()
-    assert state_tag("AKIA2") not in iam.tags["bob"]  # retried next run
+    assert (
+        KeyRecord.decode(iam.tags["alice"][state_tag("AKIA0000000000000001")]).notified
+        == NOW.date()
+    )
+    assert state_tag("AKIA0000000000000002") not in iam.tags["bob"]  # retried next run
 
 
 def test_one_mail_per_address_lists_all_their_keys() -> None:
     iam = FakeIam()
-    iam.add("alice", "AKIA1", 31, "team@example.com")
-    iam.add("alice", "AKIA2", 40, "team@example.com")
-    iam.add("bob", "AKIA3", 50, "team@example.com bob@example.com")
+    iam.add("alice", "AKIA0000000000000001", 31, "team@example.com")
+    iam.add("alice", "AKIA0000000000000002", 40, "team@example.com")
+    iam.add("bob", "AKIA0000000000000003", 50, "team@example.com bob@example.com")
     ses = FakeSes({SENDER: "Success"})
     enforcer, _ = service(iam, ses)
     outcome = enforcer.apply(enforcer.plan())
@@ -222,9 +227,9 @@ def test_one_mail_per_address_lists_all_their_keys() -> None:
 
 def test_malformed_state_tags_stop_the_run_before_any_write() -> None:
     iam = FakeIam()
-    iam.add("alice", "AKIA1", 90, "alice@example.com")
-    iam.add("bob", "AKIA2", 31, "bob@example.com")
-    iam.tags["alice"][state_tag("AKIA1")] = "notified@last-week"
+    iam.add("alice", "AKIA0000000000000001", 90, "alice@example.com")
+    iam.add("bob", "AKIA0000000000000002", 31, "bob@example.com")
+    iam.tags["alice"][state_tag("AKIA0000000000000001")] = "notified@last-week"
     enforcer, _ = service(iam, FakeSes({SENDER: "Success"}))
     with pytest.raises(BadInputError, match="malformed"):
         enforcer.plan()
