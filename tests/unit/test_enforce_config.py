@@ -40,6 +40,7 @@ def test_dry_run_is_the_default() -> None:
     [
         ({"SOURCEMAIL": "k@example.com", "KEYTURN_ENFORCE_RECIPIENT_VERIFICATION": "x"}, "auto"),
         ({"KEYTURN_ENFORCE_MAX_RECIPIENTS": "0"}, "max_recipients"),
+        ({"KEYTURN_ENFORCE_DRY_RUN": "false"}, "SOURCEMAIL"),
         ({"SOURCEMAIL": "k@example.com", "KEYTURN_ENFORCE_NOPE": "1"}, "KEYTURN_ENFORCE_NOPE"),
         ({"SOURCEMAIL": "k@example.com", "KEYTURN_ENFORCE_TEMPLATES_DIR": "/nope"}, "templates"),
     ],

@@ -727,9 +727,17 @@ def resolve_config(settings: Settings) -> EnforceConfig:
         fallback_contact=settings.notify.fallback_contact,
         max_recipients=section.max_recipients,
     )
-    # No sender is needed to plan: a dry run works without one, and apply() refuses, before
-    # its first write, a plan that owes notices when none is set.
+    # A dry run needs no sender (it only prints the plan); a run that acts with notices on
+    # does, and is refused here, before anything is read. apply() checks again, before its
+    # first write, for a caller that turned a dry-run configuration into a real run.
     problems = rules.problems()
+    if section.notify and not section.dry_run and not settings.notify.source_email:
+        problems.insert(
+            0,
+            "notices are on but no sender is set: set SOURCEMAIL (or notify.source_email),"
+            " turn notices off with KEYTURN_ENFORCE_NOTIFY=false, or leave out --apply for"
+            " a dry run",
+        )
     if problems:
         raise ConfigError("invalid enforce settings: " + "; ".join(problems))
     templates = Templates.load(section.templates_dir) if section.notify else None
