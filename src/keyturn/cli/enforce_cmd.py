@@ -186,7 +186,7 @@ def _print(out: Console, planned: Plan, outcome: Outcome | None, dry_run: bool) 
             " them[/] (listed above; `--check` fails on them)"
         )
     for flag in planned.flags:
-        out.print(f"[yellow]ignored tag:[/] {escape(flag.line)}")
+        out.print(f"[yellow]ignored:[/] {escape(flag.line)}")
     if outcome is None:
         if planned.steps:
             out.print("[dim]run again with --apply to act on this plan[/]")

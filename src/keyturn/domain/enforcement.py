@@ -609,7 +609,7 @@ class _Planner:
                     f"; past its deadline but never notified, so deactivation moves to {deadline}"
                 )
             self._notice_step(
-                key, record, to, age, Action.NOTIFY, Notice.WARNING, why, deadline, due.since
+                key, record, to, age, Action.NOTIFY, Notice.WARNING, why, deadline, due
             )
             return
         deadline = notified + grace
@@ -621,7 +621,7 @@ class _Planner:
         if every is not None and self.settings.notify and (self.today - last).days >= every:
             why = f"{due.why}; notified on {notified}, last told on {last}"
             self._notice_step(
-                key, record, to, age, Action.REMIND, Notice.REMINDER, why, deadline, due.since
+                key, record, to, age, Action.REMIND, Notice.REMINDER, why, deadline, due
             )
             return
         self._skip(
@@ -736,13 +736,13 @@ class _Planner:
         notice: Notice,
         why: str,
         deadline: date,
-        due_since: datetime,
+        due: _Due,
     ) -> None:
         assert key.key_id is not None
         if not to:
             tag = self.settings.contact_tag
             if self.settings.deactivate_without_notice:
-                on = due_since.date() + timedelta(days=self.policy.grace_days)
+                on = due.since.date() + timedelta(days=self.policy.grace_days)
                 then = f"deactivated without notice on {on} (enforce.deactivate_without_notice)"
             else:
                 then = (
@@ -753,8 +753,8 @@ class _Planner:
             self._skip(
                 key,
                 SkipReason.NO_CONTACT,
-                f"{why}; no valid {tag} address and no fallback contact, so the owner cannot"
-                " be warned",
+                f"{due.why}; no valid {tag} address and no fallback contact, so the owner"
+                " cannot be warned",
                 age,
                 next=then,
             )
