@@ -42,8 +42,11 @@ def day(days_from_now: int) -> str:
     return (datetime.now(UTC) + timedelta(days=days_from_now)).date().isoformat()
 
 
-def assert_invariants(aws: LocalAws, named: dict[str, set[str]]) -> None:
-    """`named`: user -> the addresses its owner put in Contact (before the cap)."""
+def assert_invariants(
+    aws: LocalAws, named: dict[str, set[str]], inactive_before: frozenset[str] = frozenset()
+) -> None:
+    """`named`: user -> the addresses its owner put in Contact (before the cap);
+    `inactive_before`: keys someone else had already deactivated."""
     sent = mails(aws)
     everyone = set().union(*named.values())
     for mail in sent:
@@ -54,7 +57,7 @@ def assert_invariants(aws: LocalAws, named: dict[str, set[str]]) -> None:
             assert "evil.example" not in text
     for user in named:
         for key_id, state in status(aws, user).items():
-            if state == "Inactive":
+            if state == "Inactive" and key_id not in inactive_before:
                 warned = [m for m in sent if key_id in m["body"] and "rotate it" in m["body"]]
                 assert warned, f"{user}'s {key_id} was deactivated without a notice"
 
@@ -86,18 +89,32 @@ def test_a_forged_far_future_date_cannot_hide_a_key(sender_verified: LocalAws) -
     assert_invariants(aws, {"mallory": {"mallory@example.com"}})
 
 
-def test_a_date_before_the_key_existed_cannot_get_it_deactivated(sender_verified: LocalAws) -> None:
+def test_dates_before_the_key_existed_get_it_neither_deactivated_nor_deleted(
+    sender_verified: LocalAws,
+) -> None:
     aws = sender_verified
     aws.create_user("victim", tags={"Contact": "victim@example.com"})
     key = aws.add_key("victim", age_days=40)
-    # the attacker also claims the deactivation notice went out, so none would be owed
     tag(aws, "victim", state_tag(key.key_id), f"notified@{day(-45)} reminded@{day(-44)}")
-    outcome = run()
+    aws.create_user("spare", tags={"Contact": "spare@example.com"})
+    spare = aws.add_key("spare", age_days=60, active=False)  # deactivated by hand
+    tag(aws, "spare", state_tag(spare.key_id), f"inactive@{day(-400)}")
+    env = {"KEYTURN_POLICY_DELETE_AFTER_DAYS": "14"}
+    outcome = run(**env)
     assert outcome.counts["deactivated"] == 0
+    assert outcome.counts["deleted"] == 0  # the deletion clock starts today instead
     assert outcome.counts["notified"] == 1
     assert status(aws, "victim")[key.key_id] == "Active"
-    assert run(days_later=7).counts["deactivated"] == 1
-    assert_invariants(aws, {"victim": {"victim@example.com"}})
+    assert spare.key_id in status(aws, "spare")
+    spare_now = record(aws, "spare", spare.key_id)
+    assert spare_now is not None
+    assert spare_now.inactive == datetime.now(UTC).date()
+    assert run(days_later=7, **env).counts["deactivated"] == 1
+    assert_invariants(
+        aws,
+        {"victim": {"victim@example.com"}, "spare": {"spare@example.com"}},
+        inactive_before=frozenset({spare.key_id}),
+    )
 
 
 def test_a_malformed_value_flags_one_user_and_the_run_goes_on(sender_verified: LocalAws) -> None:
