@@ -364,3 +364,22 @@ def test_verification_status_asks_100_identities_at_a_time() -> None:
         stub.assert_no_pending_responses()
     assert found["user0@example.com"] == "Success"
     assert found["user149@example.com"] == "NotStarted"
+
+
+def test_a_key_nobody_can_be_told_about_is_an_audit_event_with_what_happens_next() -> None:
+    iam = FakeIam()
+    iam.add("ghost", "AKIA0000000000000009", 500, None)
+    enforcer, sink = service(iam, FakeSes({SENDER: "Success"}))
+    planned = enforcer.plan()
+    enforcer.report_plan(planned, dry_run=False)
+    outcome = enforcer.apply(planned)
+    [event] = [e for e in sink.events if e["action"] == "skip"]
+    assert (event["user"], event["key_id"], event["age_days"]) == (
+        "ghost",
+        "AKIA0000000000000009",
+        500,
+    )
+    assert event["outcome"] == "no-contact"
+    assert event["unattended"] is True
+    assert "Contact" in event["next"]
+    assert outcome.summary()["unattended"] == 1

@@ -586,6 +586,8 @@ class EnforceService:
             age_days=skip.age_days,
             reason=skip.reason,
             deadline=_iso(skip.deadline),
+            next=skip.next or None,
+            unattended=skip.unattended or None,
             dry_run=dry_run,
         )
 
