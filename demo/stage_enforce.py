@@ -99,7 +99,10 @@ def seed(aws: Any) -> None:
         if user == "dev":
             tags["keyturn:exempt"] = "true"
         aws.create_user(user, tags=tags)
-        key = aws.add_key(user, age_days=ages[user], active=user != "gus", last_used_days_ago=1)
+        # gus's key was deactivated 15 days ago, so it was last used before that: keyturn
+        # does not believe a deletion clock that started before the key's last use
+        used = 16 if user == "gus" else 1
+        key = aws.add_key(user, age_days=ages[user], active=user != "gus", last_used_days_ago=used)
         record = None
         if user == "ben":
             record = f"notified@{_days_ago(8)}"

@@ -79,6 +79,10 @@ class EnforceSettings(_Section):
     recipient_verification: Literal["auto", "always", "never"] = "auto"
     ses_region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     templates_dir: str | None = None
+    # At most this many Contact addresses get a key's notice (the tag is its owner's claim).
+    max_recipients: int = Field(default=2, ge=1, le=50)
+    # SES verification requests a run makes, 1 a second; the rest wait for the next run.
+    max_verifications_per_run: int = Field(default=30, ge=0, le=600)
 
 
 class VaultSettings(_Section):

@@ -6,7 +6,8 @@ importlib.resources, so they work from a wheel or a Lambda zip). A user override
 `enforce.templates_dir`. Templates run in Jinja's sandbox with undefined names as errors,
 and each is rendered once against a sample when the settings are loaded, so a broken
 template is a config error before the first key is touched, not a failure halfway through.
-The HTML part is autoescaped: user names and tag values cannot inject markup.
+The HTML part is autoescaped: user names cannot inject markup. No tag text reaches a mail:
+the context holds validated key ids, the IAM user name, dates and keyturn's own words.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from keyturn.domain.enforcement import Action, KeyRecord, Notice, Step
+from keyturn.domain.enforcement import ACCESS_KEY_ID, EMAIL, Action, KeyRecord, Notice, Step
 from keyturn.domain.errors import ConfigError
 
 NAMES = ("subject.txt.j2", "notice.txt.j2", "notice.html.j2")
@@ -104,6 +105,10 @@ class Templates:
                 raise ConfigError(f"template {name} ({self.source}): {exc}") from None
 
     def compose(self, to: str, steps: Sequence[Step], sender: str, today: date) -> Mail:
+        """The mail to `to`. Refuses (ValueError) anything the planner should have dropped:
+        a mail carries validated key ids and one plain address, never a tag's free text."""
+        if not EMAIL.match(to) or not all(ACCESS_KEY_ID.match(step.key_id) for step in steps):
+            raise ValueError("refusing to mail: an address or key id was not validated")
         context = self._context(to, steps, sender, today)
         subject = " ".join(self._render("subject.txt.j2", context).split())
         return Mail(

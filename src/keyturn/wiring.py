@@ -181,8 +181,11 @@ def build_enforce(
     *,
     aws: Aws | None = None,
     clock: Clock | None = None,
+    remaining_seconds: Callable[[], float] | None = None,
 ) -> EnforceService:
-    """The enforcer; `config` comes from `resolve_config(settings)`, checked before this."""
+    """The enforcer; `config` comes from `resolve_config(settings)`, checked before this.
+
+    `remaining_seconds` (a Lambda's remaining time) bounds how long SES pacing may wait."""
     aws = aws or build_aws(settings)
     ses_region = settings.enforce.ses_region
     ses: SESClient = aws.session.client(
@@ -203,6 +206,7 @@ def build_enforce(
         events,
         workers=settings.aws.workers,
         checkpoint=crash_checkpoint(),
+        remaining_seconds=remaining_seconds,
     )
 
 

@@ -123,16 +123,66 @@ def test_bad_input_is_one_line_exit_2_and_nothing_changed(
     assert snapshot(aws, USERS) == before
 
 
-def test_a_malformed_state_tag_is_exit_2_and_nothing_changed(
+def test_a_malformed_state_tag_is_one_line_and_the_run_goes_on(
     account: tuple[LocalAws, dict[str, SeededKey]],
 ) -> None:
     aws, keys = account
     aws.client("iam").tag_user(
         UserName="bob", Tags=[{"Key": state_tag(keys["bob"].key_id), "Value": "soon"}]
     )
-    before = snapshot(aws, USERS)
     result = keyturn("enforce", "--apply", SOURCEMAIL=SENDER)
-    assert result.returncode == 2
-    assert "malformed" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    flagged = [line for line in result.stdout.splitlines() if line.startswith("ignored:")]
+    assert len(flagged) == 1
+    assert "user bob" in flagged[0]
+    assert "'soon'" in flagged[0]
+    after = snapshot(aws, USERS)
+    assert after["mails"] == 2  # alice and bob are both warned; nobody is deactivated
+    assert all(status == "Active" for found in after["keys"].values() for _, status in found)
+
+
+def without_sender() -> dict[str, str]:
+    return {name: value for name, value in os.environ.items() if name != "SOURCEMAIL"}
+
+
+def test_a_plain_dry_run_needs_no_sender(account: tuple[LocalAws, dict[str, SeededKey]]) -> None:
+    aws, keys = account
+    before = snapshot(aws, USERS)
+    result = subprocess.run(
+        [KEYTURN, "enforce"],
+        env=without_sender(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert keys["bob"].key_id in result.stdout
+    assert "no sender is set" in result.stdout
     assert snapshot(aws, USERS) == before
+
+
+def test_keys_without_a_contact_are_named_and_fail_the_check(aws: LocalAws) -> None:
+    aws.create_user("ghost")
+    ghost = aws.add_key("ghost", age_days=500)
+    aws.create_user("fine", tags={"Contact": "fine@example.com"})
+    aws.add_key("fine", age_days=3)
+    shown = keyturn("enforce", SOURCEMAIL=SENDER)
+    assert shown.returncode == 0, shown.stderr
+    assert ghost.key_id in shown.stdout
+    assert "no-contact" in shown.stdout
+    assert "1 key(s) out of policy with nobody acting on them" in shown.stdout
+    as_json = keyturn("enforce", "--json", SOURCEMAIL=SENDER)
+    found = json.loads(as_json.stdout)
+    assert found["steps"] == []
+    assert found["unattended"] == 1
+    [skip] = found["skips"]
+    assert (skip["user"], skip["key_id"], skip["age_days"], skip["reason"]) == (
+        "ghost",
+        ghost.key_id,
+        500,
+        "no-contact",
+    )
+    assert "Contact" in skip["next"]
+    # an empty plan is not a green light while a key is out of policy unattended
+    assert keyturn("enforce", "--check", SOURCEMAIL=SENDER).returncode == 3

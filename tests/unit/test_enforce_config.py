@@ -38,8 +38,9 @@ def test_dry_run_is_the_default() -> None:
 @pytest.mark.parametrize(
     ("environ", "fragment"),
     [
-        ({}, "SOURCEMAIL"),
         ({"SOURCEMAIL": "k@example.com", "KEYTURN_ENFORCE_RECIPIENT_VERIFICATION": "x"}, "auto"),
+        ({"KEYTURN_ENFORCE_MAX_RECIPIENTS": "0"}, "max_recipients"),
+        ({"KEYTURN_ENFORCE_DRY_RUN": "false"}, "SOURCEMAIL"),
         ({"SOURCEMAIL": "k@example.com", "KEYTURN_ENFORCE_NOPE": "1"}, "KEYTURN_ENFORCE_NOPE"),
         ({"SOURCEMAIL": "k@example.com", "KEYTURN_ENFORCE_TEMPLATES_DIR": "/nope"}, "templates"),
     ],
@@ -47,6 +48,14 @@ def test_dry_run_is_the_default() -> None:
 def test_bad_enforce_settings_are_config_errors(environ: dict[str, str], fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):
         resolve_config(load_settings(environ=environ).settings)
+
+
+def test_a_dry_run_needs_no_sender() -> None:
+    config = resolve_config(load_settings(environ={}).settings)
+    assert config.dry_run is True
+    assert config.mail.source_email is None
+    assert config.rules.max_recipients == 2
+    assert config.mail.max_verifications == 30
 
 
 def test_notices_off_needs_no_sender() -> None:
@@ -58,8 +67,8 @@ def test_a_partial_failure_exits_1_with_a_summary(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     iam = FakeIam()
-    iam.add("alice", "AKIA1", 31, "alice@example.com")
-    iam.add("bob", "AKIA2", 31, "bob@example.com")
+    iam.add("alice", "AKIA0000000000000001", 31, "alice@example.com")
+    iam.add("bob", "AKIA0000000000000002", 31, "bob@example.com")
     ses = FakeSes({"keys@example.com": "Success"})
     ses.reject.add("bob@example.com")
 

@@ -16,7 +16,7 @@ from botocore.stub import Stubber
 from keyturn.adapters.iam import KeyMetadata, UserInfo
 from keyturn.adapters.ses import SendQuota, SesMailer
 from keyturn.domain.enforcement import EnforcementSettings, KeyRecord, state_tag
-from keyturn.domain.errors import BadInputError, OperationFailedError
+from keyturn.domain.errors import ConfigError, OperationFailedError
 from keyturn.domain.model import AccessKey, KeyStatus, LastUse
 from keyturn.notices import Templates
 from keyturn.permissions import actions_of
@@ -139,7 +139,7 @@ def service(
 
 def test_an_unverified_sender_is_requested_once_and_notices_wait() -> None:
     iam = FakeIam()
-    iam.add("alice", "AKIA1", 31, "alice@example.com")
+    iam.add("alice", "AKIA0000000000000001", 31, "alice@example.com")
     ses = FakeSes({})
     enforcer, sink = service(iam, ses)
     outcome = enforcer.apply(enforcer.plan())
@@ -147,13 +147,15 @@ def test_an_unverified_sender_is_requested_once_and_notices_wait() -> None:
     assert ses.requested == [SENDER]
     assert outcome.counts["notices_deferred"] == 1
     assert not outcome.failures
-    assert state_tag("AKIA1") not in iam.tags["alice"]  # not notified, so never deactivated
+    assert (
+        state_tag("AKIA0000000000000001") not in iam.tags["alice"]
+    )  # not notified, so never deactivated
     assert any(e["outcome"] == "deferred" for e in sink.events)
 
 
 def test_a_pending_identity_is_never_requested_again() -> None:
     iam = FakeIam()
-    iam.add("alice", "AKIA1", 31, "alice@example.com")
+    iam.add("alice", "AKIA0000000000000001", 31, "alice@example.com")
     ses = FakeSes({SENDER: "Pending"})
     enforcer, _ = service(iam, ses)
     enforcer.apply(enforcer.plan())
@@ -161,22 +163,79 @@ def test_a_pending_identity_is_never_requested_again() -> None:
     assert ses.sent == []
 
 
-def test_sandbox_recipients_get_at_most_one_verification_request_a_second() -> None:
+class FakeTime:
+    """A monotonic clock that only `sleep` moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def sandbox_owners(count: int) -> tuple[FakeIam, FakeSes]:
     iam = FakeIam()
-    for number in range(5):
-        iam.add(f"user{number}", f"AKIA{number}", 31, f"user{number}@example.com")
-    ses = FakeSes({SENDER: "Success", "user0@example.com": "Success"})
-    ticks = iter([0.0, 0.4, 0.9, 1.0, 1.5])  # one call per request attempt, never a sleep
-    enforcer, _ = service(iam, ses, mode="always", limiter=RateLimiter(1.0, lambda: next(ticks)))
+    for number in range(count):
+        iam.add(f"user{number}", f"AKIA{number:016d}", 31, f"user{number}@example.com")
+    return iam, FakeSes({SENDER: "Success", "user0@example.com": "Success"})
+
+
+def test_every_unverified_owner_is_requested_in_one_run_one_a_second() -> None:
+    iam, ses = sandbox_owners(5)
+    clock = FakeTime()
+    limiter = RateLimiter(1.0, clock.monotonic, sleep=clock.sleep)
+    enforcer, _ = service(iam, ses, mode="always", limiter=limiter)
     outcome = enforcer.apply(enforcer.plan())
     assert ses.sent == ["user0@example.com"]
-    assert ses.requested == ["user1@example.com", "user4@example.com"]  # at t=0.0 and t=1.0
-    assert outcome.counts["notices_deferred"] == 4
+    assert ses.requested == [f"user{number}@example.com" for number in range(1, 5)]
+    assert clock.slept == [1.0, 1.0, 1.0]  # paced, never more than SES's 1 a second
+    assert outcome.counts["verifications_requested"] == 4
+    assert outcome.counts["notices_deferred"] == 4  # sent once the links are clicked
+
+
+def test_verification_requests_stop_at_the_cap_and_the_rest_wait_for_the_next_run() -> None:
+    iam, ses = sandbox_owners(5)
+    clock = FakeTime()
+    limiter = RateLimiter(1.0, clock.monotonic, sleep=clock.sleep, max_permits=2)
+    enforcer, sink = service(iam, ses, mode="always", limiter=limiter)
+    outcome = enforcer.apply(enforcer.plan())
+    assert ses.requested == ["user1@example.com", "user2@example.com"]
+    assert outcome.counts["verifications_postponed"] == 2
+    assert any("next run" in event.get("reason", "") for event in sink.events)
+    again, _ = service(
+        iam,
+        ses,
+        mode="always",
+        limiter=RateLimiter(1.0, clock.monotonic, sleep=clock.sleep, max_permits=2),
+    )
+    ses.status.update({"user1@example.com": "Pending", "user2@example.com": "Pending"})
+    again.apply(again.plan())
+    assert ses.requested[2:] == ["user3@example.com", "user4@example.com"]  # never a pending one
+
+
+def test_verification_pacing_stops_before_the_lambda_runs_out_of_time() -> None:
+    iam, ses = sandbox_owners(5)
+    clock = FakeTime()
+    left = [60.5]
+
+    def remaining() -> float:
+        return left[0] - clock.now
+
+    limiter = RateLimiter(1.0, clock.monotonic, sleep=clock.sleep, remaining=remaining)
+    enforcer, _ = service(iam, ses, mode="always", limiter=limiter)
+    enforcer.apply(enforcer.plan())
+    assert ses.requested == ["user1@example.com"]  # a second one would end 60 s from the end
+    assert clock.slept == []
 
 
 def test_auto_detects_the_sandbox_from_the_200_a_day_quota() -> None:
     iam = FakeIam()
-    iam.add("alice", "AKIA1", 31, "alice@example.com")
+    iam.add("alice", "AKIA0000000000000001", 31, "alice@example.com")
     ses = FakeSes({SENDER: "Success"}, quota=200)
     enforcer, _ = service(iam, ses, mode="auto")
     enforcer.apply(enforcer.plan())
@@ -187,7 +246,7 @@ def test_auto_detects_the_sandbox_from_the_200_a_day_quota() -> None:
 def test_the_daily_quota_defers_the_rest() -> None:
     iam = FakeIam()
     for number in range(3):
-        iam.add(f"user{number}", f"AKIA{number}", 31, f"user{number}@example.com")
+        iam.add(f"user{number}", f"AKIA{number:016d}", 31, f"user{number}@example.com")
     ses = FakeSes({SENDER: "Success"}, quota=2)
     enforcer, _ = service(iam, ses)
     outcome = enforcer.apply(enforcer.plan())
@@ -197,22 +256,25 @@ def test_the_daily_quota_defers_the_rest() -> None:
 
 def test_a_rejected_mail_is_a_failure_and_the_key_is_not_marked_notified() -> None:
     iam = FakeIam()
-    iam.add("alice", "AKIA1", 31, "alice@example.com")
-    iam.add("bob", "AKIA2", 31, "bob@example.com")
+    iam.add("alice", "AKIA0000000000000001", 31, "alice@example.com")
+    iam.add("bob", "AKIA0000000000000002", 31, "bob@example.com")
     ses = FakeSes({SENDER: "Success"})
     ses.reject.add("bob@example.com")
     enforcer, _ = service(iam, ses)
     outcome = enforcer.apply(enforcer.plan())
     assert len(outcome.failures) == 1
-    assert KeyRecord.decode(iam.tags["alice"][state_tag("AKIA1")]).notified == NOW.date()
-    assert state_tag("AKIA2") not in iam.tags["bob"]  # retried next run
+    assert (
+        KeyRecord.decode(iam.tags["alice"][state_tag("AKIA0000000000000001")]).notified
+        == NOW.date()
+    )
+    assert state_tag("AKIA0000000000000002") not in iam.tags["bob"]  # retried next run
 
 
 def test_one_mail_per_address_lists_all_their_keys() -> None:
     iam = FakeIam()
-    iam.add("alice", "AKIA1", 31, "team@example.com")
-    iam.add("alice", "AKIA2", 40, "team@example.com")
-    iam.add("bob", "AKIA3", 50, "team@example.com bob@example.com")
+    iam.add("alice", "AKIA0000000000000001", 31, "team@example.com")
+    iam.add("alice", "AKIA0000000000000002", 40, "team@example.com")
+    iam.add("bob", "AKIA0000000000000003", 50, "team@example.com bob@example.com")
     ses = FakeSes({SENDER: "Success"})
     enforcer, _ = service(iam, ses)
     outcome = enforcer.apply(enforcer.plan())
@@ -220,15 +282,43 @@ def test_one_mail_per_address_lists_all_their_keys() -> None:
     assert outcome.counts["notified"] == 3
 
 
-def test_malformed_state_tags_stop_the_run_before_any_write() -> None:
+def test_a_malformed_state_tag_flags_one_user_and_the_run_goes_on() -> None:
     iam = FakeIam()
-    iam.add("alice", "AKIA1", 90, "alice@example.com")
-    iam.add("bob", "AKIA2", 31, "bob@example.com")
-    iam.tags["alice"][state_tag("AKIA1")] = "notified@last-week"
-    enforcer, _ = service(iam, FakeSes({SENDER: "Success"}))
-    with pytest.raises(BadInputError, match="malformed"):
-        enforcer.plan()
+    iam.add("alice", "AKIA0000000000000001", 90, "alice@example.com")
+    iam.add("bob", "AKIA0000000000000002", 31, "bob@example.com")
+    iam.tags["alice"][state_tag("AKIA0000000000000001")] = "notified@last-week"
+    enforcer, sink = service(iam, FakeSes({SENDER: "Success"}))
+    planned = enforcer.plan()
+    enforcer.report_plan(planned, dry_run=False)
+    outcome = enforcer.apply(planned)
+    tagged = sorted(write[1] for write in iam.writes if write[0] == "tag")
+    assert tagged == ["alice", "bob"]  # both warned; alice's bad value replaced by a real mark
+    assert not any(w[0] == "status" for w in iam.writes)  # nobody deactivated
+    assert outcome.counts["tags_ignored"] == 1
+    [event] = [e for e in sink.events if e["action"] == "tag"]
+    assert (event["user"], event["kind"]) == ("alice", "malformed-state")
+
+
+def test_apply_without_a_sender_refuses_before_any_write_when_notices_are_owed() -> None:
+    iam = FakeIam()
+    iam.add("alice", "AKIA0000000000000001", 31, "alice@example.com")
+    ses = FakeSes({SENDER: "Success"})
+    enforcer = EnforceService(
+        iam,
+        iam,
+        ses,
+        FixedClock(),
+        EnforcementSettings(),
+        Templates.load(),
+        MailOptions(None),
+        ListSink(),
+    )
+    planned = enforcer.plan()  # planning needs no sender
+    assert [step.action.value for step in planned.steps] == ["notify"]
+    with pytest.raises(ConfigError, match="SOURCEMAIL"):
+        enforcer.apply(planned)
     assert iam.writes == []
+    assert ses.sent == []
 
 
 def test_enforcement_declares_its_permissions_and_never_deletes_identities() -> None:
@@ -274,3 +364,22 @@ def test_verification_status_asks_100_identities_at_a_time() -> None:
         stub.assert_no_pending_responses()
     assert found["user0@example.com"] == "Success"
     assert found["user149@example.com"] == "NotStarted"
+
+
+def test_a_key_nobody_can_be_told_about_is_an_audit_event_with_what_happens_next() -> None:
+    iam = FakeIam()
+    iam.add("ghost", "AKIA0000000000000009", 500, None)
+    enforcer, sink = service(iam, FakeSes({SENDER: "Success"}))
+    planned = enforcer.plan()
+    enforcer.report_plan(planned, dry_run=False)
+    outcome = enforcer.apply(planned)
+    [event] = [e for e in sink.events if e["action"] == "skip"]
+    assert (event["user"], event["key_id"], event["age_days"]) == (
+        "ghost",
+        "AKIA0000000000000009",
+        500,
+    )
+    assert event["outcome"] == "no-contact"
+    assert event["unattended"] is True
+    assert "Contact" in event["next"]
+    assert outcome.summary()["unattended"] == 1

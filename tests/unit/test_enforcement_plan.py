@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from keyturn.domain.enforcement import (
     Action,
     EnforcementSettings,
+    FlagKind,
     KeyRecord,
     MalformedRecordError,
     Mark,
@@ -71,7 +72,7 @@ def days_ago(days: int) -> str:
 
 def only_step(facts: UserFacts, rules: EnforcementSettings = RULES):  # type: ignore[no-untyped-def]
     result = plan([facts], NOW, rules)
-    assert not result.problems
+    assert not result.flags
     assert len(result.steps) == 1, (result.steps, result.skips)
     return result.steps[0]
 
@@ -184,24 +185,28 @@ def test_never_used_keys_have_their_own_threshold() -> None:
 def test_inactive_key_is_deleted_delete_after_days_after_deactivation() -> None:
     rules = EnforcementSettings(policy=PolicySettings(delete_after_days=14))
     record = f"notified@{days_ago(21)} deactivated@{days_ago(14)} told-deactivated@{days_ago(14)}"
-    step = only_step(user(key(60, active=False), records={KEY: record}), rules)
+    step = only_step(user(key(60, active=False, used_days_ago=30), records={KEY: record}), rules)
     assert step.action is Action.DELETE
     assert step.notice is Notice.DELETED
     younger = f"notified@{days_ago(20)} deactivated@{days_ago(13)} told-deactivated@{days_ago(13)}"
-    assert plan([user(key(60, active=False), records={KEY: younger})], NOW, rules).empty
+    assert plan(
+        [user(key(60, active=False, used_days_ago=30), records={KEY: younger})], NOW, rules
+    ).empty
 
 
 def test_an_inactive_key_keyturn_did_not_deactivate_is_recorded_first() -> None:
     rules = EnforcementSettings(policy=PolicySettings(delete_after_days=14))
-    step = only_step(user(key(60, active=False)), rules)
+    step = only_step(user(key(60, active=False, used_days_ago=30)), rules)
     assert step.action is Action.RECORD
     assert step.deadline == TODAY + timedelta(days=14)
-    assert plan([user(key(60, active=False))], NOW, RULES).ok == 1  # no deletion configured
+    assert (
+        plan([user(key(60, active=False, used_days_ago=30))], NOW, RULES).ok == 1
+    )  # no deletion configured
 
 
 def test_a_deactivation_notice_ses_did_not_accept_is_resent() -> None:
     record = {KEY: f"notified@{days_ago(8)} deactivated@{days_ago(1)}"}
-    step = only_step(user(key(38, active=False), records=record))
+    step = only_step(user(key(38, active=False, used_days_ago=30), records=record))
     assert step.action is Action.RESEND
     assert step.notice is Notice.DEACTIVATED
 
@@ -212,10 +217,13 @@ def test_state_of_a_key_that_no_longer_exists_is_forgotten() -> None:
     assert step.key_id == "AKIAGONEGONEGONEGONE"
 
 
-def test_an_owed_deletion_notice_is_resent_for_a_key_that_is_gone() -> None:
+def test_a_deleted_mark_on_a_key_that_is_gone_is_forgotten_never_mailed() -> None:
+    # The deletion notice is accepted before the key is deleted: nothing is owed, and
+    # re-mailing on the tag's word was the relay of issue 12.
     step = only_step(user(records={"AKIAGONEGONEGONEGONE": f"deleted@{days_ago(1)}"}))
-    assert step.action is Action.RESEND
-    assert step.notice is Notice.DELETED
+    assert step.action is Action.FORGET
+    assert step.notice is None
+    assert step.recipients == ()
 
 
 # -- exemptions and bad tags ------------------------------------------------------------
@@ -236,13 +244,32 @@ def test_exempt_by_tag_or_group_is_skipped_with_the_reason() -> None:
     assert not plan([user(key(400), tags={"keyturn:exempt": "false"})], NOW, rules).empty
 
 
-def test_malformed_state_or_exemption_tags_are_problems() -> None:
+def test_a_malformed_state_value_is_flagged_and_the_key_restarts_its_cycle() -> None:
+    bob = UserFacts(
+        user="bob",
+        tags={"Contact": "bob@example.com"},
+        keys=(key(40, user="bob", key_id="AKIABBBBBBBBBBBBBBBB"),),
+    )
+    result = plan([user(key(90), records={KEY: "notified yesterday"}), bob], NOW, RULES)
+    assert [(flag.user, flag.kind) for flag in result.flags] == [("alice", FlagKind.MALFORMED)]
+    assert "notified yesterday" in result.flags[0].line
+    assert [(step.user, step.action) for step in result.steps] == [
+        ("alice", Action.NOTIFY),  # not hidden, not deactivated: warned from today
+        ("bob", Action.NOTIFY),  # the run goes on for everyone else
+    ]
+    assert result.steps[0].record == KeyRecord()  # the next write replaces the bad value
+
+
+def test_a_non_boolean_exemption_skips_that_user_by_name_and_flags_it() -> None:
     rules = EnforcementSettings(policy=PolicySettings(exempt_tags={"keyturn:exempt": "true"}))
-    bad_state = plan([user(key(90), records={KEY: "notified yesterday"})], NOW, rules)
-    bad_exempt = plan([user(key(90), tags={"keyturn:exempt": "yes"})], NOW, rules)
-    for result in (bad_state, bad_exempt):
-        assert result.problems
-        assert result.empty
+    bob = UserFacts("bob", {"Contact": "bob@example.com"}, (key(40, user="bob"),))
+    result = plan([user(key(400), tags={"keyturn:exempt": "yes"}), bob], NOW, rules)
+    assert [flag.kind for flag in result.flags] == [FlagKind.BAD_EXEMPTION]
+    assert [(skip.user, skip.why, skip.age_days) for skip in result.skips] == [
+        ("alice", SkipReason.BAD_EXEMPTION, 400)
+    ]
+    assert result.unattended == result.skips
+    assert [step.user for step in result.steps] == ["bob"]
 
 
 def test_invalid_contact_addresses_are_warnings_and_the_rest_are_used() -> None:

@@ -21,7 +21,7 @@ from keyturn.cli import accounts as multi
 from keyturn.cli import exit_codes
 from keyturn.cli.context import CliContext
 from keyturn.config import Settings
-from keyturn.domain.enforcement import Plan
+from keyturn.domain.enforcement import Plan, SkipReason
 from keyturn.domain.errors import OperationFailedError
 from keyturn.ports import EventSink
 from keyturn.services.enforce import EnforceConfig, Outcome, resolve_config
@@ -56,7 +56,12 @@ def enforce(
         bool, typer.Option("--json", help="Print the plan and outcome as JSON.")
     ] = False,
     check: Annotated[
-        bool, typer.Option("--check", help="Dry run: exit 3 when the plan is not empty.")
+        bool,
+        typer.Option(
+            "--check",
+            help="Dry run: exit 3 when the plan is not empty or a key is out of policy"
+            " with nobody acting on it (no contact, notices off, unreadable exemption).",
+        ),
     ] = False,
     notify_after: Annotated[
         int | None, typer.Option("--notify-after", help="Days before the first notice (30).")
@@ -124,15 +129,24 @@ def enforce(
         typer.echo(json.dumps(_as_json(planned, outcome, dry_run), indent=2))
     else:
         _print(out, planned, outcome, dry_run)
+        if dry_run and config.mail.source_email is None and _owes_notices(planned):
+            out.print(
+                "[yellow]note:[/] no sender is set: --apply needs SOURCEMAIL"
+                " (or notify.source_email) to send these notices"
+            )
     if outcome is not None and outcome.failures:
         first = "; ".join(outcome.failures[:3])
         raise OperationFailedError(
             f"{len(outcome.failures)} step(s) failed ({first}); the rest was applied,"
             " and running enforce again retries what failed"
         )
-    if dry_run and check and not planned.empty:
+    if dry_run and check and (not planned.empty or planned.unattended):
         return exit_codes.OUT_OF_POLICY
     return exit_codes.OK
+
+
+def _owes_notices(planned: Plan) -> bool:
+    return any(step.notice is not None and step.recipients for step in planned.steps)
 
 
 def _print(out: Console, planned: Plan, outcome: Outcome | None, dry_run: bool) -> None:
@@ -156,6 +170,7 @@ def _print(out: Console, planned: Plan, outcome: Outcome | None, dry_run: bool) 
             out.print(f"[dim]... and {len(planned.steps) - SHOWN_ROWS} more (see --json)[/]")
     else:
         out.print(f"[green]{title}: nothing to do[/]")
+    _print_skips(out, planned)
     counts = Counter(step.action.value for step in planned.steps)
     skips = Counter(skip.why.value for skip in planned.skips)
     parts = [f"{count} {name}" for name, count in sorted(counts.items())]
@@ -165,8 +180,13 @@ def _print(out: Console, planned: Plan, outcome: Outcome | None, dry_run: bool) 
         + f"; {planned.ok} key(s) within policy"
         + "".join(f"; {count} skipped ({why})" for why, count in sorted(skips.items()))
     )
-    for warning in planned.warnings:
-        out.print(f"[yellow]warning:[/] {escape(warning)}")
+    if planned.unattended:
+        out.print(
+            f"[bold red]{len(planned.unattended)} key(s) out of policy with nobody acting on"
+            " them[/] (listed above; `--check` fails on them)"
+        )
+    for flag in planned.flags:
+        out.print(f"[yellow]ignored:[/] {escape(flag.line)}")
     if outcome is None:
         if planned.steps:
             out.print("[dim]run again with --apply to act on this plan[/]")
@@ -175,6 +195,32 @@ def _print(out: Console, planned: Plan, outcome: Outcome | None, dry_run: bool) 
     out.print(f"[bold]applied:[/] {done or 'nothing'}")
     for deferred in outcome.deferred:
         out.print(f"[yellow]deferred:[/] {escape(deferred)}")
+
+
+def _print_skips(out: Console, planned: Plan) -> None:
+    """Every skipped key that is out of policy, worst first: skipped keys never vanish."""
+    listed = sorted(
+        (skip for skip in planned.skips if skip.why is not SkipReason.EXEMPT),
+        key=lambda skip: (not skip.unattended, -(skip.age_days or 0)),
+    )
+    if not listed:
+        return
+    table = Table(title="skipped: out of policy, not acted on today", title_justify="left")
+    for column in ("user", "key id", "age", "reason", "why", "what happens next"):
+        table.add_column(column, overflow="fold")
+    for skip in listed[:SHOWN_ROWS]:
+        style = "bold red" if skip.unattended else ""
+        table.add_row(
+            escape(skip.user),
+            skip.key_id,
+            "" if skip.age_days is None else str(skip.age_days),
+            f"[{style}]{skip.why.value}[/]" if style else skip.why.value,
+            escape(skip.reason),
+            escape(skip.next),
+        )
+    out.print(table)
+    if len(listed) > SHOWN_ROWS:
+        out.print(f"[dim]... and {len(listed) - SHOWN_ROWS} more (see --json)[/]")
 
 
 def _as_json(planned: Plan, outcome: Outcome | None, dry_run: bool) -> dict[str, Any]:
@@ -195,8 +241,26 @@ def _as_json(planned: Plan, outcome: Outcome | None, dry_run: bool) -> dict[str,
             for step in planned.steps
         ],
         "skipped": len(planned.skips),
+        "skips": [
+            {
+                "user": skip.user,
+                "key_id": skip.key_id,
+                "age_days": skip.age_days,
+                "reason": skip.why.value,
+                "detail": skip.reason,
+                "deadline": skip.deadline.isoformat() if skip.deadline else None,
+                "next": skip.next,
+                "unattended": skip.unattended,
+            }
+            for skip in sorted(planned.skips, key=lambda skip: -(skip.age_days or 0))
+        ],
+        "unattended": len(planned.unattended),
         "within_policy": planned.ok,
         "warnings": list(planned.warnings),
+        "ignored_tags": [
+            {"user": flag.user, "tag": flag.tag, "kind": flag.kind.value, "detail": flag.detail}
+            for flag in planned.flags
+        ],
         "outcome": outcome.summary() if outcome else None,
         "failures": outcome.failures if outcome else [],
         "deferred": outcome.deferred if outcome else [],

@@ -28,6 +28,33 @@ characters (limit 256). A notice mark is written only after SES accepted the mai
 between the two sends that notice once more on the next run: a duplicate e-mail is the
 price of never deactivating a key whose owner was not told. A mark dated before the key
 became due (say the thresholds changed, or an unused key was used again) is ignored.
+
+These tags are claims, not commands
+-----------------------------------
+Anyone with `iam:TagUser` on a user (often the user itself) can write them, so the planner
+believes a state tag only as far as facts allow (`_Planner._trusted_records`):
+
+- the tag key must carry an access key id (`AKIA...`/`ASIA...`) that is one of *that* user's
+  current keys (ListAccessKeys). Anything else under the prefix is ignored, reported
+  (`Flag`), never echoed into mail and never acted on; a well-formed id of a key that no
+  longer exists is keyturn's own leftover (rotation deleted the key) and is removed.
+- every date must lie between the key's creation and today (both widened by `CLOCK_SKEW`);
+  `deactivated`/`inactive` of an inactive key may not precede its last recorded use. A
+  value that is malformed or implausible is ignored as a whole: the key has no state, so
+  its notice cycle restarts. A forged far-future date therefore cannot hide a key, and a
+  date before the key existed cannot get it deactivated without a notice.
+- a bad tag on one user flags that user (one line, one audit event); it never stops the run.
+
+What remains (documented, not solved here): a tag-writer can still back-date a *plausible*
+`notified@` (after the key became due, before today) and so cut the warning period short;
+the deactivation notice still goes out when the key is deactivated, and a key so
+deactivated can be reactivated by its owner. Nothing outside keyturn can prove a notice
+was sent: SES keeps no listable record of sent mail. Closing this needs state only
+keyturn can write (a KMS HMAC over user, key id and marks, or a store only keyturn's role
+writes); the design of that authenticated state is shared with the rotation journal.
+Recipients are the owner's own claim too: at most `max_recipients` plain addresses from
+the contact tag are mailed, and a mail's text holds only keyturn's own words, validated
+key ids, the user name IAM reports and dates.
 """
 
 from __future__ import annotations
@@ -44,9 +71,24 @@ from keyturn.domain.policy import PolicySettings, age_in_days, exemption
 STATE_TAG_PREFIX = "keyturn:enforce:"
 TAG_KEY_MAX = 128
 TAG_VALUE_MAX = 256
-EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+# A plain address: dot-separated atoms of letters, digits, `_ + -` before the @, a domain of
+# letter/digit/hyphen labels and an alphabetic top-level label. No quotes, comments, `%`
+# routing, `/`, `:` or `=` (all of which IAM tag values may carry), at most 254 characters.
+EMAIL = re.compile(
+    r"^(?=.{6,254}$)[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
 CONTACT_SEPARATORS = re.compile(r"[\s,;]+")
 BOOLEAN_WORDS = frozenset({"true", "false"})
+# IAM access key ids: AKIA (long-term) or ASIA (temporary) and upper-case letters or digits;
+# the API allows 16 to 128 characters, AWS issues 20.
+ACCESS_KEY_ID = re.compile(r"^A[KS]IA[A-Z0-9]{12,124}$")
+# How far a recorded date may lie beyond today or before the key's creation: another
+# keyturn (a laptop, a Lambda) writes the date from its own clock.
+CLOCK_SKEW = timedelta(hours=1)
+DEFAULT_MAX_RECIPIENTS = 2
+STALE_LOOKBACK_DAYS = 7  # users with a key this young are read: a rotation may have left a tag
+SHOWN_TEXT = 60  # at most this much of a hostile tag key or value is shown to the operator
 
 
 class Mark(StrEnum):
@@ -130,6 +172,7 @@ class EnforcementSettings:
     deactivate_without_notice: bool = False
     contact_tag: str = "Contact"
     fallback_contact: str | None = None
+    max_recipients: int = DEFAULT_MAX_RECIPIENTS
 
     def problems(self) -> list[str]:
         """Thresholds that make no sense; checked before anything is read or written."""
@@ -158,6 +201,11 @@ class EnforcementSettings:
             )
         if not self.contact_tag or len(self.contact_tag) > TAG_KEY_MAX:
             found.append("policy.contact_tag must be 1 to 128 characters")
+        if not 1 <= self.max_recipients <= 50:
+            found.append(
+                f"enforce.max_recipients must be 1 to 50 (got {self.max_recipients}): the"
+                " addresses a key's notice goes to"
+            )
         return found
 
 
@@ -210,16 +258,57 @@ class SkipReason(StrEnum):
     WAITING = "waiting"  # notified; the deadline has not come yet
     NO_CONTACT = "no-contact"
     NOTICES_OFF = "notices-off"
+    BAD_EXEMPTION = "bad-exemption"  # an exemption tag that is neither true nor false
+
+
+# Skips that leave a key out of policy with nobody acting on it: named every run, and they
+# make `enforce --check` fail. EXEMPT is an operator's choice; WAITING is on its way.
+UNATTENDED = frozenset({SkipReason.NO_CONTACT, SkipReason.NOTICES_OFF, SkipReason.BAD_EXEMPTION})
 
 
 @dataclass(frozen=True, slots=True)
 class Skip:
+    """A key enforcement does not act on today, why, and what happens to it next."""
+
     user: str
     key_id: str
     why: SkipReason
     reason: str
     age_days: int | None = None
     deadline: date | None = None
+    next: str = ""
+
+    @property
+    def unattended(self) -> bool:
+        return self.why in UNATTENDED
+
+
+class FlagKind(StrEnum):
+    """A tag keyturn did not believe, and what it did instead."""
+
+    BAD_KEY_ID = "bad-key-id"  # a state tag whose key is no access key id: ignored, left alone
+    MALFORMED = "malformed-state"  # a value keyturn never writes: ignored, notice cycle restarts
+    IMPLAUSIBLE = "implausible-state"  # a date in the future or before the key: ignored, restarts
+    BAD_EXEMPTION = "bad-exemption"  # neither true nor false: the user's keys are skipped
+    CONTACT = "contact"  # invalid addresses, or more than max_recipients: those are not mailed
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """One user's tag that keyturn ignored: one line for the operator, one audit event.
+
+    `tag` is the (shortened) tag key as the operator must find it; it is never put in a
+    mail.
+    """
+
+    user: str
+    kind: FlagKind
+    tag: str
+    detail: str
+
+    @property
+    def line(self) -> str:
+        return f"user {self.user}: {self.detail}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,32 +319,88 @@ class Plan:
     steps: tuple[Step, ...] = ()
     skips: tuple[Skip, ...] = ()
     ok: int = 0
-    problems: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
+    flags: tuple[Flag, ...] = ()
 
     @property
     def empty(self) -> bool:
         return not self.steps
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(flag.line for flag in self.flags)
+
+    @property
+    def unattended(self) -> tuple[Skip, ...]:
+        """Out-of-policy keys nobody acts on, oldest first."""
+        found = [skip for skip in self.skips if skip.unattended]
+        return tuple(sorted(found, key=lambda skip: -(skip.age_days or 0)))
+
+
+def shown(text: str) -> str:
+    """A hostile string as the operator may see it: quoted, shortened."""
+    if len(text) > SHOWN_TEXT:
+        text = text[: SHOWN_TEXT - 3] + "..."
+    return repr(text)
+
 
 def recipients_of(
-    tags: Mapping[str, str], contact_tag: str, fallback: str | None
+    tags: Mapping[str, str],
+    contact_tag: str,
+    fallback: str | None,
+    max_recipients: int = DEFAULT_MAX_RECIPIENTS,
 ) -> tuple[tuple[str, ...], list[str]]:
-    """Valid addresses from the contact tag (several allowed), else the fallback.
+    """At most `max_recipients` plain addresses from the contact tag, else the fallback.
 
     IAM tag values cannot hold commas, so addresses are separated by spaces; commas and
     semicolons are accepted too. Invalid addresses come back as warnings, not errors: one
-    typo must not stop the notice to the other addresses.
+    typo must not stop the notice to the other addresses. The cap is what keeps the tag
+    from turning keyturn's verified sender into a relay to a whole company.
     """
     raw = tags.get(contact_tag, "")
-    valid: list[str] = []
+    valid: dict[str, str] = {}
     invalid: list[str] = []
     for address in filter(None, CONTACT_SEPARATORS.split(raw)):
-        (valid if EMAIL.match(address) else invalid).append(address)
-    warnings = [f"{contact_tag} tag has an invalid address {address!r}" for address in invalid]
-    if not valid and fallback:
+        if EMAIL.match(address):
+            valid.setdefault(address.lower(), address)
+        else:
+            invalid.append(address)
+    warnings = [f"{contact_tag} tag has an invalid address {shown(address)}" for address in invalid]
+    named = tuple(valid.values())
+    if len(named) > max_recipients:
+        warnings.append(
+            f"{contact_tag} tag names {len(named)} addresses; only the first {max_recipients}"
+            f" are mailed (enforce.max_recipients), not {' '.join(named[max_recipients:])}"
+        )
+        named = named[:max_recipients]
+    if not named and fallback:
         return (fallback,), warnings
-    return tuple(dict.fromkeys(valid)), warnings
+    return named, warnings
+
+
+def plausibility(record: KeyRecord, key: AccessKey, now: datetime) -> str | None:
+    """Why a record cannot be keyturn's for this key, or None when it can be.
+
+    Every mark must fall between the key's creation and today (widened by CLOCK_SKEW). For
+    an inactive key, `deactivated`/`inactive` (which start the deletion clock) may not
+    precede the key's last recorded use: a key is not used while it is inactive.
+    """
+    latest = (now + CLOCK_SKEW).date()
+    earliest = (key.created - CLOCK_SKEW).date()
+    for mark in Mark:
+        when = record.get(mark)
+        if when is None:
+            continue
+        if when > latest:
+            return f"{mark.value}@{when} is in the future"
+        if when < earliest:
+            return f"{mark.value}@{when} is before the key was created on {key.created.date()}"
+    if not key.active and key.last_used is not None:
+        used = key.last_used.date.date()
+        for mark in (Mark.DEACTIVATED, Mark.INACTIVE):
+            when = record.get(mark)
+            if when is not None and when < used:
+                return f"{mark.value}@{when} but the key was used on {used}"
+    return None
 
 
 def plan(users: Iterable[UserFacts], now: datetime, settings: EnforcementSettings) -> Plan:
@@ -268,8 +413,7 @@ def plan(users: Iterable[UserFacts], now: datetime, settings: EnforcementSetting
         steps=tuple(planner.steps),
         skips=tuple(planner.skips),
         ok=planner.ok,
-        problems=tuple(planner.problems),
-        warnings=tuple(planner.warnings),
+        flags=tuple(planner.flags),
     )
 
 
@@ -314,57 +458,108 @@ class _Planner:
         self.steps: list[Step] = []
         self.skips: list[Skip] = []
         self.ok = 0
-        self.problems: list[str] = []
-        self.warnings: list[str] = []
+        self.flags: list[Flag] = []
 
     # -- per user ---------------------------------------------------------------------
 
     def user(self, facts: UserFacts) -> None:
-        records = self._records(facts)
-        if records is None:
+        live = {key.key_id: key for key in facts.keys if key.key_id is not None}
+        if self._bad_exemption(facts, live):
             return
+        records, stale = self._trusted_records(facts, live)
         to, invalid = recipients_of(
-            facts.tags, self.settings.contact_tag, self.settings.fallback_contact
+            facts.tags,
+            self.settings.contact_tag,
+            self.settings.fallback_contact,
+            self.settings.max_recipients,
         )
-        self.warnings.extend(f"{facts.user}: {warning}" for warning in invalid)
-        live = set()
-        for key in facts.keys:
-            if key.key_id is None:
-                continue
-            live.add(key.key_id)
+        for warning in invalid:
+            self._flag(facts.user, FlagKind.CONTACT, self.settings.contact_tag, warning)
+        for key in live.values():
+            assert key.key_id is not None
             self._key(key, facts, records.get(key.key_id, KeyRecord()), to)
-        for key_id, record in sorted(records.items()):
-            if key_id not in live:
-                self._gone(facts.user, key_id, record, to)
+        for key_id in stale:
+            self._forget(facts.user, key_id)
 
-    def _records(self, facts: UserFacts) -> dict[str, KeyRecord] | None:
-        """Parse the user's state tags; a malformed one is a problem that stops the run."""
-        records: dict[str, KeyRecord] = {}
-        bad = False
-        for tag, value in facts.tags.items():
-            if not tag.startswith(STATE_TAG_PREFIX):
-                continue
-            key_id = tag[len(STATE_TAG_PREFIX) :]
-            try:
-                records[key_id] = KeyRecord.decode(value)
-            except MalformedRecordError as exc:
-                self.problems.append(
-                    f"user {facts.user}: tag {tag} has a malformed value {value!r} ({exc});"
-                    " fix it (e.g. 'notified@2026-01-31') or remove it"
-                )
-                bad = True
+    def _bad_exemption(self, facts: UserFacts, live: Mapping[str, AccessKey]) -> bool:
+        """An exemption tag that is neither true nor false: the user's keys are skipped.
+
+        The owner meant *something*; acting on a key whose owner may have asked for an
+        exemption is the harm here, so the keys are named as skipped every run, never hidden.
+        """
         for tag, wanted in self.policy.exempt_tags.items():
             found = facts.tags.get(tag)
             if (
-                found is not None
-                and wanted.lower() in BOOLEAN_WORDS
-                and found.lower() not in BOOLEAN_WORDS
+                found is None
+                or wanted.lower() not in BOOLEAN_WORDS
+                or found.lower() in BOOLEAN_WORDS
             ):
-                self.problems.append(
-                    f"user {facts.user}: exemption tag {tag} should be true or false, got {value!r}"
+                continue
+            why = f"exemption tag {tag} should be true or false, got {shown(found)}"
+            self._flag(facts.user, FlagKind.BAD_EXEMPTION, tag, f"{why}; its keys are skipped")
+            for key in live.values():
+                self._skip(
+                    key,
+                    SkipReason.BAD_EXEMPTION,
+                    why,
+                    age_in_days(key.created, self.now),
+                    next=f"not acted on until {tag} is true or false; fix or remove the tag",
                 )
-                bad = True
-        return None if bad else records
+            return True
+        return False
+
+    def _trusted_records(
+        self, facts: UserFacts, live: Mapping[str, AccessKey]
+    ) -> tuple[dict[str, KeyRecord], list[str]]:
+        """The state tags keyturn believes, by key id; and ids of keys that are gone.
+
+        See "These tags are claims" in the module docstring: anything not believed is
+        flagged and counts as no state.
+        """
+        records: dict[str, KeyRecord] = {}
+        stale: list[str] = []
+        for tag, value in sorted(facts.tags.items()):
+            if not tag.startswith(STATE_TAG_PREFIX):
+                continue
+            key_id = tag[len(STATE_TAG_PREFIX) :]
+            if not ACCESS_KEY_ID.match(key_id):
+                self._flag(
+                    facts.user,
+                    FlagKind.BAD_KEY_ID,
+                    tag,
+                    f"tag {shown(tag)} names no access key id; ignored (remove it)",
+                )
+                continue
+            key = live.get(key_id)
+            if key is None:
+                stale.append(key_id)  # keyturn's leftover, or names another user's key
+                continue
+            try:
+                record = KeyRecord.decode(value)
+            except MalformedRecordError as exc:
+                self._flag(
+                    facts.user,
+                    FlagKind.MALFORMED,
+                    tag,
+                    f"tag {tag} has a value keyturn never writes, {shown(value)} ({exc});"
+                    " ignored, so the key's notice cycle starts again",
+                )
+                continue
+            doubt = plausibility(record, key, self.now)
+            if doubt is not None:
+                self._flag(
+                    facts.user,
+                    FlagKind.IMPLAUSIBLE,
+                    tag,
+                    f"tag {tag} cannot be keyturn's: {doubt}; ignored, so the key's notice"
+                    " cycle starts again",
+                )
+                continue
+            records[key_id] = record
+        return records, stale
+
+    def _flag(self, user: str, kind: FlagKind, tag: str, detail: str) -> None:
+        self.flags.append(Flag(user, kind, shown(tag) if len(tag) > SHOWN_TEXT else tag, detail))
 
     # -- per key ----------------------------------------------------------------------
 
@@ -376,7 +571,7 @@ class _Planner:
         age = age_in_days(key.created, self.now)
         exempt = exemption(key, self.policy)
         if exempt is not None:
-            self._skip(key, SkipReason.EXEMPT, exempt, age)
+            self._skip(key, SkipReason.EXEMPT, exempt, age, next="never acted on while exempt")
             return
         if key.active:
             self._active(key, record, to, age)
@@ -403,6 +598,8 @@ class _Planner:
                     SkipReason.NOTICES_OFF,
                     f"{due.why}; notices are off, so not deactivated",
                     age,
+                    next="stays active: turn notices on, or set"
+                    " enforce.deactivate_without_notice=true to deactivate on schedule",
                 )
                 return
             deadline = self.today + grace
@@ -411,7 +608,9 @@ class _Planner:
                 why += (
                     f"; past its deadline but never notified, so deactivation moves to {deadline}"
                 )
-            self._notice_step(key, record, to, age, Action.NOTIFY, Notice.WARNING, why, deadline)
+            self._notice_step(
+                key, record, to, age, Action.NOTIFY, Notice.WARNING, why, deadline, due
+            )
             return
         deadline = notified + grace
         if self.today >= deadline:
@@ -421,10 +620,17 @@ class _Planner:
         last = record.reminded or notified
         if every is not None and self.settings.notify and (self.today - last).days >= every:
             why = f"{due.why}; notified on {notified}, last told on {last}"
-            self._notice_step(key, record, to, age, Action.REMIND, Notice.REMINDER, why, deadline)
+            self._notice_step(
+                key, record, to, age, Action.REMIND, Notice.REMINDER, why, deadline, due
+            )
             return
         self._skip(
-            key, SkipReason.WAITING, f"{due.why}; notified on {notified}", age, deadline=deadline
+            key,
+            SkipReason.WAITING,
+            f"{due.why}; notified on {notified}",
+            age,
+            deadline=deadline,
+            next=f"deactivated on {deadline} unless rotated",
         )
 
     def _deactivate(
@@ -501,28 +707,20 @@ class _Planner:
             return
         self.ok += 1
 
-    def _gone(self, user: str, key_id: str, record: KeyRecord, to: tuple[str, ...]) -> None:
-        """A state tag naming a key that no longer exists."""
-        if record.deleted is not None and self.settings.notify and to:
-            self.steps.append(
-                Step(
-                    user=user,
-                    key_id=key_id,
-                    action=Action.RESEND,
-                    reason=f"deleted on {record.deleted}; the notice is still owed",
-                    record=record,
-                    notice=Notice.DELETED,
-                    recipients=to,
-                )
-            )
-            return
+    def _forget(self, user: str, key_id: str) -> None:
+        """A state tag naming a key the user no longer has: removed, never mailed about.
+
+        A deletion's notice is accepted by SES before the key is deleted (see
+        services.enforce), so a `deleted@` mark on a gone key owes nothing; re-mailing on its
+        word is what let a forged tag turn keyturn into a relay.
+        """
         self.steps.append(
             Step(
                 user=user,
                 key_id=key_id,
                 action=Action.FORGET,
                 reason="the key no longer exists; its state tag is removed",
-                record=record,
+                record=KeyRecord(),
             )
         )
 
@@ -538,15 +736,27 @@ class _Planner:
         notice: Notice,
         why: str,
         deadline: date,
+        due: _Due,
     ) -> None:
         assert key.key_id is not None
         if not to:
+            tag = self.settings.contact_tag
+            if self.settings.deactivate_without_notice:
+                on = due.since.date() + timedelta(days=self.policy.grace_days)
+                then = f"deactivated without notice on {on} (enforce.deactivate_without_notice)"
+            else:
+                then = (
+                    f"stays active and is named every run until the user has a {tag} tag"
+                    " or notify.fallback_contact is set (or set"
+                    " enforce.deactivate_without_notice=true to deactivate it on schedule)"
+                )
             self._skip(
                 key,
                 SkipReason.NO_CONTACT,
-                f"{why}; no {self.settings.contact_tag} tag and no fallback contact, so the"
-                " owner cannot be warned and the key is not deactivated",
+                f"{due.why}; no valid {tag} address and no fallback contact, so the owner"
+                " cannot be warned",
                 age,
+                next=then,
             )
             return
         self.steps.append(
@@ -571,24 +781,37 @@ class _Planner:
         age: int,
         *,
         deadline: date | None = None,
+        next: str = "",
     ) -> None:
         assert key.key_id is not None
-        self.skips.append(Skip(key.user, key.key_id, why, reason, age, deadline))
+        self.skips.append(Skip(key.user, key.key_id, why, reason, age, deadline, next))
 
     def _delete_date(self, since: date) -> date | None:
         after = self.policy.delete_after_days
         return None if after is None else since + timedelta(days=after)
 
 
-def needs_a_look(keys: Iterable[AccessKey], now: datetime, settings: EnforcementSettings) -> bool:
+def needs_a_look(
+    keys: Iterable[AccessKey],
+    now: datetime,
+    settings: EnforcementSettings,
+    *,
+    recent: bool = True,
+) -> bool:
     """Whether a user's tags and live keys must be read at all (from report rows alone).
 
     A user whose keys are all active and not yet due cannot need any step (state recorded
-    before a key became due is ignored), so enforcement skips their per-user IAM calls.
+    before a key became due is ignored), so enforcement skips their per-user IAM calls;
+    except a user with a key created in the last STALE_LOOKBACK_DAYS: a rotation (or an
+    owner who rotated by hand) may just have deleted a key whose state tag must go (IAM
+    allows 50 tags a user). Older leftovers go the next time one of the user's keys is due.
+    `recent=False` asks only whether a key itself needs a step.
     """
     for key in keys:
         if not key.active:
             return True
         if due_rule(key, now, settings) is not None:
+            return True
+        if recent and key.created >= now - timedelta(days=STALE_LOOKBACK_DAYS):
             return True
     return False

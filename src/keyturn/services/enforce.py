@@ -14,7 +14,9 @@ Applying, in this order, so that nothing is claimed before it happened:
 3. for keys whose mail SES accepted: deletions that owed a notice, then notice marks.
 
 A step that fails is reported and the run goes on with the others; the shell turns any
-failure into exit 1 (CLI) or a raised error (Lambda).
+failure into exit 1 (CLI) or a raised error (Lambda). A tag keyturn does not believe (see
+keyturn.domain.enforcement) is a `Flag` in the plan: one audit event and one summary line,
+and the run goes on for everyone else.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from keyturn.adapters.iam_keys import IamKeyWriter
 from keyturn.adapters.ses import NOT_REQUESTED, VERIFIED, SesMailer
 from keyturn.config import Settings
 from keyturn.domain.enforcement import (
+    STATE_TAG_PREFIX,
     Action,
     EnforcementSettings,
     KeyRecord,
@@ -47,7 +50,7 @@ from keyturn.domain.enforcement import (
     plan,
     state_tag,
 )
-from keyturn.domain.errors import BadInputError, ConfigError, KeyturnError
+from keyturn.domain.errors import ConfigError, KeyturnError
 from keyturn.domain.model import ROOT_USER, AccessKey, KeyStatus
 from keyturn.notices import Templates
 from keyturn.ports import Clock, EventSink, KeyWriter, Mailer, UserDirectory
@@ -108,19 +111,59 @@ def _no_checkpoint(step: str) -> None:
     return None
 
 
-class RateLimiter:
-    """At most one permit per `interval` seconds; never sleeps (a denied caller skips)."""
+# SES takes one verification request a second; a run asks for at most this many by default
+# (about half a minute of pacing), the rest on the next run.
+DEFAULT_MAX_VERIFICATIONS = 30
+# With a deadline (a Lambda's remaining time), pacing stops this long before it.
+DEADLINE_RESERVE_SECONDS = 60.0
 
-    def __init__(self, interval: float = 1.0, monotonic: Callable[[], float] = time.monotonic):
+
+class RateLimiter:
+    """Permits at least `interval` seconds apart, waiting for the next one within bounds.
+
+    SES accepts one verification request a second. Seed 002 slept a second per request for
+    as long as it took; the first version of this class never waited, so one owner was
+    verified per run (three owners took five daily runs). Now a run waits its turn for up to
+    `max_permits` permits, and never past `remaining() - DEADLINE_RESERVE_SECONDS` when a
+    deadline is given (a Lambda passes its remaining time): a refused caller defers its
+    request to the next run. `sleep=None` restores never-waiting.
+    """
+
+    def __init__(
+        self,
+        interval: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        *,
+        sleep: Callable[[float], None] | None = time.sleep,
+        max_permits: int | None = DEFAULT_MAX_VERIFICATIONS,
+        remaining: Callable[[], float] | None = None,
+    ):
         self._interval = interval
         self._monotonic = monotonic
+        self._sleep = sleep
+        self._max = max_permits
+        self._remaining = remaining
         self._last: float | None = None
+        self.granted = 0
+        self.refusal = ""
 
     def try_acquire(self) -> bool:
-        now = self._monotonic()
-        if self._last is not None and now - self._last < self._interval:
+        if self._max is not None and self.granted >= self._max:
+            self.refusal = f"this run's {self._max} requests are used up"
             return False
+        now = self._monotonic()
+        wait = 0.0 if self._last is None else self._last + self._interval - now
+        if wait > 0:
+            if self._sleep is None:
+                self.refusal = "SES takes 1 request a second"
+                return False
+            if self._remaining is not None and self._remaining() - wait < DEADLINE_RESERVE_SECONDS:
+                self.refusal = "the run's time is nearly up"
+                return False
+            self._sleep(wait)
+            now = self._monotonic()
         self._last = now
+        self.granted += 1
         return True
 
 
@@ -160,7 +203,10 @@ class Outcome:
             "mails_sent",
             "notices_deferred",
             "verifications_requested",
+            "verifications_postponed",
             "skipped",
+            "unattended",
+            "tags_ignored",
             "failed",
         )
         return {key: self.counts.get(key, 0) for key in keys}
@@ -171,6 +217,7 @@ class MailOptions:
     source_email: str | None
     verify_sender: bool = True
     recipient_verification: RecipientVerification = "auto"
+    max_verifications: int = DEFAULT_MAX_VERIFICATIONS
 
 
 class EnforceService:
@@ -188,6 +235,7 @@ class EnforceService:
         workers: int = 8,
         limiter: RateLimiter | None = None,
         checkpoint: Callable[[str], None] = _no_checkpoint,
+        remaining_seconds: Callable[[], float] | None = None,
     ) -> None:
         self._iam = directory
         self._writer = writer
@@ -198,29 +246,33 @@ class EnforceService:
         self._mail = mail
         self._events = events
         self._workers = max(1, workers)
-        self._limiter = limiter or RateLimiter()
+        self._limiter = limiter or RateLimiter(
+            max_permits=mail.max_verifications, remaining=remaining_seconds
+        )
         self._checkpoint = checkpoint
         self._buffer = threading.local()
 
     # -- reading and planning -----------------------------------------------------------
 
     def plan(self) -> Plan:
-        """Read the account and compute the plan. Raises BadInputError on malformed tags."""
+        """Read the account and compute the plan; tags not believed are flags in it."""
         now = self._clock.now()
         unread: list[int] = [0]
-        result = plan(self.inventory(now, unread), now, self._settings)
-        result = replace(result, ok=result.ok + unread[0])
-        if result.problems:
-            shown = "; ".join(result.problems[:3])
-            more = f" (and {len(result.problems) - 3} more)" if len(result.problems) > 3 else ""
-            raise BadInputError(
-                f"{len(result.problems)} tag(s) keyturn cannot read, nothing was changed: "
-                f"{shown}{more}"
-            )
-        return result
+        result = plan(
+            (facts for facts in self.inventory(now, unread) if facts is not None),
+            now,
+            self._settings,
+        )
+        return replace(result, ok=result.ok + unread[0])
 
-    def inventory(self, now: datetime, unread: list[int] | None = None) -> Iterator[UserFacts]:
-        """Facts for every user that may need a step; `unread[0]` counts the other keys."""
+    def inventory(
+        self, now: datetime, unread: list[int] | None = None
+    ) -> Iterator[UserFacts | None]:
+        """Facts for every user that may need a step; `unread[0]` counts the other keys.
+
+        A user read only for a young key (a possible leftover tag, see `needs_a_look`) that
+        carries no state tag comes back as None, after one ListUserTags call.
+        """
         counter = unread if unread is not None else [0]
 
         def wanted(keys: list[AccessKey]) -> bool:
@@ -235,16 +287,27 @@ class EnforceService:
         rows = (list(keys) for _, keys in groupby(self._iam.credential_report(), _user_of))
         candidates = (keys for keys in rows if wanted(keys))
 
-        def read(keys: list[AccessKey]) -> UserFacts:
-            return self._facts(keys, groups)
+        def read(keys: list[AccessKey]) -> UserFacts | None:
+            due = needs_a_look(keys, now, self._settings, recent=False)
+            found = self._facts(keys, groups, due=due)
+            if found is None:
+                with lock:
+                    counter[0] += len(keys)
+            return found
+
+        lock = threading.Lock()
 
         with ThreadPoolExecutor(max_workers=self._workers) as pool:
             for chunk in _chunks(candidates, CHUNK_USERS):
                 yield from pool.map(read, chunk)
 
-    def _facts(self, rows: list[AccessKey], groups: Mapping[str, frozenset[str]]) -> UserFacts:
+    def _facts(
+        self, rows: list[AccessKey], groups: Mapping[str, frozenset[str]], *, due: bool = True
+    ) -> UserFacts | None:
         user = rows[0].user
         tags = self._iam.user_tags(user)
+        if not due and not any(tag.startswith(STATE_TAG_PREFIX) for tag in tags):
+            return None
         live = self._iam.list_access_keys(user)
         slots = {key_id: slot for slot, key_id in match_slots(rows, live).items()}
         by_slot = {row.slot: row for row in rows}
@@ -268,9 +331,16 @@ class EnforceService:
     # -- reporting a plan ---------------------------------------------------------------
 
     def report_plan(self, planned: Plan, *, dry_run: bool) -> None:
-        """One event per planned step, skip and warning (a dry run emits only these)."""
-        for warning in planned.warnings:
-            self._emit("warning", "reported", reason=warning)
+        """One event per planned step, skip and flagged tag (a dry run emits only these)."""
+        for flag in planned.flags:
+            self._emit(
+                "tag",
+                "ignored",
+                user=flag.user,
+                tag=flag.tag,
+                kind=flag.kind.value,
+                reason=flag.detail,
+            )
         if dry_run:
             for step in planned.steps:
                 self._emit_step(step, "planned", dry_run=True)
@@ -280,8 +350,19 @@ class EnforceService:
     # -- applying -----------------------------------------------------------------------
 
     def apply(self, planned: Plan) -> Outcome:
+        """Act on the plan. Raises ConfigError, before any write, when notices are owed and
+        no sender is set (a dry run needs none)."""
+        if self._mail.source_email is None and any(
+            step.notice is not None and step.recipients for step in planned.steps
+        ):
+            raise ConfigError(
+                "notices are due but no sender is set: set SOURCEMAIL (or notify.source_email),"
+                " or turn notices off with KEYTURN_ENFORCE_NOTIFY=false; nothing was changed"
+            )
         outcome = Outcome()
         outcome.counts["skipped"] += len(planned.skips)
+        outcome.counts["unattended"] += len(planned.unattended)
+        outcome.counts["tags_ignored"] += len(planned.flags)
         today = planned.today
 
         def act(step: Step, local: Outcome) -> KeyRecord | None:
@@ -409,8 +490,8 @@ class EnforceService:
         if not by_address:
             return set()
         sender = self._mail.source_email
-        if sender is None or self._templates is None:  # resolve_config checked; a guard
-            raise BadInputError("notify.source_email (SOURCEMAIL) is required to send notices")
+        if sender is None or self._templates is None:  # apply() checked; a guard
+            raise ConfigError("notify.source_email (SOURCEMAIL) is required to send notices")
         gate = _SesGate(self._mailer, sender, self._mail, self._limiter, self._emit, outcome)
         try:
             gate.prepare(by_address)
@@ -505,6 +586,8 @@ class EnforceService:
             age_days=skip.age_days,
             reason=skip.reason,
             deadline=_iso(skip.deadline),
+            next=skip.next or None,
+            unattended=skip.unattended or None,
             dry_run=dry_run,
         )
 
@@ -584,9 +667,10 @@ class _SesGate:
         if status not in UNVERIFIED_RETRYABLE:
             return f"{address} is not verified in SES ({status})"
         if not self._limiter.try_acquire():
+            self._outcome.counts["verifications_postponed"] += 1
             return (
-                f"{address} is not verified in SES; its verification request waits for a"
-                " later run (SES takes 1 request a second)"
+                f"{address} is not verified in SES; its verification request waits for the"
+                f" next run ({self._limiter.refusal})"
             )
         try:
             self._mailer.request_verification(address)
@@ -643,13 +727,18 @@ def resolve_config(settings: Settings) -> EnforceConfig:
         deactivate_without_notice=section.deactivate_without_notice,
         contact_tag=settings.policy.contact_tag,
         fallback_contact=settings.notify.fallback_contact,
+        max_recipients=section.max_recipients,
     )
+    # A dry run needs no sender (it only prints the plan); a run that acts with notices on
+    # does, and is refused here, before anything is read. apply() checks again, before its
+    # first write, for a caller that turned a dry-run configuration into a real run.
     problems = rules.problems()
-    if section.notify and not settings.notify.source_email:
+    if section.notify and not section.dry_run and not settings.notify.source_email:
         problems.insert(
             0,
             "notices are on but no sender is set: set SOURCEMAIL (or notify.source_email),"
-            " or turn notices off with KEYTURN_ENFORCE_NOTIFY=false",
+            " turn notices off with KEYTURN_ENFORCE_NOTIFY=false, or leave out --apply for"
+            " a dry run",
         )
     if problems:
         raise ConfigError("invalid enforce settings: " + "; ".join(problems))
@@ -660,6 +749,7 @@ def resolve_config(settings: Settings) -> EnforceConfig:
             source_email=settings.notify.source_email,
             verify_sender=section.verify_sender,
             recipient_verification=section.recipient_verification,
+            max_verifications=section.max_verifications_per_run,
         ),
         templates=templates,
         dry_run=section.dry_run,
