@@ -129,6 +129,17 @@ MEANINGS: dict[str, str] = {
     "rotate.verify_interval_seconds": "pause between verification calls",
     "rotate.overlap_minutes": "keep the old key active this long after promotion",
     "rotate.grace_days": "then delete it, this many days after the rotation started",
+    "enforce.max_recipients": (
+        "at most this many plain addresses from a user's `Contact` tag get a notice; the rest "
+        "are reported, never mailed"
+    ),
+    "enforce.max_verifications_per_run": (
+        "SES identity verification requests per run, one a second; the rest wait for the next run"
+    ),
+    "enforce.deactivate_without_notice": (
+        "deactivate due keys whose owner cannot be mailed (no contact); off: they are only "
+        "reported, and `--check` fails while one exists"
+    ),
     "rotate.enroll_hold_days": (
         "`keyturn enroll`'s first rotation keeps the old key active this long, so consumers "
         "can be pointed at the store"
