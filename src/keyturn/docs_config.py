@@ -136,10 +136,6 @@ MEANINGS: dict[str, str] = {
     "enforce.max_verifications_per_run": (
         "SES identity verification requests per run, one a second; the rest wait for the next run"
     ),
-    "enforce.deactivate_without_notice": (
-        "deactivate due keys whose owner cannot be mailed (no contact); off: they are only "
-        "reported, and `--check` fails while one exists"
-    ),
     "rotate.enroll_hold_days": (
         "`keyturn enroll`'s first rotation keeps the old key active this long, so consumers "
         "can be pointed at the store"

@@ -86,20 +86,24 @@ def test_bad_account_flags_exit_2(
 def test_rotate_across_accounts_stores_each_key_in_its_own_account(
     keyturn: Run, aws: LocalAws, org: list[str]
 ) -> None:
+    env = {
+        "KEYTURN_ROTATE_STORE": "secretsmanager",
+        "KEYTURN_ROTATE_PATH": "iam/{account}/{user}",
+        "KEYTURN_ROTATE_VERIFY_INTERVAL_SECONDS": "0",
+        "KEYTURN_ROTATE_ENROLL_HOLD_DAYS": "0",
+    }
     for account in org:
         age_keys(account, 40)
-    result = keyturn(
-        "rotate",
-        "--org",
-        "--role-name",
-        ROLE,
-        "--due",
-        env={
-            "KEYTURN_ROTATE_STORE": "secretsmanager",
-            "KEYTURN_ROTATE_PATH": "iam/{account}/{user}",
-            "KEYTURN_ROTATE_VERIFY_INTERVAL_SECONDS": "0",
-        },
-    )
+    skipped = keyturn("rotate", "--org", "--role-name", ROLE, "--due", env=env)
+    assert skipped.returncode == 0, skipped.stderr + skipped.stdout
+    assert "due, not enrolled" in skipped.stderr
+    for account in org:  # an operator enrolls each account's user (its first rotation)
+        enrolled = keyturn(
+            "enroll", f"u-{account}", "--accounts", account, "--role-name", ROLE, env=env
+        )
+        assert enrolled.returncode == 0, enrolled.stderr + enrolled.stdout
+        age_keys(account, 40)
+    result = keyturn("rotate", "--org", "--role-name", ROLE, "--due", env=env)
     assert result.returncode == 0, result.stderr + result.stdout
     for account in org:
         assert f"{account}/u-{account}" in result.stdout

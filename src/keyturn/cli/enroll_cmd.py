@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -16,10 +18,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from keyturn.cli import exit_codes
+from keyturn.cli.accounts import (
+    AccountsOption,
+    OrgOption,
+    RoleNameOption,
+    across,
+    choose,
+    report_failures,
+)
 from keyturn.cli.context import CliContext
 from keyturn.domain.errors import BadInputError
 from keyturn.services.enrollment import EnrollmentService, EnrollOutcome
-from keyturn.wiring import build_aws, build_enrollment
+from keyturn.wiring import Aws, build_aws, build_enrollment
 
 SCHEMA = "keyturn.enroll/v1"
 
@@ -48,6 +58,9 @@ def enroll(
         bool, typer.Option("--dry-run", "-n", help="Print what would happen; change nothing.")
     ] = False,
     as_json: JsonOpt = False,
+    accounts: AccountsOption = None,
+    org: OrgOption = False,
+    role_name: RoleNameOption = None,
 ) -> int:
     """Enroll users for scheduled rotation: their consumers read the store from now on.
 
@@ -57,11 +70,14 @@ def enroll(
     store. If the store already serves a working active key of the user, the enrollment is
     only recorded.
     """
-    service = _service(ctx, store, path, {"rotate.enroll_hold_days": hold_days})
-    users = _unique(users)
-    outcomes = [service.plan(u) if dry_run else service.enroll(u) for u in users]
+    names = _unique(users)
     title = "enrollment plan (dry run: nothing changed)" if dry_run else "enrollment"
-    return _report(outcomes, title, as_json)
+
+    def work(service: EnrollmentService, user: str) -> EnrollOutcome:
+        return service.plan(user) if dry_run else service.enroll(user)
+
+    extra: dict[str, object] = {"rotate.enroll_hold_days": hold_days, "fanout.role_name": role_name}
+    return _run(ctx, store, path, extra, names, work, (accounts, org), title, as_json)
 
 
 def unenroll(
@@ -70,27 +86,56 @@ def unenroll(
     store: StoreOpt = None,
     path: PathOpt = None,
     as_json: JsonOpt = False,
+    accounts: AccountsOption = None,
+    org: OrgOption = False,
+    role_name: RoleNameOption = None,
 ) -> int:
     """Stop scheduled rotation of users; their keys and store entries stay as they are."""
-    service = _service(ctx, store, path, {})
-    outcomes = [service.unenroll(u) for u in _unique(users)]
-    return _report(outcomes, "unenrollment", as_json)
+
+    def work(service: EnrollmentService, user: str) -> EnrollOutcome:
+        return service.unenroll(user)
+
+    extra: dict[str, object] = {"fanout.role_name": role_name}
+    names = _unique(users)
+    return _run(ctx, store, path, extra, names, work, (accounts, org), "unenrollment", as_json)
+
+
+def _run(
+    ctx: typer.Context,
+    store: str | None,
+    path: str | None,
+    extra: dict[str, object],
+    users: list[str],
+    work: Callable[[EnrollmentService, str], EnrollOutcome],
+    where: tuple[str | None, bool],
+    title: str,
+    as_json: bool,
+) -> int:
+    """Each user in this account, or in every chosen account (users named per account)."""
+    cli: CliContext = ctx.obj
+    settings = cli.settings({"rotate.store": store, "rotate.path": path, **extra}).settings
+    choice = choose(*where)
+
+    def in_account(aws: Aws, account: str | None = None) -> list[EnrollOutcome]:
+        service: EnrollmentService = build_enrollment(settings, aws)
+        found = [work(service, user) for user in users]
+        if account:
+            found = [replace(o, user=f"{account}/{o.user}") for o in found]
+        return found
+
+    if not choice.many:
+        return _report(in_account(build_aws(settings)), title, as_json)
+    fanned = across(settings, choice, in_account)
+    report_failures(fanned)
+    outcomes = [o for account in sorted(fanned.results) for o in fanned.results[account]]
+    code = _report(outcomes, title, as_json)
+    return exit_codes.FAILED if fanned.failures else code
 
 
 def _unique(users: list[str]) -> list[str]:
     if not users:
         raise BadInputError("name at least one IAM user")
     return list(dict.fromkeys(users))
-
-
-def _service(
-    ctx: typer.Context, store: str | None, path: str | None, extra: dict[str, object]
-) -> EnrollmentService:
-    cli: CliContext = ctx.obj
-    loaded = cli.settings({"rotate.store": store, "rotate.path": path, **extra})
-    settings = loaded.settings
-    service: EnrollmentService = build_enrollment(settings, build_aws(settings))
-    return service
 
 
 def _report(outcomes: list[EnrollOutcome], title: str, as_json: bool) -> int:
