@@ -90,66 +90,71 @@ class InFlight:
 
 INFLIGHT = InFlight()
 _TOKEN = "keyturn_inflight"
-_DEADLINE = "keyturn_deadline"
 
 
-@dataclass(frozen=True)
+@dataclass
+class _Call:
+    started: float
+    deadline: float
+    attempts: int = 0
+
+
 class Deadline:
     """A total time per AWS call, retries and back-off included (`aws.timeout_seconds`).
 
     botocore bounds each attempt (connect and read timeouts) but not their sum: with
-    adaptive retries a silent endpoint costs max_attempts x read timeout. This hook vetoes
-    a retry once another attempt could end past the deadline, so the call fails with
-    DeadlineExceededError (one clear line) about `seconds` after it started.
+    adaptive retries a silent endpoint cost max_attempts x read timeout (9 minutes were
+    seen). This hook refuses to start another attempt that could end past the deadline, so
+    the call fails with DeadlineExceededError (one clear line) at most `seconds` plus one
+    connect timeout after it started. The call being made is kept per thread (a stack:
+    refreshing credentials can make an STS call inside another call).
     """
 
-    seconds: float
-    read_timeout: float
+    def __init__(self, seconds: float, read_timeout: float) -> None:
+        self.seconds = seconds
+        self.read_timeout = read_timeout
+        self._local = threading.local()
 
     def attach(self, client: Any) -> Any:
         events = client.meta.events
-        events.register("before-call", self._before)
-        events.register("after-call", self._after)
-        events.register("after-call-error", self._after)
-        events.register_last("needs-retry", self._needs_retry)
+        events.register("before-call", self._before_call)
+        events.register("before-send", self._before_send)
+        events.register("after-call", self._after_call)
+        events.register("after-call-error", self._after_call)
         return client
 
-    def _before(self, model: Any, context: dict[str, Any], **_: Any) -> None:
-        context[_DEADLINE] = time.monotonic() + self.seconds
-        name = f"{model.service_model.endpoint_prefix}:{model.name}"
-        context[_TOKEN] = INFLIGHT.start(name)
+    def _stack(self) -> list[_Call]:
+        stack: list[_Call] | None = getattr(self._local, "calls", None)
+        if stack is None:
+            stack = self._local.calls = []
+        return stack
 
-    def _after(self, context: dict[str, Any], **_: Any) -> None:
+    def _before_call(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        now = time.monotonic()
+        self._stack().append(_Call(now, now + self.seconds))
+        context[_TOKEN] = INFLIGHT.start(f"{model.service_model.endpoint_prefix}:{model.name}")
+
+    def _after_call(self, context: dict[str, Any], **_: Any) -> None:
         INFLIGHT.end(context.pop(_TOKEN, None))
+        stack = self._stack()
+        if stack:
+            stack.pop()
 
-    def _needs_retry(
-        self,
-        request_dict: dict[str, Any],
-        response: Any = None,
-        caught_exception: Exception | None = None,
-        **_: Any,
-    ) -> None:
-        deadline = request_dict.get("context", {}).get(_DEADLINE)
-        if deadline is None or not _retryable(response, caught_exception):
+    def _before_send(self, request: Any, **_: Any) -> None:
+        stack = self._stack()
+        if not stack:
             return
-        # Another attempt may take a full read timeout: refuse it if that ends too late.
-        if time.monotonic() + self.read_timeout > deadline:
-            url = request_dict.get("url", "the AWS endpoint")
-            endpoint = url.split("?", 1)[0]
+        call = stack[-1]
+        call.attempts += 1
+        now = time.monotonic()
+        # A retry that could still be reading past the deadline is not started.
+        if call.attempts > 1 and now + self.read_timeout > call.deadline:
             raise DeadlineExceededError(
-                endpoint_url=endpoint, seconds=self.seconds
-            ) from caught_exception
-
-
-def _retryable(response: Any, caught: Exception | None) -> bool:
-    """A failure botocore might retry: a transport error, a 5xx, a 429 or a throttle."""
-    if caught is not None:
-        return True
-    if not response:
-        return False
-    status = getattr(response[0], "status_code", 200)
-    code = str(response[1].get("Error", {}).get("Code", "")) if len(response) > 1 else ""
-    return status >= 500 or status == 429 or "Throttl" in code or "LimitExceeded" in code
+                endpoint_url=str(getattr(request, "url", "the endpoint")).split("?", 1)[0],
+                waited=now - call.started,
+                attempts=call.attempts - 1,
+                seconds=self.seconds,
+            )
 
 
 @dataclass

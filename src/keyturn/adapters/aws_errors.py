@@ -33,7 +33,7 @@ class DeadlineExceededError(BotoCoreError):
     the read timeout (9 minutes were seen) before anyone hears about it.
     """
 
-    fmt = "no answer from {endpoint_url} within {seconds:g} s"
+    fmt = "no answer from {endpoint_url} after {waited:.0f} s and {attempts} attempt(s)"
 
 
 DENIED_CODES = frozenset(
@@ -88,8 +88,8 @@ def translate(action: str, subject: str | None = None) -> Iterator[None]:
         ) from exc
     except DeadlineExceededError as exc:
         raise errors.EndpointUnreachableError(
-            f"{where}: {exc}, retries included (aws.timeout_seconds); check the network or"
-            " AWS_ENDPOINT_URL"
+            f"{where}: {exc} (limit per call: aws.timeout_seconds ="
+            f" {exc.kwargs.get('seconds', 0):g}); check the network or AWS_ENDPOINT_URL"
         ) from exc
     except ReadTimeoutError as exc:
         raise errors.EndpointUnreachableError(f"{where}: the endpoint timed out") from exc

@@ -52,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         return exit_codes.FAILED
-    return _status(result)
+    status = _status(result)
+    if status == exit_codes.INTERRUPTED:  # typer turns Ctrl-C into Exit(130), silently
+        err.print("interrupted")
+    return status
 
 
 def _error(err: Console, message: str) -> None:
