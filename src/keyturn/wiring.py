@@ -412,8 +412,7 @@ def build_vault(settings: Settings, aws: Aws | None = None) -> Any:
     from keyturn.domain.errors import ConfigError
 
     vault = settings.vault
-    if not vault.addr:
-        raise ConfigError("no Vault address: set VAULT_ADDR or [vault] addr")
+    _require_vault_addr(settings)
     client = hvac.Client(
         url=vault.addr,
         namespace=vault.namespace,
@@ -453,6 +452,16 @@ def build_vault(settings: Settings, aws: Aws | None = None) -> Any:
                 mount_point=vault.aws_mount,
             )
     return client
+
+
+def _require_vault_addr(settings: Settings) -> None:
+    """Say what is missing, and the other way: keyturn's default store is Vault."""
+    if not settings.vault.addr:
+        raise ConfigError(
+            "rotate stores new keys in Vault by default (rotate.store = vault, path"
+            f" {settings.rotate.path}), and no Vault address is set: set VAULT_ADDR or"
+            " [vault] addr, or store them in AWS Secrets Manager with --store secretsmanager"
+        )
 
 
 def _watched_session() -> Any:
@@ -568,6 +577,8 @@ def build_store(settings: Settings, aws: Aws) -> Any:
     from keyturn.adapters.vault_kv import VaultKvStore, detect_kv_version
 
     rotate = settings.rotate
+    if rotate.store == "vault":
+        _require_vault_addr(settings)  # before the account lookup below can fail instead
     account = ""
     if "{account}" in rotate.path:
         with translate("sts:GetCallerIdentity"):

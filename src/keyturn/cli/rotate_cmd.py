@@ -59,11 +59,20 @@ def rotate(
         bool, typer.Option("--show-secret", help="Print the new secret access keys.")
     ] = False,
     store: Annotated[
-        str | None, typer.Option("--store", help="vault or secretsmanager ([rotate] store).")
+        str | None,
+        typer.Option(
+            "--store",
+            help="Where new keys go: vault (default; needs VAULT_ADDR) or secretsmanager"
+            " ([rotate] store).",
+        ),
     ] = None,
     path: Annotated[
         str | None,
-        typer.Option("--path", help="Path/name template with {account} and {user}."),
+        typer.Option(
+            "--path",
+            help="Vault KV path or secret name, with {account} and {user}"
+            " (default aws/{account}/{user}; [rotate] path).",
+        ),
     ] = None,
     workers: Annotated[
         int | None, typer.Option("--workers", help="Users in parallel (default: from --rate).")
