@@ -169,7 +169,8 @@ class Aws:
     def client(self, service: str, **kwargs: Any) -> Any:
         kwargs.setdefault("config", self.config)
         kwargs.setdefault("endpoint_url", self.endpoint_url)
-        return self.bounded(self.session.client(service, **kwargs))
+        client = self.session.client(service, **kwargs)  # type: ignore[call-overload]
+        return self.bounded(client)
 
     def bounded(self, client: Any) -> Any:
         """`client` with the total deadline and the in-flight tracking attached."""
@@ -332,6 +333,8 @@ def build_enforce(
 # itself with SIGKILL, so tests can prove that `lease tidy` / a second `enforce --apply`
 # recover from a crash at every step boundary. Read at call time only.
 CRASH_AFTER_ENV = "KEYTURN_TEST_CRASH_AFTER"
+# Test-only: the rotation step after which the process sends itself SIGINT (Ctrl-C).
+INTERRUPT_AFTER_ENV = "KEYTURN_TEST_INTERRUPT_AFTER"
 
 
 def build_lease_store(settings: Settings, aws: Aws | None = None) -> LeaseStore:
@@ -418,7 +421,7 @@ def build_vault(settings: Settings, aws: Aws | None = None) -> Any:
         namespace=vault.namespace,
         verify=_vault_tls(settings),
         # requests' (connect, read) pair; hvac does not retry, so this bounds each call.
-        timeout=(min(5.0, vault.timeout_seconds), vault.timeout_seconds),  # type: ignore[arg-type]
+        timeout=(min(5.0, vault.timeout_seconds), vault.timeout_seconds),
         session=_watched_session(),
     )
     if vault.auth_method == "token":
@@ -513,10 +516,13 @@ def rotation_checkpoint() -> Callable[[str, str], None]:
     boundary, as `kill -9` would, with no cleanup and no `finally`.
     """
     wanted = os.environ.get(CRASH_AFTER_ENV, "")
+    interrupt = os.environ.get(INTERRUPT_AFTER_ENV, "")
 
     def checkpoint(step: str, user: str) -> None:
         if wanted and step == wanted:
             os.kill(os.getpid(), signal.SIGKILL)
+        if interrupt and step == interrupt:
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would, mid-rotation
 
     return checkpoint
 
@@ -627,7 +633,7 @@ def _sts_with(aws: Aws, secret: Any) -> Any:
             endpoint_url=aws.endpoint_url,
             config=Config(
                 retries={"max_attempts": 1, "mode": "standard"},
-                connect_timeout=aws.config.connect_timeout,
-                read_timeout=aws.config.read_timeout,
+                connect_timeout=getattr(aws.config, "connect_timeout", 5),
+                read_timeout=getattr(aws.config, "read_timeout", 15),
             ),
         )

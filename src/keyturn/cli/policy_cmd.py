@@ -13,7 +13,6 @@ from keyturn.cli.context import CliContext
 from keyturn.domain.errors import BadInputError
 from keyturn.services.fanout import ACCOUNT_ID
 
-
 SCHEMA = "keyturn.policy/v1"
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
 

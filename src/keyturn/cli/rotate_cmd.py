@@ -7,13 +7,12 @@ bounded concurrency, print a summary. Secrets are printed only with --show-secre
 from __future__ import annotations
 
 import json
-import sys
-from dataclasses import replace
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.markup import escape
 from rich.table import Table
 
 from keyturn.cli import exit_codes
@@ -26,10 +25,29 @@ from keyturn.cli.accounts import (
     report_failures,
 )
 from keyturn.cli.context import CliContext
+from keyturn.cli.output import stdout_console
+from keyturn.cli.rotate_output import (
+    SCHEMA,
+    Interrupted,
+    Mode,
+    StepLog,
+    UserResult,
+    exit_code,
+    interrupted_hint,
+    print_report,
+    run_users,
+)
+from keyturn.cli.rotate_output import as_json as as_json_document
 from keyturn.domain.errors import BadInputError
 from keyturn.domain.model import Finding
-from keyturn.services.rotate import Outcome, RotationService, run_many
-from keyturn.wiring import Aws, build_audit, build_aws, build_rotation
+from keyturn.services.rotate import RotationService
+from keyturn.wiring import Aws, build_audit, build_aws, build_rotation, rotation_checkpoint
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
 
 DUE_FINDINGS = frozenset({Finding.NOTIFY, Finding.DEACTIVATE, Finding.UNUSED})
 
@@ -94,14 +112,25 @@ def rotate(
     verify_timeout: Annotated[
         float | None, typer.Option("--verify-timeout", help="Seconds allowed to verify.")
     ] = None,
+    output_format: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            "-f",
+            help=f'table, or json: one document with "schema": "{SCHEMA}".',
+        ),
+    ] = Format.TABLE,
     accounts: AccountsOption = None,
     org: OrgOption = False,
     role_name: RoleNameOption = None,
 ) -> int:
     """Rotate access keys: create, store as pending, verify, promote, retire the old key.
 
-    Crash-safe: an interrupted run is finished by `--resume`; `--rollback USER` undoes the
-    latest rotation while its old key still exists.
+    New keys go to Vault KV by default (VAULT_ADDR, path aws/{account}/{user}); use
+    `--store secretsmanager` for AWS Secrets Manager. Crash-safe: an interrupted run is
+    finished by `--resume`; `--rollback USER` undoes the latest rotation while its old key
+    still exists. Exit 0 when every user succeeded, 4 when every user failed for the same
+    reason (not found, refused, unreachable), 1 otherwise, 130 on Ctrl-C.
     """
     cli: CliContext = ctx.obj
     tags = _parse_tags(tag or [])
@@ -130,12 +159,17 @@ def rotate(
     )
     settings = loaded.settings
     err = Console(stderr=True, highlight=False)
+    mode = Mode.ROLLBACK if rollback is not None else Mode.RESUME if resume else Mode.ROTATE
+    as_json = output_format is Format.JSON
+    plans: list[dict[str, Any]] = []
 
-    def run_in(aws: Aws, account: str | None = None) -> list[Outcome]:
+    def run_in(aws: Aws, account: str | None = None) -> list[UserResult]:
         """The whole rotation in one account; `account` only labels the output."""
-        service = build_rotation(settings, aws, keep_secret=show_secret)
+        steps = StepLog(rotation_checkpoint())
+        service = build_rotation(settings, aws, keep_secret=show_secret, checkpoint=steps)
         if rollback is not None:
-            return [service.rollback(rollback)]
+            done = service.rollback(rollback)
+            return [UserResult(done, steps.of(rollback), exit_codes.OK, account)]
         chosen = list(dict.fromkeys(users or []))
         if due:
             chosen += _due_users(settings, aws)
@@ -146,41 +180,52 @@ def rotate(
         chosen = list(dict.fromkeys(chosen))
         where = f" in {account}" if account else ""
         if not chosen:
-            err.print(f"nothing to rotate{where}")
+            err.print(f"nothing to {'resume' if resume else 'rotate'}{where}")
             return []
         if dry_run:
-            _print_plan(service, chosen, settings.rotate.worker_count(), where)
+            if as_json:
+                plans.extend(_plan_json(service, chosen, account))
+            else:
+                _print_plan(service, chosen, settings.rotate.worker_count(), where)
             return []
         action = service.resume if resume else service.rotate
-        done = _run_with_progress(chosen, action, settings.rotate.worker_count(), err)
-        return [replace(o, user=f"{account}/{o.user}") if account else o for o in done]
+        return run_users(chosen, action, settings.rotate.worker_count(), steps, account)
 
     failed_accounts: dict[str, str] = {}
-    if choice.many:
-        fanned = across(settings, choice, lambda aws, account: run_in(aws, account))
-        outcomes = [o for account in sorted(fanned.results) for o in fanned.results[account]]
-        failed_accounts = fanned.failures
-        report_failures(fanned)
-    else:
-        outcomes = run_in(build_aws(settings))
-    if not outcomes:
-        return exit_codes.FAILED if failed_accounts else exit_codes.OK
-
-    _print_summary(outcomes)
-    if show_secret:
-        for outcome in outcomes:
-            if outcome.secret is not None:
-                typer.echo(
-                    json.dumps(
-                        {
-                            "user": outcome.user,
-                            "access_key_id": outcome.secret.access_key_id,
-                            "secret_access_key": outcome.secret.secret_access_key,
-                        }
+    try:
+        if choice.many:
+            fanned = across(settings, choice, lambda aws, account: run_in(aws, account))
+            results = [r for account in sorted(fanned.results) for r in fanned.results[account]]
+            failed_accounts = fanned.failures
+            report_failures(fanned)
+        else:
+            results = run_in(build_aws(settings))
+    except Interrupted as stop:
+        err.print(escape(interrupted_hint(stop)), soft_wrap=True)
+        return exit_codes.INTERRUPTED
+    if as_json and dry_run:
+        document = {"schema": SCHEMA, "mode": mode.value, "dry_run": True, "plan": plans}
+        typer.echo(json.dumps({**document, "failed_accounts": failed_accounts}, indent=2))
+    elif as_json:
+        typer.echo(
+            json.dumps(as_json_document(mode, results, failed_accounts, show_secret=show_secret))
+        )
+    elif results:
+        print_report(mode, results)
+        if show_secret:
+            for result in results:
+                secret = result.outcome.secret
+                if secret is not None:
+                    typer.echo(
+                        json.dumps(
+                            {
+                                "user": result.outcome.user,
+                                "access_key_id": secret.access_key_id,
+                                "secret_access_key": secret.secret_access_key,
+                            }
+                        )
                     )
-                )
-    failed = [outcome for outcome in outcomes if not outcome.ok]
-    return exit_codes.FAILED if failed or failed_accounts else exit_codes.OK
+    return exit_code(results, failed_accounts)
 
 
 def _parse_tags(raw: list[str]) -> dict[str, str]:
@@ -220,27 +265,6 @@ def _tagged_users(aws: object, tags: dict[str, str]) -> list[str]:
     return users_with_tags(aws.iam(), tags)
 
 
-def _run_with_progress(
-    users: list[str], action: object, workers: int, err: Console
-) -> list[Outcome]:
-    assert callable(action)
-    if not sys.stderr.isatty():
-        return run_many(users, action, workers=workers)
-    columns = (
-        TextColumn("rotating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[last]}"),
-    )
-    with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("rotate", total=len(users), last="")
-
-        def done(outcome: Outcome) -> None:
-            progress.update(task, advance=1, last=outcome.user)
-
-        return run_many(users, action, workers=workers, on_done=done)
-
-
 def _print_plan(service: RotationService, users: list[str], workers: int, where: str = "") -> None:
     table = Table(title=f"rotation plan{where} (dry run: nothing changed)")
     for column in ("user", "action", "replaces", "retires first", "store"):
@@ -257,27 +281,25 @@ def _print_plan(service: RotationService, users: list[str], workers: int, where:
         table.add_row(
             user, plan.action, plan.old_key_id or "-", plan.retire_first or "-", plan.location
         )
-    Console(width=160 if not sys.stdout.isatty() else None).print(table)
+    stdout_console().print(table)
 
 
-def _print_summary(outcomes: list[Outcome]) -> None:
-    table = Table(title="rotation summary")
-    for column in ("user", "result", "state", "old key", "new key", "note"):
-        table.add_column(column)
-    for outcome in outcomes:
-        result = "[green]ok[/green]" if outcome.ok else "[red]FAILED[/red]"
-        note = outcome.message
-        if outcome.warnings:
-            note = "; ".join([note, *outcome.warnings])
-        table.add_row(
-            outcome.user,
-            result,
-            outcome.state,
-            outcome.old_key_id or "-",
-            outcome.new_key_id or "-",
-            note,
-        )
-    ok = sum(1 for outcome in outcomes if outcome.ok)
-    console = Console(width=160 if not sys.stdout.isatty() else None)
-    console.print(table)
-    console.print(f"{ok} rotated or advanced, {len(outcomes) - ok} failed")
+def _plan_json(
+    service: RotationService, users: list[str], account: str | None
+) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for user in users:
+        entry: dict[str, Any] = {"account": account, "user": user}
+        try:
+            plan = service.plan(user)
+        except Exception as exc:  # every user's problem in the plan, as the table does
+            entry.update(action="cannot", reason=" ".join(str(exc).split()))
+        else:
+            entry.update(
+                action=plan.action,
+                replaces=plan.old_key_id,
+                retires_first=plan.retire_first,
+                store=plan.location,
+            )
+        found.append(entry)
+    return found
