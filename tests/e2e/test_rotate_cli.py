@@ -157,3 +157,66 @@ def test_rollback_of_a_first_rotation_is_one_line_and_changes_nothing(
     assert "Traceback" not in result.stderr
     assert authed.keys("gwen") == before
     assert before[old.key_id] == "Inactive"
+
+
+# -- operator experience (issue 13 items 7, 8, 11) ------------------------------------------
+
+
+def test_resume_with_nothing_half_done_says_so(authed: AuthedAws, env: dict[str, str]) -> None:
+    authed.seed_user("hana")
+    authed.seed_user("ivan")
+    assert keyturn(env, "rotate", "hana", "ivan").returncode == 0
+    result = keyturn(env, "rotate", "--resume")
+    assert result.returncode == 0, result.stderr
+    assert "nothing to resume" in result.stdout
+    assert "rotated" not in result.stdout
+    shown = json.loads(keyturn(env, "rotate", "--resume", "--format", "json").stdout)
+    assert shown["schema"] == "keyturn.rotate/v1"
+    assert {user["result"] for user in shown["users"]} == {"unchanged"}
+
+
+def test_rollback_has_its_own_words(authed: AuthedAws, env: dict[str, str]) -> None:
+    authed.seed_user("jo")
+    assert keyturn(env, "rotate", "jo").returncode == 0
+    assert keyturn(env, "rotate", "jo").returncode == 0
+    result = keyturn(env, "rotate", "--rollback", "jo")
+    assert result.returncode == 0, result.stderr
+    assert "1 rolled back, 0 failed" in result.stdout
+    assert "rotated" not in result.stdout
+
+
+def test_json_output_is_one_versioned_document(authed: AuthedAws, env: dict[str, str]) -> None:
+    (old,) = authed.seed_user("kim")
+    result = keyturn(env, "rotate", "kim", "ghost", "--format", "json")
+    assert result.returncode == 1, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["schema"] == "keyturn.rotate/v1"
+    assert shown["mode"] == "rotate"
+    by_user = {user["user"]: user for user in shown["users"]}
+    assert by_user["kim"]["result"] == "rotated"
+    assert by_user["kim"]["old_key_id"] == old.key_id
+    assert "secret_access_key" not in json.dumps(shown)
+    assert by_user["ghost"]["result"] == "failed"
+    assert by_user["ghost"]["exit_code"] == 4
+    plan = json.loads(keyturn(env, "rotate", "kim", "--dry-run", "--format", "json").stdout)
+    assert plan["schema"] == "keyturn.rotate/v1" and plan["dry_run"] is True
+    assert plan["plan"][0]["user"] == "kim"
+
+
+def test_piped_tables_never_cut_a_user_name(authed: AuthedAws, env: dict[str, str]) -> None:
+    name = "a-very-long-service-account-name-that-a-terminal-would-cut-" + "x" * 5
+    authed.seed_user(name)
+    result = keyturn(env, "rotate", name)
+    assert result.returncode == 0, result.stderr
+    assert name in result.stdout
+    assert "…" not in result.stdout
+
+
+def test_ctrl_c_during_a_rotation_exits_130_with_the_resume_hint(
+    authed: AuthedAws, env: dict[str, str]
+) -> None:
+    authed.seed_user("lee")
+    result = keyturn({**env, "KEYTURN_TEST_INTERRUPT_AFTER": "store"}, "rotate", "lee")
+    assert result.returncode == 130, result.stdout + result.stderr
+    assert "keyturn rotate --resume lee" in result.stderr
+    assert "Traceback" not in result.stderr
