@@ -89,7 +89,7 @@ class InFlight:
 
 
 INFLIGHT = InFlight()
-_TOKEN = "keyturn_inflight"
+_TOKEN = "keyturn_inflight"  # noqa: S105 - a context key, not a secret
 
 
 @dataclass
@@ -474,7 +474,7 @@ def _watched_session() -> Any:
     class Watched(requests.Session):
         def request(self, method: str | bytes, url: str | bytes, *args: Any, **kw: Any) -> Any:
             path = str(url).split("/v1/", 1)[-1].split("?", 1)[0]
-            token = INFLIGHT.start(f"Vault {str(method)} {path}")
+            token = INFLIGHT.start(f"Vault {method!s} {path}")
             try:
                 return super().request(method, url, *args, **kw)
             finally:

@@ -128,4 +128,5 @@ def test_rotate_without_vault_says_what_is_missing(env: dict[str, str]) -> None:
     line = assert_one_clean_error(
         run_cli(no_store, "rotate", "alice", "--dry-run"), exit_codes.BAD_INPUT
     )
-    assert "VAULT_ADDR" in line and "--store secretsmanager" in line
+    assert "VAULT_ADDR" in line
+    assert "--store secretsmanager" in line

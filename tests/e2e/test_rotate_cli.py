@@ -199,7 +199,8 @@ def test_json_output_is_one_versioned_document(authed: AuthedAws, env: dict[str,
     assert by_user["ghost"]["result"] == "failed"
     assert by_user["ghost"]["exit_code"] == 4
     plan = json.loads(keyturn(env, "rotate", "kim", "--dry-run", "--format", "json").stdout)
-    assert plan["schema"] == "keyturn.rotate/v1" and plan["dry_run"] is True
+    assert plan["schema"] == "keyturn.rotate/v1"
+    assert plan["dry_run"] is True
     assert plan["plan"][0]["user"] == "kim"
 
 

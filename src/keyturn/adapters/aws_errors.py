@@ -25,6 +25,7 @@ from botocore.exceptions import (
 
 from keyturn.domain import errors
 
+
 class DeadlineExceededError(BotoCoreError):
     """One AWS call (retries included) ran past `aws.timeout_seconds`.
 

@@ -1,13 +1,18 @@
 """Exit statuses: one contract for every command; scripts and CI pipelines depend on it.
 
-| code | meaning | examples |
-|---|---|---|
-| 0 | done, and everything asked for was checked | `audit` read every key; `rotate --resume` found nothing half-done |
-| 1 | something started and did not finish, or checked nothing | one rotation or one account of `--org` failed; an `--org` run over no ACTIVE account; an internal error |
-| 2 | bad input, nothing changed | an unknown flag or bad value (one `error:` line), a bad config file or `-c` a directory, `--account 12345`, `-o report.txt` without `--format` |
-| 3 | `--check` found keys out of policy (`audit`), or a non-empty plan (`enforce`) | |
-| 4 | keyturn could not reach, or was not allowed to use, what it needed | unknown user (`audit --user nobody`, `rotate nobody`), access denied, no credentials, an endpoint unreachable or silent past `aws.timeout_seconds` / `vault.timeout_seconds` |
-| 130 | interrupted (Ctrl-C) | during `rotate`, stderr names the users to `keyturn rotate --resume` |
+- 0: done, and everything asked for was checked (`rotate --resume` with nothing
+  half-done is 0, and says "nothing to resume").
+- 1: something started and did not finish, or nothing was checked: one rotation or one
+  `--org` account failed; an `--org` run over no ACTIVE account; an internal error.
+- 2: bad input, nothing changed: an unknown flag or bad value (one `error:` line), a bad
+  config file or `-c` naming a directory, `--account 12345`, `-o report.txt` without
+  `--format`.
+- 3: `--check` found keys out of policy (`audit`) or a non-empty plan (`enforce`).
+- 4: keyturn could not reach, or was not allowed to use, what it needed: an unknown user
+  (`audit --user nobody`, `rotate nobody`), access denied, no credentials, an endpoint
+  unreachable or silent past `aws.timeout_seconds` / `vault.timeout_seconds`.
+- 130: interrupted (Ctrl-C); during `rotate`, stderr names the users to
+  `keyturn rotate --resume`.
 
 Precedence: 1 beats 3 (a run in which anything failed is never reported as a mere finding,
 and never as 0); when every user of a `rotate` failed for the same reason, that reason's
