@@ -39,7 +39,12 @@ class AwsSettings(_Section):
     max_attempts: int = Field(default=8, ge=1, le=20)
     workers: int = Field(default=8, ge=1, le=64)
     report_wait_seconds: float = Field(default=120.0, gt=0, le=900)
-    read_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
+    # Per attempt: how long a connection may take to open, and a response to go quiet.
+    connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    read_timeout_seconds: float = Field(default=15.0, gt=0, le=900)
+    # Per call, retries and their back-off included: an endpoint that never answers is one
+    # error after about this long (wiring.py's deadline), not max_attempts x read timeout.
+    timeout_seconds: float = Field(default=45.0, gt=0, le=3600)
 
 
 class PolicyConfig(_Section):
@@ -102,6 +107,8 @@ class VaultSettings(_Section):
     aws_header: str | None = None
     kv_mount: str = Field(default="secret", min_length=1)
     kv_version: int | None = Field(default=None, ge=1, le=2)  # None: read from the mount
+    # Per request (connect, then read); hvac does not retry, so this bounds each call.
+    timeout_seconds: float = Field(default=30.0, gt=0, le=900)
 
 
 # For the default rotate.workers (RotateSettings.worker_count): how long a worker holds one
@@ -292,6 +299,10 @@ def _config_path(path: str | Path | None, env: Mapping[str, str]) -> Path | None
     chosen = path or env.get(CONFIG_ENV)
     if chosen:
         candidate = Path(chosen)
+        if candidate.is_dir():
+            raise ConfigError(
+                f"config file {candidate} is a directory; give the keyturn.toml inside it"
+            )
         if not candidate.is_file():
             raise ConfigError(f"config file {candidate} does not exist")
         return candidate

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshabl
 
 from keyturn import __version__
 from keyturn.adapters import log_redaction
-from keyturn.adapters.aws_errors import translate
+from keyturn.adapters.aws_errors import DeadlineExceededError, translate
 from keyturn.adapters.clock import SystemClock
 from keyturn.adapters.iam import IamDirectory
 from keyturn.adapters.iam_keys import IamKeyWriter
@@ -52,6 +53,110 @@ if TYPE_CHECKING:
 DEFAULT_REGION = "us-east-1"
 
 
+class InFlight:
+    """The remote calls (AWS, Vault) this process is waiting on, oldest first.
+
+    Process-wide on purpose: the CLI's "waiting for ..." line (cli/progress.py) must see
+    every client, however deep in a service it was built. It holds only names and start
+    times of calls in progress, so it is empty between invocations of a warm Lambda.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._calls: dict[int, tuple[str, float]] = {}
+        self._next = 0
+
+    def start(self, name: str) -> int:
+        with self._lock:
+            self._next += 1
+            self._calls[self._next] = (name, self._clock())
+            return self._next
+
+    def end(self, token: int | None) -> None:
+        if token is None:
+            return
+        with self._lock:
+            self._calls.pop(token, None)
+
+    def oldest(self) -> tuple[str, float] | None:
+        """The longest-waiting call's name and how many seconds it has waited."""
+        with self._lock:
+            if not self._calls:
+                return None
+            name, started = min(self._calls.values(), key=lambda call: call[1])
+        return name, self._clock() - started
+
+
+INFLIGHT = InFlight()
+_TOKEN = "keyturn_inflight"  # noqa: S105 - a context key, not a secret
+
+
+@dataclass
+class _Call:
+    started: float
+    deadline: float
+    attempts: int = 0
+
+
+class Deadline:
+    """A total time per AWS call, retries and back-off included (`aws.timeout_seconds`).
+
+    botocore bounds each attempt (connect and read timeouts) but not their sum: with
+    adaptive retries a silent endpoint cost max_attempts x read timeout (9 minutes were
+    seen). This hook refuses to start another attempt that could end past the deadline, so
+    the call fails with DeadlineExceededError (one clear line) at most `seconds` plus one
+    connect timeout after it started. The call being made is kept per thread (a stack:
+    refreshing credentials can make an STS call inside another call).
+    """
+
+    def __init__(self, seconds: float, read_timeout: float) -> None:
+        self.seconds = seconds
+        self.read_timeout = read_timeout
+        self._local = threading.local()
+
+    def attach(self, client: Any) -> Any:
+        events = client.meta.events
+        events.register("before-call", self._before_call)
+        events.register("before-send", self._before_send)
+        events.register("after-call", self._after_call)
+        events.register("after-call-error", self._after_call)
+        return client
+
+    def _stack(self) -> list[_Call]:
+        stack: list[_Call] | None = getattr(self._local, "calls", None)
+        if stack is None:
+            stack = self._local.calls = []
+        return stack
+
+    def _before_call(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        now = time.monotonic()
+        self._stack().append(_Call(now, now + self.seconds))
+        context[_TOKEN] = INFLIGHT.start(f"{model.service_model.endpoint_prefix}:{model.name}")
+
+    def _after_call(self, context: dict[str, Any], **_: Any) -> None:
+        INFLIGHT.end(context.pop(_TOKEN, None))
+        stack = self._stack()
+        if stack:
+            stack.pop()
+
+    def _before_send(self, request: Any, **_: Any) -> None:
+        stack = self._stack()
+        if not stack:
+            return
+        call = stack[-1]
+        call.attempts += 1
+        now = time.monotonic()
+        # A retry that could still be reading past the deadline is not started.
+        if call.attempts > 1 and now + self.read_timeout > call.deadline:
+            raise DeadlineExceededError(
+                endpoint_url=str(getattr(request, "url", "the endpoint")).split("?", 1)[0],
+                waited=now - call.started,
+                attempts=call.attempts - 1,
+                seconds=self.seconds,
+            )
+
+
 @dataclass
 class Aws:
     """A boto3 session with keyturn's client configuration."""
@@ -59,13 +164,17 @@ class Aws:
     session: boto3.session.Session
     config: Config
     endpoint_url: str | None
+    deadline: Deadline | None = None
 
-    def client(self, service: str) -> Any:
-        return self.session.client(
-            service,  # type: ignore[call-overload]
-            config=self.config,
-            endpoint_url=self.endpoint_url,
-        )
+    def client(self, service: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("config", self.config)
+        kwargs.setdefault("endpoint_url", self.endpoint_url)
+        client = self.session.client(service, **kwargs)  # type: ignore[call-overload]
+        return self.bounded(client)
+
+    def bounded(self, client: Any) -> Any:
+        """`client` with the total deadline and the in-flight tracking attached."""
+        return self.deadline.attach(client) if self.deadline else client
 
     def iam(self) -> IAMClient:
         client: IAMClient = self.client("iam")
@@ -76,13 +185,15 @@ class Aws:
         return client
 
 
-def client_config(max_attempts: int, workers: int, read_timeout: float = 60.0) -> Config:
+def client_config(
+    max_attempts: int, workers: int, read_timeout: float = 15.0, connect_timeout: float = 5.0
+) -> Config:
     """Adaptive retries (client-side rate limiting plus jittered backoff on throttling);
-    a read that times out is retried like a throttle."""
+    a read that times out is retried like a throttle, within the call's Deadline."""
     return Config(
         retries={"mode": "adaptive", "max_attempts": max_attempts},
         max_pool_connections=max(10, workers * 2),
-        connect_timeout=5,
+        connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         user_agent_extra=f"keyturn/{__version__}",
     )
@@ -97,25 +208,38 @@ def build_aws(settings: Settings) -> Aws:
         session = boto3.session.Session(profile_name=aws.profile, region_name=aws.region)
     if not session.region_name:
         session = boto3.session.Session(profile_name=aws.profile, region_name=DEFAULT_REGION)
-    config = client_config(aws.max_attempts, aws.workers, aws.read_timeout_seconds)
+    config = client_config(
+        aws.max_attempts, aws.workers, aws.read_timeout_seconds, aws.connect_timeout_seconds
+    )
+    deadline = Deadline(aws.timeout_seconds, aws.read_timeout_seconds)
     if aws.role_arn:
-        session = _assume_role(session, aws.role_arn, config, aws.endpoint_url)
-    return Aws(session=session, config=config, endpoint_url=aws.endpoint_url)
+        session = _assume_role(session, aws.role_arn, config, aws.endpoint_url, deadline)
+    return Aws(session=session, config=config, endpoint_url=aws.endpoint_url, deadline=deadline)
 
 
 def _assume_role(
-    source: boto3.session.Session, role_arn: str, config: Config, endpoint_url: str | None
+    source: boto3.session.Session,
+    role_arn: str,
+    config: Config,
+    endpoint_url: str | None,
+    deadline: Deadline | None = None,
 ) -> boto3.session.Session:
     core = source._session
     source_credentials = core.get_credentials()
+
+    def bounded(client: Any) -> Any:
+        return deadline.attach(client) if deadline else client
+
     if source_credentials is None:
         with translate("sts:AssumeRole", role_arn):
-            source.client("sts", config=config, endpoint_url=endpoint_url).get_caller_identity()
+            bounded(
+                source.client("sts", config=config, endpoint_url=endpoint_url)
+            ).get_caller_identity()
 
     def client_creator(service: str, **kwargs: Any) -> Any:
         kwargs.setdefault("endpoint_url", endpoint_url)
         kwargs.setdefault("config", config)
-        return core.create_client(service, **kwargs)
+        return bounded(core.create_client(service, **kwargs))
 
     fetcher = AssumeRoleCredentialFetcher(
         client_creator=client_creator,
@@ -143,8 +267,10 @@ def build_aws_in_account(base: Aws, account_id: str, role_name: str) -> Aws:
     elif region.startswith("us-gov-"):
         partition = "aws-us-gov"
     role_arn = f"arn:{partition}:iam::{account_id}:role/{role_name.strip('/')}"
-    session = _assume_role(base.session, role_arn, base.config, base.endpoint_url)
-    return Aws(session=session, config=base.config, endpoint_url=base.endpoint_url)
+    session = _assume_role(base.session, role_arn, base.config, base.endpoint_url, base.deadline)
+    return Aws(
+        session=session, config=base.config, endpoint_url=base.endpoint_url, deadline=base.deadline
+    )
 
 
 def build_organizations(aws: Aws) -> OrganizationDirectory:
@@ -188,12 +314,7 @@ def build_enforce(
     `remaining_seconds` (a Lambda's remaining time) bounds how long SES pacing may wait."""
     aws = aws or build_aws(settings)
     ses_region = settings.enforce.ses_region
-    ses: SESClient = aws.session.client(
-        "ses",
-        region_name=ses_region or aws.session.region_name,
-        config=aws.config,
-        endpoint_url=aws.endpoint_url,
-    )
+    ses: SESClient = aws.client("ses", region_name=ses_region or aws.session.region_name)
     iam = aws.iam()
     return EnforceService(
         IamDirectory(iam, report_wait_seconds=settings.aws.report_wait_seconds),
@@ -216,6 +337,8 @@ def build_enforce(
 # itself with SIGKILL, so tests can prove that `lease tidy` / a second `enforce --apply`
 # recover from a crash at every step boundary. Read at call time only.
 CRASH_AFTER_ENV = "KEYTURN_TEST_CRASH_AFTER"
+# Test-only: the rotation step after which the process sends itself SIGINT (Ctrl-C).
+INTERRUPT_AFTER_ENV = "KEYTURN_TEST_INTERRUPT_AFTER"
 
 
 def build_lease_store(settings: Settings, aws: Aws | None = None) -> LeaseStore:
@@ -296,10 +419,14 @@ def build_vault(settings: Settings, aws: Aws | None = None) -> Any:
     from keyturn.domain.errors import ConfigError
 
     vault = settings.vault
-    if not vault.addr:
-        raise ConfigError("no Vault address: set VAULT_ADDR or [vault] addr")
+    _require_vault_addr(settings)
     client = hvac.Client(
-        url=vault.addr, namespace=vault.namespace, verify=_vault_tls(settings), timeout=30
+        url=vault.addr,
+        namespace=vault.namespace,
+        verify=_vault_tls(settings),
+        # requests' (connect, read) pair; hvac does not retry, so this bounds each call.
+        timeout=(min(5.0, vault.timeout_seconds), vault.timeout_seconds),
+        session=_watched_session(),
     )
     if vault.auth_method == "token":
         if vault.token is None:
@@ -332,6 +459,32 @@ def build_vault(settings: Settings, aws: Aws | None = None) -> Any:
                 mount_point=vault.aws_mount,
             )
     return client
+
+
+def _require_vault_addr(settings: Settings) -> None:
+    """Say what is missing, and the other way: keyturn's default store is Vault."""
+    if not settings.vault.addr:
+        raise ConfigError(
+            "rotate stores new keys in Vault by default (rotate.store = vault, path"
+            f" {settings.rotate.path}), and no Vault address is set: set VAULT_ADDR or"
+            " [vault] addr, or store them in AWS Secrets Manager with --store secretsmanager"
+        )
+
+
+def _watched_session() -> Any:
+    """A requests session whose calls show in INFLIGHT (the CLI's "waiting for ..." line)."""
+    import requests
+
+    class Watched(requests.Session):
+        def request(self, method: str | bytes, url: str | bytes, *args: Any, **kw: Any) -> Any:
+            path = str(url).split("/v1/", 1)[-1].split("?", 1)[0]
+            token = INFLIGHT.start(f"Vault {method!s} {path}")
+            try:
+                return super().request(method, url, *args, **kw)
+            finally:
+                INFLIGHT.end(token)
+
+    return Watched()
 
 
 def _vault_tls(settings: Settings) -> bool | str:
@@ -367,10 +520,13 @@ def rotation_checkpoint() -> Callable[[str, str], None]:
     boundary, as `kill -9` would, with no cleanup and no `finally`.
     """
     wanted = os.environ.get(CRASH_AFTER_ENV, "")
+    interrupt = os.environ.get(INTERRUPT_AFTER_ENV, "")
 
     def checkpoint(step: str, user: str) -> None:
         if wanted and step == wanted:
             os.kill(os.getpid(), signal.SIGKILL)
+        if interrupt and step == interrupt:
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would, mid-rotation
 
     return checkpoint
 
@@ -490,6 +646,8 @@ def build_store(settings: Settings, aws: Aws) -> Any:
     from keyturn.adapters.vault_kv import VaultKvStore, detect_kv_version
 
     rotate = settings.rotate
+    if rotate.store == "vault":
+        _require_vault_addr(settings)  # before the account lookup below can fail instead
     account = ""
     if "{account}" in rotate.path:
         with translate("sts:GetCallerIdentity"):
@@ -529,7 +687,7 @@ def _sts_with(aws: Aws, secret: Any) -> Any:
     not documented as thread-safe.
     """
     with _CLIENT_LOCK:
-        return aws.session.client(
+        return aws.client(
             "sts",
             aws_access_key_id=secret.access_key_id,
             aws_secret_access_key=secret.secret_access_key,
@@ -538,7 +696,7 @@ def _sts_with(aws: Aws, secret: Any) -> Any:
             endpoint_url=aws.endpoint_url,
             config=Config(
                 retries={"max_attempts": 1, "mode": "standard"},
-                connect_timeout=5,
-                read_timeout=15,
+                connect_timeout=getattr(aws.config, "connect_timeout", 5),
+                read_timeout=getattr(aws.config, "read_timeout", 15),
             ),
         )

@@ -159,3 +159,72 @@ def test_a_refused_role_is_named_as_such(keyturn: Run, aws: LocalAws, org: list[
     assert "sts:AssumeRole" in result.stderr
     assert f"role {ROLE} in {org[0]}" in result.stderr
     assert "GenerateCredentialReport" not in result.stderr
+
+
+# -- no false green (issue 13 item 1) ------------------------------------------------------
+
+
+def suspend_every_account() -> None:
+    backend = get_backend("organizations")[ACCOUNT]["global"]
+    for account in backend.accounts:
+        account.status = account.state = "SUSPENDED"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("audit", "--org", "--check", "--format", "json"),
+        ("enforce", "--org", "--check", "--json"),
+    ],
+)
+def test_an_org_run_over_no_account_is_never_a_pass(
+    keyturn: Run, aws: LocalAws, command: tuple[str, ...]
+) -> None:
+    aws.create_organization("prod")
+    suspend_every_account()
+    result = keyturn(*command, "--role-name", ROLE, env={"SOURCEMAIL": "keys@example.com"})
+    line = assert_one_clean_error(result, 1)
+    assert "no ACTIVE account: nothing was checked" in line
+
+
+def test_an_org_audit_that_reached_no_account_prints_no_empty_report(
+    keyturn: Run, aws: LocalAws, org: list[str]
+) -> None:
+    """Every AssumeRole refused: an error, not `"source": "none", "keys": []` and exit 0."""
+    iam = aws.client("iam")
+    iam.create_user(UserName="no-assume")
+    iam.put_user_policy(
+        UserName="no-assume",
+        PolicyName="no-sts",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": ["iam:*", "organizations:*"], "Resource": "*"}
+                ],
+            }
+        ),
+    )
+    key = iam.create_access_key(UserName="no-assume")["AccessKey"]
+    aws.set_authentication(True)
+    try:
+        result = keyturn(
+            "audit",
+            "--org",
+            "--check",
+            "--format",
+            "json",
+            "--role-name",
+            ROLE,
+            env={
+                "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+                "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+            },
+        )
+    finally:
+        aws.set_authentication(False)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert "account(s) failed" in result.stderr
+    assert "error: no account was audited" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -35,7 +35,7 @@ def test_rotate_prints_a_summary_without_secrets(authed: AuthedAws, env: dict[st
     assert result.returncode == 0, result.stderr
     new = next(k for k in authed.keys("alice") if k != old.key_id)
     assert new in result.stdout
-    assert "1 rotated or advanced, 0 failed" in result.stdout
+    assert "1 rotated, 0 failed" in result.stdout
     secret = authed.client("secretsmanager").get_secret_value(
         SecretId=env["KEYTURN_ROTATE_PATH"].format(user="alice"), VersionStage="AWSCURRENT"
     )["SecretString"]
@@ -68,7 +68,7 @@ def test_one_failed_user_makes_the_exit_status_non_zero(
     authed.seed_user("erin", keys=2)  # two active keys: refused
     result = keyturn(env, "rotate", "dave", "erin", "ghost")
     assert result.returncode == 1
-    assert "1 rotated or advanced, 2 failed" in result.stdout
+    assert "1 rotated, 2 failed" in result.stdout
     assert len(authed.keys("erin")) == 2
     assert all(s == "Active" for s in authed.keys("erin").values())
 
@@ -134,10 +134,11 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
 
 
 def test_unknown_user_is_a_clear_error(authed: AuthedAws, env: dict[str, str]) -> None:
+    """The same exit status and words as `audit --user nobody`; no table of raw errors."""
     result = keyturn(env, "rotate", "nobody")
-    assert result.returncode == 1
-    assert "nobody" in result.stdout
-    assert "Traceback" not in result.stderr
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == ["error: no such IAM user: nobody"]
 
 
 def test_rollback_of_a_first_rotation_is_one_line_and_changes_nothing(
@@ -157,3 +158,67 @@ def test_rollback_of_a_first_rotation_is_one_line_and_changes_nothing(
     assert "Traceback" not in result.stderr
     assert authed.keys("gwen") == before
     assert before[old.key_id] == "Inactive"
+
+
+# -- operator experience (issue 13 items 7, 8, 11) ------------------------------------------
+
+
+def test_resume_with_nothing_half_done_says_so(authed: AuthedAws, env: dict[str, str]) -> None:
+    authed.seed_user("hana")
+    authed.seed_user("ivan")
+    assert keyturn(env, "rotate", "hana", "ivan").returncode == 0
+    result = keyturn(env, "rotate", "--resume")
+    assert result.returncode == 0, result.stderr
+    assert "nothing to resume" in result.stdout
+    assert "rotated" not in result.stdout
+    shown = json.loads(keyturn(env, "rotate", "--resume", "--format", "json").stdout)
+    assert shown["schema"] == "keyturn.rotate/v1"
+    assert {user["result"] for user in shown["users"]} == {"unchanged"}
+
+
+def test_rollback_has_its_own_words(authed: AuthedAws, env: dict[str, str]) -> None:
+    authed.seed_user("jo")
+    assert keyturn(env, "rotate", "jo").returncode == 0
+    assert keyturn(env, "rotate", "jo").returncode == 0
+    result = keyturn(env, "rotate", "--rollback", "jo")
+    assert result.returncode == 0, result.stderr
+    assert "1 rolled back, 0 failed" in result.stdout
+    assert "rotated" not in result.stdout
+
+
+def test_json_output_is_one_versioned_document(authed: AuthedAws, env: dict[str, str]) -> None:
+    (old,) = authed.seed_user("kim")
+    result = keyturn(env, "rotate", "kim", "ghost", "--format", "json")
+    assert result.returncode == 1, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["schema"] == "keyturn.rotate/v1"
+    assert shown["mode"] == "rotate"
+    by_user = {user["user"]: user for user in shown["users"]}
+    assert by_user["kim"]["result"] == "rotated"
+    assert by_user["kim"]["old_key_id"] == old.key_id
+    assert "secret_access_key" not in json.dumps(shown)
+    assert by_user["ghost"]["result"] == "failed"
+    assert by_user["ghost"]["exit_code"] == 4
+    plan = json.loads(keyturn(env, "rotate", "kim", "--dry-run", "--format", "json").stdout)
+    assert plan["schema"] == "keyturn.rotate/v1"
+    assert plan["dry_run"] is True
+    assert plan["plan"][0]["user"] == "kim"
+
+
+def test_piped_tables_never_cut_a_user_name(authed: AuthedAws, env: dict[str, str]) -> None:
+    name = "a-very-long-service-account-name-that-a-terminal-would-cut-" + "x" * 5
+    authed.seed_user(name)
+    result = keyturn(env, "rotate", name)
+    assert result.returncode == 0, result.stderr
+    assert name in result.stdout
+    assert "…" not in result.stdout
+
+
+def test_ctrl_c_during_a_rotation_exits_130_with_the_resume_hint(
+    authed: AuthedAws, env: dict[str, str]
+) -> None:
+    authed.seed_user("lee")
+    result = keyturn({**env, "KEYTURN_TEST_INTERRUPT_AFTER": "store"}, "rotate", "lee")
+    assert result.returncode == 130, result.stdout + result.stderr
+    assert "keyturn rotate --resume lee" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -25,6 +25,18 @@ from botocore.exceptions import (
 
 from keyturn.domain import errors
 
+
+class DeadlineExceededError(BotoCoreError):
+    """One AWS call (retries included) ran past `aws.timeout_seconds`.
+
+    Raised by wiring.py's retry hook instead of letting botocore try again: without a total
+    deadline, an endpoint that accepts connections and never answers costs max_attempts x
+    the read timeout (9 minutes were seen) before anyone hears about it.
+    """
+
+    fmt = "no answer from {endpoint_url} after {waited:.0f} s and {attempts} attempt(s)"
+
+
 DENIED_CODES = frozenset(
     {
         "AccessDenied",
@@ -74,6 +86,11 @@ def translate(action: str, subject: str | None = None) -> Iterator[None]:
         endpoint = getattr(exc, "kwargs", {}).get("endpoint_url", "the AWS endpoint")
         raise errors.EndpointUnreachableError(
             f"cannot reach {endpoint} for {where}: check the network or AWS_ENDPOINT_URL"
+        ) from exc
+    except DeadlineExceededError as exc:
+        raise errors.EndpointUnreachableError(
+            f"{where}: {exc} (limit per call: aws.timeout_seconds ="
+            f" {exc.kwargs.get('seconds', 0):g}); check the network or AWS_ENDPOINT_URL"
         ) from exc
     except ReadTimeoutError as exc:
         raise errors.EndpointUnreachableError(f"{where}: the endpoint timed out") from exc

@@ -53,6 +53,10 @@ def vault_errors(action: str, path: str) -> Iterator[None]:
     except hv.VaultError as exc:
         status = getattr(exc, "status_code", None) or "error"
         raise OperationFailedError(f"{where} failed (HTTP {status})") from None
+    except requests.exceptions.ReadTimeout:
+        raise EndpointUnreachableError(
+            f"{where}: Vault did not answer in time (vault.timeout_seconds); check VAULT_ADDR"
+        ) from None
     except requests.exceptions.SSLError:
         raise EndpointUnreachableError(f"{where}: TLS failed (check VAULT_CACERT)") from None
     except requests.exceptions.RequestException:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -19,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from keyturn.adapters.aws_errors import translate
-from keyturn.domain.errors import BadInputError
+from keyturn.domain.errors import BadInputError, OperationFailedError
 from keyturn.services.audit import AuditRequest, AuditResult
 from keyturn.services.fanout import FanOut, fan_out, parse_account_ids
 
@@ -80,6 +79,12 @@ def across(settings: Settings, choice: AccountChoice, work: Callable[[Aws, str],
         ids = [ref.id for ref in build_organizations(base).active_accounts()]
     else:
         ids = list(choice.ids or ())
+    if not ids:
+        # A run over no account checked nothing: never a pass (DESIGN.md invariant 9).
+        raise OperationFailedError(
+            "the Organization lists no ACTIVE account: nothing was checked (is this the"
+            " management or a delegated administrator account?)"
+        )
     role = settings.fanout.role_name
 
     def one(account: str) -> T:
@@ -111,11 +116,18 @@ def audit_accounts(
     from keyturn.wiring import build_audit
 
     outcome = across(settings, choice, lambda aws, _: build_audit(settings, aws).run(request))
+    if not outcome.results:
+        # No report at all rather than an empty one: `"source": "none", "keys": []` read
+        # as "no keys found" to anyone who skipped stderr.
+        report_failures(outcome)
+        raise OperationFailedError(
+            f"no account was audited: all {len(outcome.failures)} failed (see above)"
+        )
     results = [outcome.results[account] for account in sorted(outcome.results)]
     merged = AuditResult(
-        generated_at=max((r.generated_at for r in results), default=datetime.now(UTC)),
-        policy=results[0].policy if results else settings.policy.to_domain(),
-        source=results[0].source if results else "none",
+        generated_at=max(r.generated_at for r in results),
+        policy=results[0].policy,
+        source=results[0].source,
         keys=[key for result in results for key in result.keys],
         warnings=[
             f"{account}: {warning}"

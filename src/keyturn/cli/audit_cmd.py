@@ -13,6 +13,7 @@ from keyturn.cli import accounts as multi
 from keyturn.cli import exit_codes
 from keyturn.cli.context import CliContext
 from keyturn.cli.output import check_writable, emit, emit_stream
+from keyturn.domain.errors import BadInputError
 from keyturn.reports.csv_report import write_csv
 from keyturn.reports.json_report import write_json
 from keyturn.reports.table import table_console, write_table
@@ -82,15 +83,12 @@ def audit(
         },
     )
     check_writable(output)  # before the audit, not after minutes of it
+    _format_for(output_format, output)
     from keyturn.wiring import build_audit  # here, not at the top: --help needs no boto3
 
     choice = multi.choose(accounts, org)
     request = AuditRequest(users=tuple(user or ()), key_ids=key_ids, contacts=contacts)
-    chosen = output_format or (
-        Format.TABLE if output is None and sys.stdout.isatty() else Format.JSON
-    )
-    if output_format is None and output is not None and output.suffix.lower() in (".csv", ".html"):
-        chosen = Format(output.suffix.lower().lstrip("."))
+    chosen = _format_for(output_format, output)
     if choice.many:
         # Several accounts: merged into one result (each key carries its account id).
         merged, spread = multi.audit_accounts(loaded.settings, choice, request)
@@ -111,6 +109,25 @@ def audit(
         out_of_policy = result.out_of_policy
     if check and out_of_policy:
         raise typer.Exit(exit_codes.OUT_OF_POLICY)
+
+
+def _format_for(given: Format | None, output: Path | None) -> Format:
+    """--format, else the --output file's extension, else table on a terminal, JSON piped.
+
+    An extension that names no format (`report.txt`) is refused rather than silently
+    filled with JSON.
+    """
+    if given is not None:
+        return given
+    if output is None:
+        return Format.TABLE if sys.stdout.isatty() else Format.JSON
+    suffix = output.suffix.lower().lstrip(".")
+    if suffix in {choice.value for choice in Format if choice is not Format.TABLE}:
+        return Format(suffix)
+    raise BadInputError(
+        f"--output {output}: the extension names no format; use .json, .csv or .html,"
+        " or say which with --format"
+    )
 
 
 def _render_any(chosen: Format, result: AuditResult, out: TextIO) -> None:

@@ -9,33 +9,39 @@ from rich.text import Text
 
 from keyturn.cli import exit_codes
 from keyturn.cli.app import app
+from keyturn.cli.progress import waiting_shown
 from keyturn.domain.errors import KeyturnError
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit status.
+    """Run the CLI and return its exit status (the contract is in cli/exit_codes.py).
 
-    click runs in standalone mode: it prints usage errors itself and exits 2 (typer vendors
-    its own click, so its exception classes are not ours to catch). keyturn's own errors
-    and anything unexpected are turned into one line here.
+    click runs outside standalone mode, so its usage errors reach us and become the same
+    one `error:` line as keyturn's own (typer would draw a multi-line box). typer vendors
+    its own click, so its exceptions are recognised by shape (`format_message`,
+    `exit_code`), not by class.
     """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        app(args=args, prog_name="keyturn", standalone_mode=True)
+        with waiting_shown():
+            result = app(args=args, prog_name="keyturn", standalone_mode=False)
     except SystemExit as exc:
         return _status(exc.code)
     except KeyturnError as exc:
         if debug:
             err.print_exception()
         # One line, always: scripts grep it and humans read the first line only.
-        err.print(Text.assemble(("error: ", "bold red"), " ".join(str(exc).split())))
+        _error(err, str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("interrupted")
         return exit_codes.INTERRUPTED
     except Exception as exc:  # the last line of defence against tracebacks
+        usage = _usage_error(exc)
+        if usage is not None:
+            return _usage(err, exc, *usage)
         if debug:
             err.print_exception()
         err.print(
@@ -46,13 +52,43 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         return exit_codes.FAILED
-    return exit_codes.OK
+    status = _status(result)
+    if status == exit_codes.INTERRUPTED:  # typer turns Ctrl-C into Exit(130), silently
+        err.print("interrupted")
+    return status
+
+
+def _error(err: Console, message: str) -> None:
+    err.print(Text.assemble(("error: ", "bold red"), " ".join(message.split())))
+
+
+def _usage_error(exc: Exception) -> tuple[str, int] | None:
+    """(message, exit code) of a click error, or None for anything else."""
+    if type(exc).__name__ == "Abort":  # click's Abort: EOF on a prompt, or Ctrl-C
+        return "aborted", exit_codes.INTERRUPTED
+    format_message = getattr(exc, "format_message", None)
+    code = getattr(exc, "exit_code", None)
+    if not callable(format_message) or not isinstance(code, int):
+        return None
+    return str(format_message()), code
+
+
+def _usage(err: Console, exc: Exception, message: str, code: int) -> int:
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `keyturn lease`: help, as asked
+        sys.stdout.write(message.rstrip("\n") + "\n")
+        return exit_codes.BAD_INPUT
+    context = getattr(exc, "ctx", None)
+    where = getattr(context, "command_path", "keyturn") if context is not None else "keyturn"
+    if code == exit_codes.BAD_INPUT:
+        message = f"{message.rstrip('.')} (see `{where} --help`)"
+    _error(err, message)
+    return exit_codes.BAD_INPUT if code == exit_codes.BAD_INPUT else code
 
 
 def _status(code: object) -> int:
     if code is None:
         return exit_codes.OK
-    if isinstance(code, int):
+    if isinstance(code, int) and not isinstance(code, bool):
         return code
     return exit_codes.FAILED
 

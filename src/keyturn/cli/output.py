@@ -16,9 +16,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO, TypeVar
 
+from rich.console import Console
+
 from keyturn.domain.errors import BadInputError
 
 T = TypeVar("T")
+
+
+# Piped tables are as wide as their content: a script or a log must get every identifier
+# whole, never folded at 80 columns or cut with an ellipsis.
+PIPED_WIDTH = 10_000
+
+
+def stdout_console() -> Console:
+    """A console for a table on stdout: the terminal's width, or unbounded when piped
+    (COLUMNS, if set, still wins: rich reads it)."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return Console(highlight=False)
+    return Console(highlight=False, width=PIPED_WIDTH)
 
 
 def check_writable(output: Path | None) -> None:

@@ -7,15 +7,14 @@ bounded concurrency, print a summary. Secrets are printed only with --show-secre
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from keyturn.cli import exit_codes
@@ -28,11 +27,24 @@ from keyturn.cli.accounts import (
     report_failures,
 )
 from keyturn.cli.context import CliContext
+from keyturn.cli.output import stdout_console
+from keyturn.cli.rotate_output import (
+    SCHEMA,
+    Interrupted,
+    Mode,
+    StepLog,
+    UserResult,
+    exit_code,
+    interrupted_hint,
+    print_report,
+    run_users,
+)
+from keyturn.cli.rotate_output import as_json as as_json_document
 from keyturn.config import Settings
 from keyturn.domain.errors import BadInputError
 from keyturn.domain.model import Finding
 from keyturn.services.enrollment import EnrollmentService
-from keyturn.services.rotate import Outcome, RotationService, run_many
+from keyturn.services.rotate import Outcome, RotationService
 from keyturn.wiring import (
     Aws,
     build_audit,
@@ -40,7 +52,14 @@ from keyturn.wiring import (
     build_enrollment,
     build_rotation,
     build_store,
+    rotation_checkpoint,
 )
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
 
 DUE_FINDINGS = frozenset({Finding.NOTIFY, Finding.DEACTIVATE, Finding.UNUSED})
 
@@ -70,11 +89,20 @@ def rotate(
         bool, typer.Option("--show-secret", help="Print the new secret access keys.")
     ] = False,
     store: Annotated[
-        str | None, typer.Option("--store", help="vault or secretsmanager ([rotate] store).")
+        str | None,
+        typer.Option(
+            "--store",
+            help="Where new keys go: vault (default; needs VAULT_ADDR) or secretsmanager"
+            " ([rotate] store).",
+        ),
     ] = None,
     path: Annotated[
         str | None,
-        typer.Option("--path", help="Path/name template with {account} and {user}."),
+        typer.Option(
+            "--path",
+            help="Vault KV path or secret name, with {account} and {user}"
+            " (default aws/{account}/{user}; [rotate] path).",
+        ),
     ] = None,
     workers: Annotated[
         int | None, typer.Option("--workers", help="Users in parallel (default: from --rate).")
@@ -103,16 +131,27 @@ def rotate(
             help="Enroll named users that are not enrolled yet (their first rotation).",
         ),
     ] = False,
+    output_format: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            "-f",
+            help=f'table, or json: one document with "schema": "{SCHEMA}".',
+        ),
+    ] = Format.TABLE,
     accounts: AccountsOption = None,
     org: OrgOption = False,
     role_name: RoleNameOption = None,
 ) -> int:
     """Rotate access keys: create, store as pending, verify, promote, retire the old key.
 
-    Only enrolled users are rotated (`keyturn enroll`): `--due` and `--tag` skip the others
-    and list them as "due, not enrolled"; a named user that is not enrolled needs
-    `--enroll`. Crash-safe: an interrupted run is finished by `--resume`; `--rollback USER`
-    undoes the latest rotation while its old key still exists.
+    New keys go to Vault KV by default (VAULT_ADDR, path aws/{account}/{user}); use
+    `--store secretsmanager` for AWS Secrets Manager. Only enrolled users are rotated
+    (`keyturn enroll`): `--due` and `--tag` skip the others and list them as "due, not
+    enrolled"; a named user that is not enrolled needs `--enroll`. Crash-safe: an interrupted run is
+    finished by `--resume`; `--rollback USER` undoes the latest rotation while its old key
+    still exists. Exit 0 when every user succeeded, 4 when every user failed for the same
+    reason (not found, refused, unreachable), 1 otherwise, 130 on Ctrl-C.
     """
     cli: CliContext = ctx.obj
     tags = _parse_tags(tag or [])
@@ -141,13 +180,20 @@ def rotate(
     )
     settings = loaded.settings
     err = Console(stderr=True, highlight=False)
+    mode = Mode.ROLLBACK if rollback is not None else Mode.RESUME if resume else Mode.ROTATE
+    as_json = output_format is Format.JSON
+    plans: list[dict[str, Any]] = []
 
-    def run_in(aws: Aws, account: str | None = None) -> list[Outcome]:
+    def run_in(aws: Aws, account: str | None = None) -> list[UserResult]:
         """The whole rotation in one account; `account` only labels the output."""
+        steps = StepLog(rotation_checkpoint())
         secret_store = build_store(settings, aws)
-        service = build_rotation(settings, aws, keep_secret=show_secret, store=secret_store)
+        service = build_rotation(
+            settings, aws, keep_secret=show_secret, checkpoint=steps, store=secret_store
+        )
         if rollback is not None:
-            return [service.rollback(rollback)]
+            done = service.rollback(rollback)
+            return [UserResult(done, steps.of(rollback), exit_codes.OK, account)]
         named = list(dict.fromkeys(users or []))
         selected: list[str] = []
         if due:
@@ -155,83 +201,116 @@ def rotate(
         if tags:
             selected += _tagged_users(aws, tags)
         where = f" in {account}" if account else ""
-        refused: list[Outcome] = []
+        refused: list[UserResult] = []
+        action: Callable[[str], Outcome | None]
         if resume:
             chosen = list(dict.fromkeys(named + selected)) or service.pending_users()
-            action: Callable[[str], Outcome | None] = service.resume
+            action = service.resume
         else:
-            enrollment = build_enrollment(settings, aws, store=secret_store)
-            split = enrollment.partition(named + selected)
-            for rejected in split.rejected:
-                err.print(f"warning: {escape(rejected.line())}")
-            skipped = [user for user in split.not_enrolled if user not in named]
-            if skipped:
-                err.print(
-                    f"due, not enrolled{where} (not rotated): {escape(', '.join(skipped))}; "
-                    "enroll them with `keyturn enroll USER` once their consumers read the store"
-                )
-            strangers = [user for user in named if user in split.not_enrolled]
-            chosen = [user for user in split.enrolled if user not in skipped]
-            if strangers and enroll:
-                chosen += strangers
-            elif strangers:
-                refused = [
-                    Outcome(
-                        user,
-                        False,
-                        "not enrolled",
-                        message=f"{user} is not enrolled for rotation: run `keyturn enroll "
-                        f"{user}` (its first rotation, old key kept {_hold(settings)}), or "
-                        "add --enroll",
-                    )
-                    for user in strangers
-                ]
-            action = _rotate_or_enroll(service, enrollment, set(strangers) if enroll else set())
+            enrollment = build_enrollment(settings, aws, store=secret_store, checkpoint=steps)
+            chosen, refused, action = _enrolled_only(
+                service, enrollment, named, selected, enroll, err, where, account, settings
+            )
         chosen = list(dict.fromkeys(chosen))
         if not chosen:
             if not refused:
-                err.print(f"nothing to rotate{where}")
-            return _labelled(refused, account)
+                err.print(f"nothing to {'resume' if resume else 'rotate'}{where}")
+            return refused
         if dry_run:
-            _print_plan(service, chosen, settings.rotate.worker_count(), where)
-            return _labelled(refused, account)
-        done = _run_with_progress(chosen, action, settings.rotate.worker_count(), err)
-        return _labelled(refused + done, account)
+            if as_json:
+                plans.extend(_plan_json(service, chosen, account))
+            else:
+                _print_plan(service, chosen, settings.rotate.worker_count(), where)
+            return refused
+        return refused + run_users(chosen, action, settings.rotate.worker_count(), steps, account)
 
     failed_accounts: dict[str, str] = {}
-    if choice.many:
-        fanned = across(settings, choice, lambda aws, account: run_in(aws, account))
-        outcomes = [o for account in sorted(fanned.results) for o in fanned.results[account]]
-        failed_accounts = fanned.failures
-        report_failures(fanned)
-    else:
-        outcomes = run_in(build_aws(settings))
-    if not outcomes:
-        return exit_codes.FAILED if failed_accounts else exit_codes.OK
-
-    _print_summary(outcomes)
-    if show_secret:
-        for outcome in outcomes:
-            if outcome.secret is not None:
-                typer.echo(
-                    json.dumps(
-                        {
-                            "user": outcome.user,
-                            "access_key_id": outcome.secret.access_key_id,
-                            "secret_access_key": outcome.secret.secret_access_key,
-                        }
+    try:
+        if choice.many:
+            fanned = across(settings, choice, lambda aws, account: run_in(aws, account))
+            results = [r for account in sorted(fanned.results) for r in fanned.results[account]]
+            failed_accounts = fanned.failures
+            report_failures(fanned)
+        else:
+            results = run_in(build_aws(settings))
+    except Interrupted as stop:
+        err.print(escape(interrupted_hint(stop)), soft_wrap=True)
+        return exit_codes.INTERRUPTED
+    if as_json and dry_run:
+        document = {"schema": SCHEMA, "mode": mode.value, "dry_run": True, "plan": plans}
+        typer.echo(json.dumps({**document, "failed_accounts": failed_accounts}, indent=2))
+    elif as_json:
+        typer.echo(
+            json.dumps(as_json_document(mode, results, failed_accounts, show_secret=show_secret))
+        )
+    elif results:
+        print_report(mode, results)
+        if show_secret:
+            for result in results:
+                secret = result.outcome.secret
+                if secret is not None:
+                    typer.echo(
+                        json.dumps(
+                            {
+                                "user": result.outcome.user,
+                                "access_key_id": secret.access_key_id,
+                                "secret_access_key": secret.secret_access_key,
+                            }
+                        )
                     )
-                )
-    failed = [outcome for outcome in outcomes if not outcome.ok]
-    return exit_codes.FAILED if failed or failed_accounts else exit_codes.OK
+    return exit_code(results, failed_accounts)
 
 
-def _labelled(outcomes: list[Outcome], account: str | None) -> list[Outcome]:
-    return [replace(o, user=f"{account}/{o.user}") if account else o for o in outcomes]
-
-
-def _hold(settings: Settings) -> str:
-    return f"{settings.rotate.enroll_hold_days:g} days"
+def _enrolled_only(
+    service: RotationService,
+    enrollment: EnrollmentService,
+    named: list[str],
+    selected: list[str],
+    enroll: bool,
+    err: Console,
+    where: str,
+    account: str | None,
+    settings: Settings,
+) -> tuple[list[str], list[UserResult], Callable[[str], Outcome | None]]:
+    """Keep the enrolled users (issue 17); list the due ones that are not, refuse (or,
+    with --enroll, enroll) the named ones that are not. A forged enrollment tag is named."""
+    split = enrollment.partition(named + selected)
+    for rejected in split.rejected:
+        err.print(f"warning: {escape(rejected.line())}", soft_wrap=True)
+    skipped = [user for user in split.not_enrolled if user not in named]
+    if skipped:
+        err.print(
+            f"due, not enrolled{where} (not rotated): {escape(', '.join(skipped))}; "
+            "enroll them with `keyturn enroll USER` once their consumers read the store",
+            soft_wrap=True,
+        )
+    strangers = [user for user in named if user in split.not_enrolled]
+    chosen = [user for user in split.enrolled if user not in skipped]
+    refused: list[UserResult] = []
+    if strangers and enroll:
+        chosen += strangers
+    elif strangers:
+        hold = f"{settings.rotate.enroll_hold_days:g} days"
+        refused = [
+            UserResult(
+                Outcome(
+                    user,
+                    False,
+                    "not enrolled",
+                    message=f"{user} is not enrolled for rotation: run `keyturn enroll {user}` "
+                    f"(its first rotation, old key kept {hold}), or add --enroll",
+                ),
+                (),
+                exit_codes.FAILED,
+                account,
+            )
+            for user in strangers
+        ]
+    return (
+        chosen,
+        refused,
+        _rotate_or_enroll(service, enrollment, set(strangers) if enroll else set()),
+    )
 
 
 def _rotate_or_enroll(
@@ -289,27 +368,6 @@ def _tagged_users(aws: object, tags: dict[str, str]) -> list[str]:
     return users_with_tags(aws.iam(), tags)
 
 
-def _run_with_progress(
-    users: list[str], action: object, workers: int, err: Console
-) -> list[Outcome]:
-    assert callable(action)
-    if not sys.stderr.isatty():
-        return run_many(users, action, workers=workers)
-    columns = (
-        TextColumn("rotating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[last]}"),
-    )
-    with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("rotate", total=len(users), last="")
-
-        def done(outcome: Outcome) -> None:
-            progress.update(task, advance=1, last=outcome.user)
-
-        return run_many(users, action, workers=workers, on_done=done)
-
-
 def _print_plan(service: RotationService, users: list[str], workers: int, where: str = "") -> None:
     table = Table(title=f"rotation plan{where} (dry run: nothing changed)")
     for column in ("user", "action", "replaces", "retires first", "store"):
@@ -326,27 +384,25 @@ def _print_plan(service: RotationService, users: list[str], workers: int, where:
         table.add_row(
             user, plan.action, plan.old_key_id or "-", plan.retire_first or "-", plan.location
         )
-    Console(width=160 if not sys.stdout.isatty() else None).print(table)
+    stdout_console().print(table)
 
 
-def _print_summary(outcomes: list[Outcome]) -> None:
-    table = Table(title="rotation summary")
-    for column in ("user", "result", "state", "old key", "new key", "note"):
-        table.add_column(column)
-    for outcome in outcomes:
-        result = "[green]ok[/green]" if outcome.ok else "[red]FAILED[/red]"
-        note = outcome.message
-        if outcome.warnings:
-            note = "; ".join([note, *outcome.warnings])
-        table.add_row(
-            outcome.user,
-            result,
-            outcome.state,
-            outcome.old_key_id or "-",
-            outcome.new_key_id or "-",
-            note,
-        )
-    ok = sum(1 for outcome in outcomes if outcome.ok)
-    console = Console(width=160 if not sys.stdout.isatty() else None)
-    console.print(table)
-    console.print(f"{ok} rotated or advanced, {len(outcomes) - ok} failed")
+def _plan_json(
+    service: RotationService, users: list[str], account: str | None
+) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for user in users:
+        entry: dict[str, Any] = {"account": account, "user": user}
+        try:
+            plan = service.plan(user)
+        except Exception as exc:  # every user's problem in the plan, as the table does
+            entry.update(action="cannot", reason=" ".join(str(exc).split()))
+        else:
+            entry.update(
+                action=plan.action,
+                replaces=plan.old_key_id,
+                retires_first=plan.retire_first,
+                store=plan.location,
+            )
+        found.append(entry)
+    return found
