@@ -43,6 +43,12 @@ MEANINGS: dict[str, str] = {
     # [aws]
     "aws.profile": "AWS profile (boto3 also reads `AWS_PROFILE`)",
     "aws.region": "region for the clients (boto3 also reads `AWS_REGION`)",
+    "aws.connect_timeout_seconds": "give up connecting to an AWS endpoint after this long",
+    "aws.read_timeout_seconds": "give up waiting for one AWS response after this long",
+    "aws.timeout_seconds": (
+        "total limit per AWS call, retries included: a silent endpoint becomes one error"
+    ),
+    "vault.timeout_seconds": "limit per Vault request (connect and read)",
     "aws.role_arn": "role to assume first; `arn:aws…:iam::<12 digits>:role/…`",
     "aws.endpoint_url": "endpoint for every AWS call (boto3 also reads `AWS_ENDPOINT_URL`)",
     "aws.max_attempts": "attempts per call with adaptive, jittered retries",
