@@ -232,9 +232,7 @@ def test_revoke_prefix_matches_whole_path_segments(aws: LocalAws, svc: LeaseServ
     assert sorted(o.lease_id for o in outcomes) == sorted(x.lease_id for x in dev)
     assert {x.principal for x in others} <= users(aws)
     assert not {x.principal for x in dev} & users(aws)
-    assert [x.lease_id for x in svc.list_leases("aws/creds/dev")] == sorted(
-        x.lease_id for x in dev
-    )
+    assert [x.lease_id for x in svc.list_leases("aws/creds/dev")] == sorted(x.lease_id for x in dev)
 
 
 def test_revoke_that_loses_its_claim_to_a_renew_still_revokes(
