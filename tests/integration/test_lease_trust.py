@@ -251,7 +251,8 @@ def test_revoke_that_loses_its_claim_to_a_renew_still_revokes(
     assert outcome.result is RevokeResult.REVOKED, outcome
     assert outcome.ok
     final = store.get(lease.lease_id)
-    assert final is not None and final.state is LeaseState.REVOKED
+    assert final is not None
+    assert final.state is LeaseState.REVOKED
     assert lease.principal not in users(aws)
 
 

@@ -353,11 +353,13 @@ def test_renew_boundaries() -> None:
     # one second past the max: capped, and said so
     capped, warning = renewed(base, NOW, timedelta(hours=2, seconds=1))
     assert capped.expires == base.max_expires
-    assert warning is not None and "max TTL" in warning
+    assert warning is not None
+    assert "max TTL" in warning
     # one second short of the current expiry: kept, and said so
     kept, warning = renewed(base, NOW, timedelta(hours=1) - timedelta(seconds=1))
     assert kept.expires == base.expires
-    assert warning is not None and "never shortens" in warning
+    assert warning is not None
+    assert "never shortens" in warning
     # at the instant of expiry it is expired
     with pytest.raises(BadInputError, match="expired"):
         renewed(base, base.expires, timedelta(hours=1))

@@ -197,7 +197,7 @@ def test_a_live_claim_is_respected_and_a_stale_one_taken_over(parts) -> None:  #
 
 def test_a_revoke_that_only_saw_another_revoker_is_not_ok(parts) -> None:  # type: ignore[no-untyped-def]
     """`lease revoke` exits 0 only for a lease seen REVOKED (issue 12, item 9)."""
-    service, iam, store, clock, sleeps = parts
+    service, _iam, store, clock, sleeps = parts
     issued = service.issue("dev")
     lease = store.get(issued.lease.lease_id)
     from dataclasses import replace
@@ -253,4 +253,5 @@ def test_renew_without_increment_never_moves_the_expiry_earlier(parts) -> None: 
     clock.value += timedelta(minutes=5)
     renewed_lease, warning = service.renew(issued.lease_id)
     assert renewed_lease.expires == issued.expires
-    assert warning is not None and "never shortens" in warning
+    assert warning is not None
+    assert "never shortens" in warning
