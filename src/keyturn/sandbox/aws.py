@@ -42,7 +42,8 @@ class LocalAws:
     (`arn:aws:iam::aws:policy/ReadOnlyAccess` and the rest), which it leaves out by default:
     the sandbox then accepts documented examples as they are written for AWS. It costs
     about half a second per reset, so tests leave it off. moto reads the switch from one
-    process-wide setting; it is restored when this server stops. (A standalone
+    process-wide setting (and keeps its backends per process, so starting one resets them);
+    the setting is restored when this server stops. (A standalone
     `moto_server` takes it from the environment: `MOTO_IAM_LOAD_MANAGED_POLICIES=true`.)
     """
 
@@ -66,6 +67,8 @@ class LocalAws:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
+        if self._managed_policies:
+            self.reset()  # moto's backends are per process: rebuild IAM's with the policies
         return self
 
     def stop(self) -> None:
