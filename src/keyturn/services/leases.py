@@ -76,6 +76,7 @@ TIDY_CALLS: tuple[Callable[..., object], ...] = (
     DynamoLeaseStore.store_id,
     DynamoLeaseStore.list_leases,
     DynamoLeaseStore.get,
+    DynamoLeaseStore.get_role,  # the role's username template: part of an orphan's proof
     DynamoLeaseStore.replace,
     IamLeaseAdmin.managed_users,
     IamLeaseAdmin.delete_user_everything,
