@@ -47,7 +47,8 @@ GROUP_NAME = re.compile(r"^[\w+=,.@-]{1,128}$", re.ASCII)
 TAG_KEY = re.compile(r"^[\w.:/=+@ -]{1,128}$")
 TAG_VALUE = re.compile(r"^[\w.:/=+@ -]{0,256}$")
 
-# Tags keyturn puts on every IAM user it creates; `tidy` finds orphans by them.
+# Tags keyturn puts on every IAM user it creates. Anyone with iam:TagUser can copy them, so
+# `tidy` only *finds* candidates by them; its own lease record naming the user is the proof.
 TAG_LEASE = "keyturn:lease-id"
 TAG_ROLE = "keyturn:role"
 TAG_STORE = "keyturn:store"
