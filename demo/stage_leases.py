@@ -11,12 +11,7 @@ from rich.panel import Panel
 if TYPE_CHECKING:
     from demo.__main__ import DemoContext  # type: ignore[import-not-found]
 
-POLICY = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "s3:List*", "Resource": "*"}],
-    }
-)
+READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
 
 
 def _users(ctx: Any) -> list[str]:
@@ -41,9 +36,9 @@ def run(ctx: DemoContext) -> None:
             "[bold]Leases[/]: short-lived AWS credentials, like Vault's AWS engine, without Vault"
         )
     )
-    arn = ctx.aws.client("iam").create_policy(PolicyName="demo-s3-list", PolicyDocument=POLICY)[
-        "Policy"
-    ]["Arn"]
+    # The README's example as written: an AWS managed policy (the sandbox loads moto's copy
+    # of them) in a role with a 1h default and an 8h max.
+    arn = READ_ONLY
 
     say("\n[bold]1.[/] A role says what a credential may do and for how long.")
     ctx.keyturn(
@@ -57,7 +52,7 @@ def run(ctx: DemoContext) -> None:
         "--default-ttl",
         "1h",
         "--max-ttl",
-        "2h",
+        "8h",
         "--iam-tag",
         "team=demo",
         env=env,
@@ -73,8 +68,8 @@ def run(ctx: DemoContext) -> None:
     sts = ctx.aws.client("sts", key_id=issued["access_key"], secret=issued["secret_key"])
     say(f"   [green]{sts.get_caller_identity()['Arn']}[/]")
 
-    say("\n[bold]4.[/] Renew: asking for 3h past a 2h max is clamped, with a warning.")
-    ctx.keyturn("lease", "renew", issued["lease_id"], "--increment", "3h", env=env)
+    say("\n[bold]4.[/] Renew: asking for 9h past an 8h max is clamped, with a warning.")
+    ctx.keyturn("lease", "renew", issued["lease_id"], "--increment", "9h", env=env)
 
     say("\n[bold]5.[/] Revoke removes the key, the policies and then the user.")
     ctx.keyturn("lease", "revoke", issued["lease_id"], env=env)
@@ -91,3 +86,21 @@ def run(ctx: DemoContext) -> None:
     say(f"   keyturn users left in IAM: [green]{left or 'none'}[/]")
     if left:
         raise RuntimeError(f"tidy left users behind: {left}")
+
+    say("\n[bold]7.[/] A look-alike: `keyturn-deployer`, carrying tags copied from a lease user.")
+    _look_alike(ctx, env)
+    ctx.keyturn("lease", "tidy", env=env)
+    if "keyturn-deployer" not in _users(ctx):
+        raise RuntimeError("tidy removed a user keyturn never made")
+    say("   Tags are a claim anyone with iam:TagUser can make: it is named, never touched.")
+
+
+def _look_alike(ctx: Any, env: dict[str, str]) -> None:
+    issued = json.loads(
+        ctx.keyturn("creds", "dev", "--format", "json", env=env, show_output=False).stdout
+    )
+    iam = ctx.aws.client("iam")
+    tags = iam.list_user_tags(UserName=issued["principal"])["Tags"]
+    iam.create_user(UserName="keyturn-deployer", Tags=tags)
+    iam.create_access_key(UserName="keyturn-deployer")
+    ctx.keyturn("lease", "revoke", issued["lease_id"], env=env)

@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +115,10 @@ def test_creds_env_output_authenticates_and_lease_commands_work(
     lease_id = issued.stdout.split("# lease ")[1].split()[0]
 
     listed = cli("lease", "list", "--prefix", "aws/creds/dev", "--format", "json")
-    [record] = json.loads(listed.stdout)
+    answer = json.loads(listed.stdout)
+    assert answer["schema"] == "keyturn.lease/v1"
+    [record] = answer["leases"]
+    assert record["status"] == "ACTIVE"
     assert record["lease_id"] == lease_id
     assert record["key_id"] == key_id
     assert secret not in listed.stdout
@@ -274,3 +279,135 @@ def test_two_processes_revoking_the_same_leases(
     ]
     assert len(revoked_lines) == 10  # each lease revoked by exactly one process
     assert keyturn_users(aws) == []
+
+
+# -- trust and operator experience (issues 12 and 13) ---------------------------------------
+
+
+def test_tidy_leaves_a_look_alike_with_copied_tags_and_says_so_in_one_line(
+    cli: Any, aws: LocalAws, policy_arn: str, tmp_path: Path
+) -> None:
+    write_role(cli, policy_arn)
+    issued = json.loads(cli("creds", "dev", "--format", "json").stdout)
+    iam = aws.client("iam")
+    tags = iam.list_user_tags(UserName=issued["principal"])["Tags"]
+    iam.create_user(UserName="keyturn-deployer", Tags=tags)
+    key = iam.create_access_key(UserName="keyturn-deployer")["AccessKey"]["AccessKeyId"]
+    assert cli("lease", "revoke", issued["lease_id"]).returncode == 0
+
+    events = tmp_path / "events.jsonl"
+    tidied = cli("lease", "tidy", "--events", str(events))
+
+    assert tidied.returncode == 0, tidied.stdout + tidied.stderr
+    [line] = [x for x in tidied.stdout.splitlines() if "keyturn-deployer" in x]
+    assert "not provably keyturn's" in line
+    assert "left untouched" in line
+    assert keyturn_users(aws) == ["keyturn-deployer"]
+    found = iam.list_access_keys(UserName="keyturn-deployer")["AccessKeyMetadata"]
+    assert [k["AccessKeyId"] for k in found] == [key]
+    [event] = [json.loads(x) for x in events.read_text().splitlines()]
+    assert event["event"] == "lease.tidy.not_ours"
+    as_json = json.loads(cli("lease", "tidy", "--format", "json").stdout)
+    assert as_json["schema"] == "keyturn.lease/v1"
+    assert len(as_json["not_ours"]) == 1
+
+
+def test_revoke_prefix_takes_whole_segments(
+    cli: Any, aws: LocalAws, policy_arn: str, tmp_path: Path
+) -> None:
+    for role in ("dev", "dev-admin", "developers"):
+        write_role(cli, policy_arn, role)
+        assert cli("creds", role, "--format", "json").returncode == 0
+    done = cli("lease", "revoke-prefix", "aws/creds/dev", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["schema"] == "keyturn.lease/v1"
+    assert answer["ok"] is True
+    [outcome] = answer["outcomes"]
+    assert outcome["lease_id"].startswith("aws/creds/dev/")
+    live = {lease.role for lease in store(tmp_path).list_leases() if lease.state.value == "ACTIVE"}
+    assert live == {"dev-admin", "developers"}
+    assert len(keyturn_users(aws)) == 2
+
+
+def test_an_expired_lease_lists_as_expired_not_active(
+    cli: Any, aws: LocalAws, policy_arn: str, tmp_path: Path
+) -> None:
+    write_role(cli, policy_arn)
+    issued = json.loads(cli("creds", "dev", "--format", "json").stdout)
+    leases = store(tmp_path)
+    lease = leases.get(issued["lease_id"])
+    assert lease is not None
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    assert leases.replace(lease, replace(lease, expires=past)) is not None
+
+    table = cli("lease", "list")
+    [row] = [x for x in table.stdout.splitlines() if issued["principal"][:20] in x]
+    assert "EXPIRED" in row
+    assert "ACTIVE" not in row
+    [record] = json.loads(cli("lease", "list", "--format", "json").stdout)["leases"]
+    assert (record["state"], record["status"]) == ("ACTIVE", "EXPIRED")
+
+
+def test_renew_without_increment_never_moves_the_expiry_earlier(
+    cli: Any, aws: LocalAws, policy_arn: str
+) -> None:
+    done = cli(
+        "role", "write", "dev", "--credential-type", "iam_user", "--policy-arn", policy_arn,
+        "--default-ttl", "1h", "--max-ttl", "8h",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    issued = json.loads(cli("creds", "dev", "--ttl", "4h", "--format", "json").stdout)
+    renewed = cli("lease", "renew", issued["lease_id"], "--format", "json")
+    assert renewed.returncode == 0, renewed.stderr
+    answer = json.loads(renewed.stdout)
+    assert answer["lease"]["expires"] == issued["lease_expires"]
+    assert "never shortens" in answer["warning"]
+    plain = cli("lease", "renew", issued["lease_id"])
+    assert "never shortens" in plain.stderr
+
+
+def test_tidy_names_the_lease_it_holds_back(
+    cli: Any, aws: LocalAws, policy_arn: str, tmp_path: Path
+) -> None:
+    seed_roles(tmp_path, policy_arn)
+    margin = {"KEYTURN_LEASES_TIDY_MARGIN": "15m"}
+    crashed = cli("creds", "dev", extra={**margin, "KEYTURN_TEST_CRASH_AFTER": "create_user"})
+    assert crashed.returncode == -signal.SIGKILL
+    [pending] = store(tmp_path).list_leases()
+    tidied = cli("lease", "tidy", extra=margin)
+    assert tidied.returncode == 0
+    assert "no expired or abandoned leases" not in tidied.stdout
+    [line] = [x for x in tidied.stdout.splitlines() if pending.lease_id in x]
+    assert "15m tidy margin" in line
+    assert keyturn_users(aws) == [pending.principal]  # held back, not removed
+
+
+@pytest.fixture(scope="module")
+def aws_with_managed_policies() -> Any:
+    with LocalAws(aws_managed_policies=True) as server:
+        yield server
+
+
+def test_the_readme_role_example_works_in_the_sandbox(
+    aws_with_managed_policies: LocalAws, tmp_path: Path
+) -> None:
+    sandbox = aws_with_managed_policies
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")},
+        **sandbox.env(),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+    done = run_cli(
+        env,
+        "role", "write", "dev", "--credential-type", "iam_user",
+        "--policy-arn", "arn:aws:iam::aws:policy/ReadOnlyAccess",
+        "--default-ttl", "1h", "--max-ttl", "8h",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    issued = run_cli(env, "creds", "dev", "--format", "json")
+    assert issued.returncode == 0, issued.stderr
+    user = json.loads(issued.stdout)["principal"]
+    attached = sandbox.client("iam").list_attached_user_policies(UserName=user)
+    assert [p["PolicyName"] for p in attached["AttachedPolicies"]] == ["ReadOnlyAccess"]
+    assert run_cli(env, "lease", "revoke-prefix", "aws/creds/dev").returncode == 0

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from keyturn.adapters.clock import SystemClock
 from keyturn.adapters.lease_dynamodb import DynamoLeaseStore
 from keyturn.adapters.lease_iam import IamLeaseAdmin
 from keyturn.adapters.lease_sts import StsLeaseIssuer
@@ -47,7 +48,9 @@ def test_scheduled_tidy_revokes_expired_leases_and_orphans(
         PastClock(),
         LeaseEngineSettings(),
     )
+    orphan = _orphan_by_race(aws, store)
     expired = issued_in_the_past.issue("dev", timedelta(hours=1)).lease
+    # tagged as this store's, but no record of the store names it: left alone, reported
     iam.create_user(
         UserName="keyturn-orphan",
         Tags=[
@@ -59,11 +62,45 @@ def test_scheduled_tidy_revokes_expired_leases_and_orphans(
     result = handler({}, None)
 
     assert result["revoked"] == [expired.lease_id]
-    assert result["orphans_removed"] == ["keyturn-orphan"]
-    assert [u["UserName"] for u in iam.list_users()["Users"]] == []
+    assert result["orphans_removed"] == [orphan]
+    [line] = result["not_ours"]
+    assert "keyturn-orphan" in line
+    assert [u["UserName"] for u in iam.list_users()["Users"]] == ["keyturn-orphan"]
     stored = store.get(expired.lease_id)
     assert stored is not None
     assert stored.state is LeaseState.REVOKED
+
+
+class _Crash(BaseException):
+    pass
+
+
+def _orphan_by_race(aws: LocalAws, store: DynamoLeaseStore) -> str:
+    """An issue slower than the tidy margin: tidy revokes its intent before CreateUser, then
+    the issuer creates the user and dies. The REVOKED record names the user that exists."""
+
+    def engine(checkpoint: object = None) -> LeaseService:
+        return LeaseService(
+            store,
+            IamLeaseAdmin(aws.client("iam")),
+            StsLeaseIssuer(aws.client("sts")),
+            SystemClock(),
+            LeaseEngineSettings(tidy_margin=timedelta(0)),
+            checkpoint=checkpoint or (lambda step: None),  # type: ignore[arg-type]
+        )
+
+    def checkpoint(step: str) -> None:
+        if step == "intent":
+            engine().tidy()
+        if step == "create_user":
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        engine(checkpoint).issue("dev")
+    names = {u["UserName"] for u in aws.client("iam").list_users()["Users"]}
+    [lease] = [x for x in store.list_leases() if x.principal in names]
+    assert lease.state is LeaseState.REVOKED
+    return lease.principal
 
 
 def test_tidy_that_leaves_work_undone_fails_the_invocation(

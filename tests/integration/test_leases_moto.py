@@ -224,7 +224,7 @@ def test_two_revokers_at_once_never_double_act(
     assert [x for x in users(aws) if x.startswith("keyturn")] == []
 
 
-def test_tidy_revokes_expired_and_removes_orphans_of_this_store_only(
+def test_tidy_revokes_expired_and_touches_only_users_its_store_names(
     aws: LocalAws, tmp_path: Path, service: LeaseService
 ) -> None:
     clock = Clock()
@@ -232,7 +232,7 @@ def test_tidy_revokes_expired_and_removes_orphans_of_this_store_only(
     short = svc.issue("dev", timedelta(minutes=10)).lease
     long = svc.issue("dev", timedelta(hours=1)).lease
     iam = aws.client("iam")
-    # an orphan: tagged by this store, its lease record lost
+    # tagged by this store, but no lease record names it: a claim keyturn cannot prove
     iam.create_user(
         UserName="keyturn-orphan",
         Tags=[
@@ -253,28 +253,14 @@ def test_tidy_revokes_expired_and_removes_orphans_of_this_store_only(
     clock.shift = timedelta(minutes=20)
     report = svc.tidy()
     assert [o.lease_id for o in report.revoked] == [short.lease_id]
-    assert report.orphans_removed == ["keyturn-orphan"]
+    assert report.orphans_removed == []
+    [line] = report.not_ours
+    assert line.startswith("user keyturn-orphan ")
     assert report.ok
     left = users(aws)
     assert short.principal not in left
     assert long.principal in left
-    assert {"keyturn-elsewhere", "keyturn-human"} <= set(left)
-
-
-def test_tidy_margin_protects_young_orphans(
-    aws: LocalAws, tmp_path: Path, service: LeaseService
-) -> None:
-    svc = make_service(aws, tmp_path / "leases.db", tidy_margin=timedelta(hours=1))
-    aws.client("iam").create_user(
-        UserName="keyturn-young",
-        Tags=[
-            {"Key": TAG_LEASE, "Value": "aws/creds/dev/lostlostlost"},
-            {"Key": TAG_STORE, "Value": svc.store_id()},
-        ],
-    )
-    report = svc.tidy()
-    assert report.orphans_waiting == ["keyturn-young"]
-    assert "keyturn-young" in users(aws)
+    assert {"keyturn-orphan", "keyturn-elsewhere", "keyturn-human"} <= set(left)
 
 
 SSH_KEY = (

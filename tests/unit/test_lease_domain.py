@@ -26,6 +26,8 @@ from keyturn.domain.leases import (
     parse_lease_id,
     render_name,
     renewed,
+    under_prefix,
+    username_pattern,
 )
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -257,3 +259,133 @@ def test_claims_expire() -> None:
     assert claimed.claimable(NOW + timedelta(minutes=5))
     assert not lease(state=LeaseState.REVOKED).claimable(NOW)
     assert not lease(state=LeaseState.IRREVOCABLE).claimable(NOW)
+
+
+# -- prefixes by whole path segments (issue 12, item 7) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prefix", "lease_id", "inside"),
+    [
+        ("aws/creds/dev", "aws/creds/dev/abcdefghij", True),
+        ("aws/creds/dev/", "aws/creds/dev/abcdefghij", True),
+        ("aws/creds/dev", "aws/creds/dev-admin/abcdefghij", False),
+        ("aws/creds/dev", "aws/creds/developers/abcdefghij", False),
+        ("aws/creds/dev/", "aws/creds/developers/abcdefghij", False),
+        ("aws/creds/dev/abc", "aws/creds/dev/abcdefghij", False),
+        ("aws/creds/dev/abcdefghij", "aws/creds/dev/abcdefghij", True),
+        ("aws/creds/", "aws/creds/dev/abcdefghij", True),
+        ("aws/creds", "aws/credsx/dev/abcdefghij", False),
+    ],
+)
+def test_prefixes_match_whole_path_segments(prefix: str, lease_id: str, inside: bool) -> None:
+    assert under_prefix(prefix, lease_id) is inside
+
+
+@given(st.text(alphabet="abdev-_.", min_size=1, max_size=12), st.text(min_size=1, max_size=12))
+def test_a_role_prefix_never_covers_a_role_it_is_only_a_string_prefix_of(
+    role: str, tail: str
+) -> None:
+    other = role + tail
+    if "/" in tail:
+        return
+    assert not under_prefix(f"aws/creds/{role}", f"aws/creds/{other}/abcdefghij")
+
+
+# -- username structure (issue 12, item 6) --------------------------------------------------
+
+
+def test_username_pattern_matches_what_the_template_renders() -> None:
+    role = user_role()
+    pattern = username_pattern(role.template, "keyturn", "dev")
+    assert pattern.match(render_name(role.template, parts()))
+    assert pattern.match(render_name(role.template, parts(display_name="")))
+    for look_alike in (
+        "keyturn-deployer",
+        "keyturn-alice-dev-1700000000",  # no random part
+        "keyturn-alice-dev-1700000000-ABCDEFGH",  # keyturn's random is lower case
+        "keyturn-alice-ops-1700000000-abcdefgh",  # another role
+        "keyturn-alice-dev-1700000000-abcdefgh-x",  # a suffix
+        "xkeyturn-alice-dev-1700000000-abcdefgh",
+        "keyturn-alice-toolongdisplayname-dev-1700000000-abcdefgh",  # display_name:12
+    ):
+        assert not pattern.match(look_alike), look_alike
+
+
+@given(
+    st.text(max_size=80),
+    st.text(alphabet="abcdefgh-_.", min_size=1, max_size=40),
+    st.integers(min_value=0, max_value=9_999_999_999),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=32, max_size=32),
+)
+def test_every_rendered_name_has_its_template_structure(
+    display: str, role: str, unix_time: int, random: str
+) -> None:
+    for template in (
+        user_role().template,
+        "{prefix}.{role:8}@{random:6}",
+        "{prefix}-{display_name}-{unix_time}-{random:16}",
+    ):
+        name = render_name(template, NameParts("keyturn", display, role, unix_time, random), 999)
+        assert username_pattern(template, "keyturn", role).match(name), (template, name)
+
+
+# -- renew never moves an expiry earlier (issue 13, item 9) ---------------------------------
+
+
+def test_renew_never_moves_the_expiry_earlier() -> None:
+    long = lease(expires=NOW + timedelta(hours=8), max_expires=NOW + timedelta(hours=768))
+    later = NOW + timedelta(minutes=1)
+    kept, warning = renewed(long, later, timedelta(hours=1))  # the role's default: 1h
+    assert kept.expires == long.expires
+    assert warning is not None
+    assert "never shortens" in warning
+
+
+def test_renew_boundaries() -> None:
+    base = lease(expires=NOW + timedelta(hours=1), max_expires=NOW + timedelta(hours=2))
+    # exactly the current expiry: no change, no warning
+    same, warning = renewed(base, NOW, timedelta(hours=1))
+    assert (same.expires, warning) == (base.expires, None)
+    # exactly the max: allowed, no warning
+    at_max, warning = renewed(base, NOW, timedelta(hours=2))
+    assert (at_max.expires, warning) == (base.max_expires, None)
+    # one second past the max: capped, and said so
+    capped, warning = renewed(base, NOW, timedelta(hours=2, seconds=1))
+    assert capped.expires == base.max_expires
+    assert warning is not None
+    assert "max TTL" in warning
+    # one second short of the current expiry: kept, and said so
+    kept, warning = renewed(base, NOW, timedelta(hours=1) - timedelta(seconds=1))
+    assert kept.expires == base.expires
+    assert warning is not None
+    assert "never shortens" in warning
+    # at the instant of expiry it is expired
+    with pytest.raises(BadInputError, match="expired"):
+        renewed(base, base.expires, timedelta(hours=1))
+
+
+@given(
+    st.integers(min_value=0, max_value=3600),
+    st.integers(min_value=1, max_value=10_000),
+    st.integers(min_value=0, max_value=7200),
+)
+def test_renew_never_goes_back_nor_past_max(elapsed: int, increment: int, extra: int) -> None:
+    base = lease(
+        expires=NOW + timedelta(seconds=3601),
+        max_expires=NOW + timedelta(seconds=3601 + extra),
+    )
+    out, _ = renewed(base, NOW + timedelta(seconds=elapsed), timedelta(seconds=increment))
+    assert base.expires <= out.expires <= base.max_expires
+
+
+def test_renew_of_a_lease_being_revoked_is_refused() -> None:
+    with pytest.raises(BadInputError, match="being revoked"):
+        renewed(lease(state=LeaseState.REVOKING), NOW, timedelta(hours=1))
+
+
+def test_an_expired_active_lease_shows_expired() -> None:
+    active = lease()
+    assert active.status(NOW) == "ACTIVE"
+    assert active.status(active.expires) == "EXPIRED"
+    assert lease(state=LeaseState.REVOKED).status(active.expires) == "REVOKED"

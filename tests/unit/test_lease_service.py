@@ -193,3 +193,65 @@ def test_a_live_claim_is_respected_and_a_stale_one_taken_over(parts) -> None:  #
     assert "delete" not in iam.calls
     clock.value += timedelta(minutes=6)  # that revoker died
     assert service.revoke(lease.lease_id).result is RevokeResult.REVOKED
+
+
+def test_a_revoke_that_only_saw_another_revoker_is_not_ok(parts) -> None:  # type: ignore[no-untyped-def]
+    """`lease revoke` exits 0 only for a lease seen REVOKED (issue 12, item 9)."""
+    service, _iam, store, clock, sleeps = parts
+    issued = service.issue("dev")
+    lease = store.get(issued.lease.lease_id)
+    from dataclasses import replace
+
+    store.replace(
+        lease,
+        replace(lease, state=LeaseState.REVOKING, claimed_until=clock.value + timedelta(minutes=5)),
+    )
+    outcome = service.revoke(lease.lease_id)
+    assert outcome.result is RevokeResult.IN_PROGRESS
+    assert not outcome.ok
+    assert issued.lease.principal in outcome.detail
+    assert sleeps  # it waited (bounded) for the other revoker before saying so
+
+
+def test_a_revoke_waits_for_the_other_revoker_to_finish(tmp_path: Path) -> None:
+    store = SqliteLeaseStore(tmp_path / "leases.db")
+    iam = FakeIam()
+    clock = FakeClock()
+    from dataclasses import replace
+
+    def other_revoker_finishes(seconds: float) -> None:
+        current = store.get(lease_id)
+        assert current is not None
+        if current.state is LeaseState.REVOKING:
+            iam.users.discard(current.principal)
+            store.replace(current, replace(current, state=LeaseState.REVOKED))
+
+    service = LeaseService(
+        store, iam, NoSts(), clock, LeaseEngineSettings(), sleep=other_revoker_finishes
+    )
+    service.write_role(Role.build("dev", credential_type="iam_user", policy_arns=[POLICY]))
+    lease = store.get(service.issue("dev").lease.lease_id)
+    assert lease is not None
+    lease_id = lease.lease_id
+    store.replace(
+        lease,
+        replace(lease, state=LeaseState.REVOKING, claimed_until=clock.value + timedelta(minutes=5)),
+    )
+    outcome = service.revoke(lease_id)
+    assert outcome.result is RevokeResult.ALREADY_REVOKED
+    assert outcome.ok
+    assert "delete" not in iam.calls  # the other revoker did it; this one never double-acts
+
+
+def test_renew_without_increment_never_moves_the_expiry_earlier(parts) -> None:  # type: ignore[no-untyped-def]
+    """Issued for 2h under a role whose default is 1h: a plain renew keeps the 2h expiry."""
+    service, _, _, clock, _ = parts
+    service.write_role(
+        Role.build("short", credential_type="iam_user", policy_arns=[POLICY], default_ttl="1h")
+    )
+    issued = service.issue("short", timedelta(hours=2)).lease
+    clock.value += timedelta(minutes=5)
+    renewed_lease, warning = service.renew(issued.lease_id)
+    assert renewed_lease.expires == issued.expires
+    assert warning is not None
+    assert "never shortens" in warning

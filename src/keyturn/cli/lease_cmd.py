@@ -6,11 +6,12 @@ is what the user asked for; nothing else here ever does (invariant 5).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import shlex
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,11 +21,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from keyturn.adapters.event_log import JsonLinesSink, NullSink
 from keyturn.cli import exit_codes
 from keyturn.cli.context import CliContext
 from keyturn.domain.errors import BadInputError
-from keyturn.domain.leases import LEASE_PREFIX, Role, format_duration, parse_duration
-from keyturn.services.leases import IssuedCredential, LeaseService, RevokeOutcome
+from keyturn.domain.leases import LEASE_PREFIX, Lease, Role, format_duration, parse_duration
+from keyturn.ports import EventSink
+from keyturn.services.leases import IssuedCredential, LeaseService, RevokeOutcome, TidyReport
 from keyturn.wiring import build_leases
 
 role_app = typer.Typer(help="Define what `keyturn creds ROLE` issues.", no_args_is_help=True)
@@ -239,36 +242,63 @@ def _print_creds(issued: IssuedCredential, chosen: CredsFormat) -> None:
 
 # -- leases ---------------------------------------------------------------------------------
 
+# Every `--format json` answer of a `lease` command is one object carrying this, so scripts
+# can tell what they parse and notice a change. v1: list -> "leases" (each lease's record
+# plus "status"), renew -> "lease" and "warning", revoke / revoke-prefix -> "outcomes" and
+# "ok", tidy -> the report's lists and "ok".
+LEASE_SCHEMA = "keyturn.lease/v1"
+
+FormatOption = Annotated[ListFormat, typer.Option("--format", "-f", help="table or json.")]
+
+
+def _json(command: str, **fields: Any) -> None:
+    typer.echo(json.dumps({"schema": LEASE_SCHEMA, "command": command, **fields}, indent=2))
+
+
+def _lease_json(lease: Lease, now: datetime) -> dict[str, Any]:
+    return {**lease.to_dict(), "status": lease.status(now)}
+
+
+def _outcome_json(outcome: RevokeOutcome) -> dict[str, Any]:
+    return {
+        "lease_id": outcome.lease_id,
+        "result": outcome.result.value,
+        "ok": outcome.ok,
+        "detail": outcome.detail,
+    }
+
 
 @lease_app.command("list")
 def lease_list(
     ctx: typer.Context,
     prefix: Annotated[str, typer.Option("--prefix", help="e.g. aws/creds/dev")] = LEASE_PREFIX,
-    output_format: Annotated[
-        ListFormat, typer.Option("--format", "-f", help="table or json.")
-    ] = ListFormat.TABLE,
+    output_format: FormatOption = ListFormat.TABLE,
     show_all: Annotated[bool, typer.Option("--all", help="Include revoked leases.")] = False,
 ) -> None:
-    """Leases under a prefix (live ones unless --all)."""
+    """Leases under a prefix (whole path segments; live ones unless --all). A lease past
+    its expiry shows EXPIRED until `lease tidy` revokes it."""
+    now = datetime.now(UTC)
     leases = [
         lease
         for lease in _service(ctx).list_leases(prefix)
         if show_all or lease.state.value != "REVOKED"
     ]
     if output_format is ListFormat.JSON:
-        typer.echo(json.dumps([lease.to_dict() for lease in leases], indent=2))
+        _json("list", prefix=prefix, leases=[_lease_json(lease, now) for lease in leases])
         return
     table = Table(title=f"leases under {prefix}")
     for column in ("lease id", "state", "principal", "expires", "renewable", "note"):
         table.add_column(column, overflow="fold")
     for lease in leases:
+        status = lease.status(now)
+        note = lease.last_error or ("pending `keyturn lease tidy`" if status == "EXPIRED" else "")
         table.add_row(
             lease.lease_id,
-            lease.state.value,
+            Text(status, "red") if status == "EXPIRED" else status,
             lease.principal,
             _when(lease.expires),
-            "yes" if lease.renewable else "no",
-            lease.last_error or "",
+            "yes" if lease.renewable and status != "EXPIRED" else "no",
+            note,
         )
     _out().print(table)
 
@@ -282,53 +312,124 @@ def lease_renew(
     ctx: typer.Context,
     lease_id: str,
     increment: Annotated[
-        str | None, typer.Option("--increment", help="New TTL from now (default: role's).")
+        str | None,
+        typer.Option(
+            "--increment",
+            help="New TTL from now (default: the role's default TTL); capped at the max "
+            "TTL, never earlier than the current expiry.",
+        ),
     ] = None,
+    output_format: FormatOption = ListFormat.TABLE,
 ) -> None:
-    """Extend an iam_user lease, up to its max TTL."""
+    """Extend an iam_user lease, up to its max TTL (an expiry never moves earlier)."""
     lease, warning = _service(ctx).renew(lease_id, _duration(increment, "--increment"))
+    if output_format is ListFormat.JSON:
+        _json("renew", lease=_lease_json(lease, datetime.now(UTC)), warning=warning)
+        return
     if warning:
         _warn(warning)
     _out().print(f"{lease.lease_id} now expires {_when(lease.expires)}")
 
 
 @lease_app.command("revoke")
-def lease_revoke(ctx: typer.Context, lease_id: str) -> int:
-    """Revoke one lease: remove its IAM user and everything attached to it."""
+def lease_revoke(
+    ctx: typer.Context, lease_id: str, output_format: FormatOption = ListFormat.TABLE
+) -> int:
+    """Revoke one lease: remove its IAM user and everything attached to it. Exits 0 only
+    when the lease is revoked."""
     outcome = _service(ctx).revoke(lease_id)
-    _print_outcomes([outcome])
+    _print_outcomes("revoke", [outcome], output_format)
     return exit_codes.OK if outcome.ok else exit_codes.FAILED
 
 
 @lease_app.command("revoke-prefix")
-def lease_revoke_prefix(ctx: typer.Context, prefix: str) -> int:
-    """Revoke every lease under a prefix, e.g. aws/creds/dev (all of one role)."""
+def lease_revoke_prefix(
+    ctx: typer.Context, prefix: str, output_format: FormatOption = ListFormat.TABLE
+) -> int:
+    """Revoke every lease under a prefix, e.g. aws/creds/dev (all of role dev, by whole
+    path segments: never dev-admin's or developers')."""
     outcomes = _service(ctx).revoke_prefix(prefix)
-    _print_outcomes(outcomes)
+    _print_outcomes("revoke-prefix", outcomes, output_format)
     return exit_codes.OK if all(outcome.ok for outcome in outcomes) else exit_codes.FAILED
 
 
-def _print_outcomes(outcomes: list[RevokeOutcome]) -> None:
+def _print_outcomes(command: str, outcomes: list[RevokeOutcome], chosen: ListFormat) -> None:
+    if chosen is ListFormat.JSON:
+        _json(
+            command,
+            outcomes=[_outcome_json(o) for o in outcomes],
+            ok=all(o.ok for o in outcomes),
+        )
+        return
     out = _out()
-    for outcome in outcomes:
-        style = "green" if outcome.ok else "red"
-        detail = f" ({outcome.detail})" if outcome.detail else ""
-        out.print(Text.assemble(outcome.lease_id, ": ", (outcome.result.value, style), detail))
+    _outcome_lines(out, outcomes)
     if not outcomes:
         out.print("no leases to revoke")
     elif len(outcomes) > 1:
         good = sum(outcome.ok for outcome in outcomes)
         out.print(f"{good} of {len(outcomes)} leases revoked or already gone")
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        print(f"error: {len(failed)} lease(s) not revoked (see above)", file=sys.stderr)
+
+
+def _outcome_lines(out: Console, outcomes: list[RevokeOutcome]) -> None:
+    for outcome in outcomes:
+        style = "green" if outcome.ok else "red"
+        detail = f" ({outcome.detail})" if outcome.detail else ""
+        out.print(Text.assemble(outcome.lease_id, ": ", (outcome.result.value, style), detail))
 
 
 @lease_app.command("tidy")
-def lease_tidy(ctx: typer.Context) -> int:
-    """Revoke expired and abandoned leases; remove users keyturn created that no lease owns."""
-    report = _service(ctx).tidy()
-    out = _out()
-    if report.revoked:
-        _print_outcomes(report.revoked)
+def lease_tidy(
+    ctx: typer.Context,
+    output_format: FormatOption = ListFormat.TABLE,
+    events: Annotated[
+        Path | None,
+        typer.Option("--events", help="Write each finding as a JSON line to this file."),
+    ] = None,
+) -> int:
+    """Revoke expired and abandoned leases; remove users keyturn provably created (its lease
+    store names them) that no live lease owns. Look-alike users are named, never touched."""
+    with contextlib.ExitStack() as stack:
+        sink: EventSink = NullSink()
+        if events is not None:
+            sink = stack.enter_context(JsonLinesSink(events))
+        report = _service(ctx).tidy()
+        for line in report.not_ours:
+            sink.emit({"event": "lease.tidy.not_ours", "detail": line})
+        for line in report.held_back:
+            sink.emit({"event": "lease.tidy.held_back", "detail": line})
+        for outcome in report.revoked:
+            sink.emit({"event": "lease.tidy.revoke", **_outcome_json(outcome)})
+        for name in report.orphans_removed:
+            sink.emit({"event": "lease.tidy.orphan_removed", "user": name})
+    if output_format is ListFormat.JSON:
+        _json(
+            "tidy",
+            revoked=[_outcome_json(o) for o in report.revoked],
+            held_back=report.held_back,
+            orphans_removed=report.orphans_removed,
+            orphans_waiting=report.orphans_waiting,
+            orphans_failed=report.orphans_failed,
+            irrevocable=report.irrevocable,
+            not_ours=report.not_ours,
+            ok=report.ok,
+        )
     else:
+        _print_tidy(report)
+    if not report.ok:
+        print("error: tidy left work undone (see above)", file=sys.stderr)
+        return exit_codes.FAILED
+    return exit_codes.OK
+
+
+def _print_tidy(report: TidyReport) -> None:
+    out = _out()
+    _outcome_lines(out, report.revoked)
+    for line in report.held_back:
+        out.print(Text.assemble(("held back ", "yellow"), line))
+    if not report.revoked and not report.held_back:
         out.print("no expired or abandoned leases")
     for name in report.orphans_removed:
         out.print(Text.assemble("orphan user ", name, ": ", ("removed", "green")))
@@ -336,9 +437,7 @@ def lease_tidy(ctx: typer.Context) -> int:
         out.print(f"orphan user {name}: younger than the tidy margin, left for now")
     for line in report.orphans_failed:
         out.print(Text.assemble(("orphan user ", "red"), line))
+    for line in report.not_ours:
+        out.print(Text.assemble(("not keyturn's: ", "bold yellow"), line))
     for lease_id in report.irrevocable:
         out.print(Text.assemble(lease_id, ": ", ("IRREVOCABLE, needs a human", "bold red")))
-    if not report.ok:
-        print("tidy left work undone (see above)", file=sys.stderr)
-        return exit_codes.FAILED
-    return exit_codes.OK

@@ -47,7 +47,8 @@ GROUP_NAME = re.compile(r"^[\w+=,.@-]{1,128}$", re.ASCII)
 TAG_KEY = re.compile(r"^[\w.:/=+@ -]{1,128}$")
 TAG_VALUE = re.compile(r"^[\w.:/=+@ -]{0,256}$")
 
-# Tags keyturn puts on every IAM user it creates; `tidy` finds orphans by them.
+# Tags keyturn puts on every IAM user it creates. Anyone with iam:TagUser can copy them, so
+# `tidy` only *finds* candidates by them; its own lease record naming the user is the proof.
 TAG_LEASE = "keyturn:lease-id"
 TAG_ROLE = "keyturn:role"
 TAG_STORE = "keyturn:store"
@@ -164,6 +165,39 @@ def check_template(template: str) -> None:
         raise BadInputError(
             f"username template {template!r} has no {{random}} field: names would collide"
         )
+
+
+_FIELD_CHARS = r"[\w+=,.@-]"
+
+
+def username_pattern(template: str, prefix: str, role: str) -> re.Pattern[str]:
+    """The exact structure `render_name(template, ...)` gives for this prefix and role: the
+    literals, prefix and role as they render, `{unix_time}` as digits, `{random:N}` as
+    exactly N of [a-z0-9], `{display_name:N}` as at most N IAM name characters.
+
+    `tidy` requires a user's name to match it before removing the user; a name that merely
+    starts with the prefix (`keyturn-deployer`) does not."""
+    check_template(template)
+    out: list[str] = ["^"]
+    pos = 0
+    for match in _PLACEHOLDER.finditer(template):
+        out.append(re.escape(template[pos : match.start()]))
+        name, width = match.group(1), match.group(2)
+        if name in ("prefix", "role"):
+            value = re.sub(
+                r"[^\w+=,.@-]", "-", prefix if name == "prefix" else role, flags=re.ASCII
+            )
+            out.append(re.escape(value[: int(width)] if width else value))
+        elif name == "unix_time":
+            out.append(r"[0-9]{1,12}")
+        elif name == "random":
+            out.append(f"[a-z0-9]{{{int(width or 8)}}}")
+        else:  # display_name: whoever asked, cleaned to IAM's characters
+            out.append(f"{_FIELD_CHARS}{{0,{int(width)}}}" if width else f"{_FIELD_CHARS}*")
+        pos = match.end()
+    out.append(re.escape(template[pos:]))
+    out.append("$")
+    return re.compile("".join(out), re.ASCII)
 
 
 def _check_literal(template: str, text: str) -> None:
@@ -469,6 +503,17 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
+def under_prefix(prefix: str, lease_id: str) -> bool:
+    """Whether `lease_id` lies under `prefix` by whole path segments, as Vault's
+    revoke-prefix reads it: `aws/creds/dev` (or `aws/creds/dev/`) covers `aws/creds/dev/ID`
+    and the lease `aws/creds/dev` itself, never `aws/creds/dev-admin/...` or
+    `aws/creds/developers/...`. A plain string prefix would revoke other roles' leases."""
+    base = prefix.rstrip("/")
+    if not base:
+        return True
+    return lease_id == base or lease_id.startswith(base + "/")
+
+
 # -- leases ---------------------------------------------------------------------------------
 
 
@@ -511,6 +556,13 @@ class Lease:
 
     def expired(self, now: datetime) -> bool:
         return self.expires <= now
+
+    def status(self, now: datetime) -> str:
+        """The state a person should see: an ACTIVE lease past its expiry is EXPIRED (its
+        credential is due for `lease tidy`), not ACTIVE."""
+        if self.state is LeaseState.ACTIVE and self.expired(now):
+            return "EXPIRED"
+        return self.state.value
 
     def claimable(self, now: datetime) -> bool:
         """A revoker may take it: live, or REVOKING with no live claim (released or its
@@ -599,13 +651,20 @@ def issue_window(role: Role, now: datetime, requested: timedelta | None) -> Wind
 
 
 def renewed(lease: Lease, now: datetime, increment: timedelta) -> tuple[Lease, str | None]:
-    """`expires = now + increment`, clamped to `max_expires` (with a warning), as Vault's
-    renew does. Only active iam_user leases renew: STS credentials carry a fixed expiry."""
+    """Vault's renew: `expires = now + increment`, capped at `max_expires` (with a warning).
+
+    An expiry never moves backwards: when `now + increment` is earlier than the lease's
+    current expiry (a lease issued with a long `--ttl`, renewed with the role's shorter
+    default), the expiry stays where it is and the warning says so; ending a lease early is
+    what `lease revoke` is for. Only active iam_user leases renew: STS credentials carry a
+    fixed expiry."""
     if lease.kind.is_sts:
         raise BadInputError(
             f"{lease.lease_id}: {lease.kind.value} credentials cannot be renewed (STS fixes "
             "their expiry); issue new ones with `keyturn creds`"
         )
+    if lease.state is LeaseState.REVOKING:
+        raise BadInputError(f"{lease.lease_id} is being revoked: cannot renew")
     if lease.state is not LeaseState.ACTIVE:
         raise BadInputError(f"{lease.lease_id} is {lease.state.value}, not ACTIVE: cannot renew")
     if lease.expired(now):
@@ -618,6 +677,13 @@ def renewed(lease: Lease, now: datetime, increment: timedelta) -> tuple[Lease, s
             f"expires at its max, {lease.max_expires.isoformat()}"
         )
         wanted = lease.max_expires
+    if wanted < lease.expires:
+        warning = (
+            f"increment {format_duration(increment)} from now would end the lease before "
+            f"its current expiry; renew never shortens a lease, so it still expires at "
+            f"{lease.expires.isoformat()} (to end it now: `keyturn lease revoke`)"
+        )
+        wanted = lease.expires
     return replace(lease, expires=wanted, updated=now), warning
 
 

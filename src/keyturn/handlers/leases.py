@@ -31,7 +31,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "orphans_waiting": report.orphans_waiting,
         "orphans_failed": report.orphans_failed,
         "irrevocable": report.irrevocable,
+        "held_back": report.held_back,
+        # users with keyturn's lease tags it cannot prove are its own: left untouched
+        "not_ours": report.not_ours,
     }
+    for line in report.not_ours:
+        logger.warning("lease tidy left a look-alike user alone", extra={"detail": line})
     logger.info("lease tidy finished", extra=summary)
     if not report.ok:
         logger.error("lease tidy left work undone", extra=summary)

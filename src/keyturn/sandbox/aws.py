@@ -36,24 +36,50 @@ class SeededKey:
 
 
 class LocalAws:
-    """Start moto on a free loopback port; use as a context manager."""
+    """Start moto on a free loopback port; use as a context manager.
 
-    def __init__(self) -> None:
+    `aws_managed_policies=True` makes moto load its copy of AWS's managed policies
+    (`arn:aws:iam::aws:policy/ReadOnlyAccess` and the rest), which it leaves out by default:
+    the sandbox then accepts documented examples as they are written for AWS. It costs
+    about half a second per reset, so tests leave it off. moto reads the switch from one
+    process-wide setting (and keeps its backends per process, so starting one resets them);
+    the setting is restored when this server stops. (A standalone
+    `moto_server` takes it from the environment: `MOTO_IAM_LOAD_MANAGED_POLICIES=true`.)
+    """
+
+    def __init__(self, *, aws_managed_policies: bool = False) -> None:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.url = ""
         self._clients: dict[str, Any] = {}
+        self._managed_policies = aws_managed_policies
+        self._managed_before: bool | None = None
 
     def start(self) -> LocalAws:
+        if self._managed_policies:
+            from moto.core.config import default_user_config
+
+            iam_config = default_user_config.setdefault("iam", {})
+            self._managed_before = iam_config.get("load_aws_managed_policies", False)
+            iam_config["load_aws_managed_policies"] = True
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
+        if self._managed_policies:
+            self.reset()  # moto's backends are per process: rebuild IAM's with the policies
         return self
 
     def stop(self) -> None:
         self._server.stop()
+        if self._managed_before is not None:
+            from moto.core.config import default_user_config
+
+            default_user_config.setdefault("iam", {})["load_aws_managed_policies"] = (
+                self._managed_before
+            )
+            self._managed_before = None
 
     def __enter__(self) -> LocalAws:
         return self.start()

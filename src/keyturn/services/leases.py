@@ -1,15 +1,25 @@
 """Issue, renew, revoke and tidy leased AWS credentials (the capability of Vault's AWS
 secrets engine, without Vault).
 
-Crash safety of an iam_user issue comes from order: the lease record is written (PENDING)
-before anything exists in IAM, and every IAM user carries tags naming its lease and this
-store. Whatever a `kill -9` leaves behind is therefore either a PENDING lease older than
-the tidy margin or a tagged user without a live lease, and `tidy` removes both.
+Crash safety of an iam_user issue comes from order: the lease record is written (PENDING,
+naming the user it is about to create) before anything exists in IAM. Whatever a `kill -9`
+leaves behind is therefore a PENDING lease older than the tidy margin, which `tidy` revokes
+by the user name *its own record* holds, or (an issue that lost a race with tidy) a user
+whose lease record is REVOKED and names it.
 
-Revoke always finishes: it claims the lease with compare-and-set (two revokers never both
-act), removes the user completely, treats "already gone" as done, retries transient
-failures with jittered backoff, and after `max_revoke_attempts` claims marks the lease
-IRREVOCABLE and reports it instead of retrying forever.
+Trust: IAM users and their tags are writable by anyone with `iam:CreateUser` /
+`iam:TagUser`, so a user's name and lease tags are a claim, never a command. `tidy`
+removes a user only when the lease store (which only keyturn writes) has a record naming
+exactly that user, and the name has the exact structure of its role's username template;
+any other user carrying keyturn's tags (a look-alike such as `keyturn-deployer` with tags
+copied from a real lease user) is left untouched and named in one line of the report.
+
+Revoke always finishes or says it did not: it claims the lease with compare-and-set (two
+revokers never both act; a renew that wins the race is retried over, never mistaken for
+"someone else is revoking"), removes the user completely, treats "already gone" as done,
+retries transient failures with jittered backoff, and after `max_revoke_attempts` claims
+marks the lease IRREVOCABLE and reports it instead of retrying forever. An outcome is `ok`
+only when the lease is REVOKED.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from keyturn.adapters.lease_dynamodb import DynamoLeaseStore
@@ -35,6 +45,7 @@ from keyturn.domain.errors import (
     OperationFailedError,
 )
 from keyturn.domain.leases import (
+    DEFAULT_USER_TEMPLATE,
     LEASE_PREFIX,
     TAG_LEASE,
     TAG_ROLE,
@@ -43,14 +54,18 @@ from keyturn.domain.leases import (
     Grant,
     Lease,
     LeaseState,
+    ManagedUser,
     NameParts,
     Role,
     check_prefix,
+    format_duration,
     issue_window,
     make_lease_id,
     parse_lease_id,
     render_name,
     renewed,
+    under_prefix,
+    username_pattern,
 )
 from keyturn.ports import Clock, LeaseIam, LeaseStore, StsIssuer
 
@@ -61,6 +76,7 @@ TIDY_CALLS: tuple[Callable[..., object], ...] = (
     DynamoLeaseStore.store_id,
     DynamoLeaseStore.list_leases,
     DynamoLeaseStore.get,
+    DynamoLeaseStore.get_role,  # the role's username template: part of an orphan's proof
     DynamoLeaseStore.replace,
     IamLeaseAdmin.managed_users,
     IamLeaseAdmin.delete_user_everything,
@@ -105,6 +121,12 @@ class LeaseEngineSettings:
     claim_for: timedelta = timedelta(minutes=5)
     retries_per_attempt: int = 3
     workers: int = 8
+    # A revoke that finds another revoker's live claim waits this long (polling) for it to
+    # finish, then reports the lease as not revoked rather than claim success it did not see.
+    wait_for_other_revoker: timedelta = timedelta(seconds=10)
+    poll_every: timedelta = timedelta(milliseconds=250)
+    # Compare-and-set attempts to claim a lease that keeps changing (renewed meanwhile).
+    claim_attempts: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +143,8 @@ class IssuedCredential:
 class RevokeResult(StrEnum):
     REVOKED = "revoked"
     ALREADY_REVOKED = "already revoked"
-    IN_PROGRESS = "in progress elsewhere"
+    IN_PROGRESS = "not revoked: in progress elsewhere"
+    CONTENDED = "not revoked: the lease kept changing"
     FAILED = "failed, will retry"
     IRREVOCABLE = "irrevocable"
 
@@ -134,11 +157,8 @@ class RevokeOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.result in (
-            RevokeResult.REVOKED,
-            RevokeResult.ALREADY_REVOKED,
-            RevokeResult.IN_PROGRESS,
-        )
+        """Only a lease seen REVOKED counts: "someone else is on it" is not a revoke."""
+        return self.result in (RevokeResult.REVOKED, RevokeResult.ALREADY_REVOKED)
 
 
 @dataclass
@@ -148,6 +168,12 @@ class TidyReport:
     orphans_waiting: list[str] = field(default_factory=list)  # younger than the margin
     orphans_failed: list[str] = field(default_factory=list)
     irrevocable: list[str] = field(default_factory=list)
+    # Leases tidy did not act on yet, each with why (inside the margin, claimed elsewhere).
+    held_back: list[str] = field(default_factory=list)
+    # Users carrying keyturn's lease tags that keyturn cannot prove are its own: one line
+    # each, left untouched. Reported, not failed: a look-alike is hostile input, not undone
+    # work.
+    not_ours: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -368,20 +394,37 @@ class LeaseService:
         return lease
 
     def list_leases(self, prefix: str = LEASE_PREFIX) -> list[Lease]:
+        """Leases under `prefix` by whole path segments (see `under_prefix`)."""
         if not prefix.startswith(LEASE_PREFIX) and not LEASE_PREFIX.startswith(prefix):
             raise BadInputError(f"prefix {prefix!r} must start with {LEASE_PREFIX}")
-        return self._store.list_leases(prefix)
+        return [
+            lease
+            for lease in self._store.list_leases(prefix.rstrip("/"))
+            if under_prefix(prefix, lease.lease_id)
+        ]
 
     def renew(self, lease_id: str, increment: timedelta | None = None) -> tuple[Lease, str | None]:
+        """Without an increment, the role's default TTL from now (Vault's renew), or the
+        lease's own TTL when its role is gone. Never moves the expiry earlier (see
+        `renewed`). A renew that loses the compare-and-set to a revoke fails clearly; one
+        that loses it to another renew tries again on the fresh record."""
         lease = self.get(lease_id)
         if increment is None:
             known = self._config_roles.get(lease.role) or self._store.get_role(lease.role)
             increment = known.effective_default_ttl if known else lease.ttl
-        updated, warning = renewed(lease, self._clock.now(), increment)
-        stored = self._store.replace(lease, updated)
-        if stored is None:
-            raise OperationFailedError(f"{lease_id} changed while renewing; run it again")
-        return stored, warning
+        for _ in range(self.settings.claim_attempts):
+            updated, warning = renewed(lease, self._clock.now(), increment)
+            stored = self._store.replace(lease, updated)
+            if stored is not None:
+                return stored, warning
+            current = self._store.get(lease_id)
+            if current is None or current.state is not LeaseState.ACTIVE:
+                state = current.state.value if current else "gone"
+                raise OperationFailedError(
+                    f"{lease_id} is being revoked (now {state}): not renewed"
+                )
+            lease = current
+        raise OperationFailedError(f"{lease_id} kept changing while renewing; not renewed")
 
     # -- revoke -----------------------------------------------------------------------------
 
@@ -389,41 +432,79 @@ class LeaseService:
         return self._revoke(self.get(lease_id), explicit=True)
 
     def revoke_prefix(self, prefix: str) -> list[RevokeOutcome]:
+        """Every lease under `prefix` by whole path segments, as Vault reads it:
+        `aws/creds/dev` is role dev's leases, never `dev-admin`'s or `developers'`."""
         check_prefix(prefix)
         leases = [
-            lease
-            for lease in self._store.list_leases(prefix)
-            if lease.state is not LeaseState.REVOKED
+            lease for lease in self.list_leases(prefix) if lease.state is not LeaseState.REVOKED
         ]
         with ThreadPoolExecutor(max_workers=self.settings.workers) as pool:
             return list(pool.map(lambda lease: self._revoke(lease, explicit=True), leases))
 
     def _revoke(self, lease: Lease, *, explicit: bool) -> RevokeOutcome:
-        now = self._clock.now()
-        if lease.state is LeaseState.REVOKED:
-            return RevokeOutcome(lease.lease_id, RevokeResult.ALREADY_REVOKED)
-        if lease.state is LeaseState.IRREVOCABLE and not explicit:
-            return RevokeOutcome(lease.lease_id, RevokeResult.IRREVOCABLE, lease.last_error or "")
-        if lease.state is not LeaseState.IRREVOCABLE and not lease.claimable(now):
-            return RevokeOutcome(lease.lease_id, RevokeResult.IN_PROGRESS)
-        claimed = self._store.replace(
-            lease,
-            replace(
-                lease,
-                state=LeaseState.REVOKING,
-                claimed_until=now + self.settings.claim_for,
-                attempts=lease.attempts + 1,
-                updated=now,
-            ),
-        )
-        if claimed is None:
-            return self._lost_race(lease.lease_id)
+        """Claim, then remove. A lost compare-and-set is never read as success: the record
+        is read again and, if it is still live (a renew won the race), claimed again; if
+        another revoker holds a live claim, this waits a bounded time for it to finish and
+        otherwise says the lease is not revoked."""
+        lease_id = lease.lease_id
+        current: Lease | None = lease
+        polls = int(self.settings.wait_for_other_revoker / self.settings.poll_every)
+        waited = 0
+        lost = 0
+        while True:
+            if current is None:
+                return RevokeOutcome(
+                    lease_id, RevokeResult.CONTENDED, "its record left the lease store"
+                )
+            now = self._clock.now()
+            if current.state is LeaseState.REVOKED:
+                return RevokeOutcome(lease_id, RevokeResult.ALREADY_REVOKED)
+            if current.state is LeaseState.IRREVOCABLE and not explicit:
+                return RevokeOutcome(lease_id, RevokeResult.IRREVOCABLE, current.last_error or "")
+            if current.state is not LeaseState.IRREVOCABLE and not current.claimable(now):
+                if waited >= polls:
+                    until = current.claimed_until.isoformat() if current.claimed_until else "?"
+                    return RevokeOutcome(
+                        lease_id,
+                        RevokeResult.IN_PROGRESS,
+                        f"another revoker claimed it until {until} and has not finished; "
+                        f"{current.principal} may still exist: run the revoke again later",
+                    )
+                waited += 1
+                self._sleep(self.settings.poll_every.total_seconds())
+                current = self._store.get(lease_id)
+                continue
+            claimed = self._store.replace(
+                current,
+                replace(
+                    current,
+                    state=LeaseState.REVOKING,
+                    claimed_until=now + self.settings.claim_for,
+                    attempts=current.attempts + 1,
+                    updated=now,
+                ),
+            )
+            if claimed is not None:
+                return self._revoke_claimed(claimed)
+            lost += 1
+            current = self._store.get(lease_id)
+            live = current is not None and current.state is not LeaseState.REVOKED
+            if lost >= self.settings.claim_attempts and current is not None and live:
+                return RevokeOutcome(
+                    lease_id,
+                    RevokeResult.CONTENDED,
+                    f"it changed {lost} times while this revoke tried to claim it "
+                    f"(renewed meanwhile?); it is still {current.state.value} and "
+                    f"{current.principal} still exists: run the revoke again",
+                )
+
+    def _revoke_claimed(self, claimed: Lease) -> RevokeOutcome:
         self._checkpoint("revoke_claimed")
         detail = ""
-        if lease.kind.is_sts:
+        if claimed.kind.is_sts:
             detail = (
                 f"STS credentials cannot be revoked early; they stop working at "
-                f"{lease.expires.isoformat()}"
+                f"{claimed.expires.isoformat()}"
             )
         else:
             try:
@@ -442,9 +523,11 @@ class LeaseService:
             ),
         )
         if done is None:
-            return self._lost_race(lease.lease_id)
+            # Only a revoker that took over our claim (it outlived claim_for) can change a
+            # REVOKING record; the user is gone either way.
+            return self._lost_race(claimed.lease_id)
         self._checkpoint("revoked")
-        return RevokeOutcome(lease.lease_id, RevokeResult.REVOKED, detail)
+        return RevokeOutcome(claimed.lease_id, RevokeResult.REVOKED, detail)
 
     def _remove_user(self, user: str) -> bool:
         """Retry transient failures (throttling past botocore's own retries, a dropped
@@ -485,7 +568,12 @@ class LeaseService:
         current = self._store.get(lease_id)
         if current is not None and current.state is LeaseState.REVOKED:
             return RevokeOutcome(lease_id, RevokeResult.ALREADY_REVOKED)
-        return RevokeOutcome(lease_id, RevokeResult.IN_PROGRESS)
+        return RevokeOutcome(
+            lease_id,
+            RevokeResult.IN_PROGRESS,
+            "the user was removed, but another revoker took the lease over before it was "
+            "marked revoked",
+        )
 
     # -- tidy --------------------------------------------------------------------------------
 
@@ -500,10 +588,24 @@ class LeaseService:
                 report.irrevocable.append(lease.lease_id)
             elif lease.state is LeaseState.ACTIVE and lease.expired(now):
                 due.append(lease)
-            elif lease.state is LeaseState.PENDING and now - lease.issued >= margin:
-                due.append(lease)  # an issue that crashed (or is very slow: it checks)
-            elif lease.state is LeaseState.REVOKING and lease.claimable(now):
-                due.append(lease)  # a revoke that failed or died part-way
+            elif lease.state is LeaseState.PENDING:
+                if now - lease.issued >= margin:
+                    due.append(lease)  # an issue that crashed (or is very slow: it checks)
+                else:
+                    report.held_back.append(
+                        f"{lease.lease_id}: issue of {lease.principal} started "
+                        f"{format_duration(now - lease.issued)} ago, inside the "
+                        f"{format_duration(margin)} tidy margin (a `creds` may still be "
+                        f"running); revoked by a tidy after {_when(lease.issued + margin)}"
+                    )
+            elif lease.state is LeaseState.REVOKING:
+                if lease.claimable(now):
+                    due.append(lease)  # a revoke that failed or died part-way
+                else:
+                    until = lease.claimed_until or now
+                    report.held_back.append(
+                        f"{lease.lease_id}: another revoker holds it until {_when(until)}"
+                    )
         with ThreadPoolExecutor(max_workers=self.settings.workers) as pool:
             report.revoked = list(pool.map(lambda item: self._revoke(item, explicit=False), due))
         report.irrevocable.extend(
@@ -515,15 +617,20 @@ class LeaseService:
         return report
 
     def _remove_orphans(self, report: TidyReport) -> None:
-        """Users tagged by this store whose lease is gone or revoked. ListUsers from "/"
-        covers every role's user_path; the name prefix keeps ListUserTags to our users."""
+        """Users left behind by an issue that lost its race with tidy: the lease record is
+        REVOKED but the user exists. The tags only *find* candidates (ListUsers from "/"
+        covers every role's user_path; the name prefix keeps ListUserTags to few users);
+        what proves a user is keyturn's is this store's own record naming exactly that
+        user, and the exact structure of its role's username template."""
         mine = self.store_id()
         now = self._clock.now()
         for user in self._iam.managed_users(["/"], self.settings.username_prefix):
             if user.store != mine:
                 continue  # another keyturn installation's user: never ours to remove
-            lease = self._store.get(user.lease_id)
-            if lease is not None and lease.state is not LeaseState.REVOKED:
+            lease = self._owning_lease(user, report)
+            if lease is None:
+                continue
+            if lease.state is not LeaseState.REVOKED:
                 continue  # a live lease owns it; the loop above handles expiry
             if now - user.created < self.settings.tidy_margin:
                 report.orphans_waiting.append(user.name)
@@ -534,3 +641,51 @@ class LeaseService:
                 report.orphans_failed.append(f"{user.name}: {exc}")
                 continue
             report.orphans_removed.append(user.name)
+
+    def _owning_lease(self, user: ManagedUser, report: TidyReport) -> Lease | None:
+        """This store's lease record for `user`, only if it proves the user is keyturn's;
+        otherwise None, with one line in `report.not_ours` saying why."""
+        claimed = user.lease_id
+        try:
+            parse_lease_id(claimed)
+        except BadInputError:
+            return self._not_ours(report, user, f"its lease tag {claimed!r} is not a lease id")
+        lease = self._store.get(claimed)
+        if lease is None:
+            return self._not_ours(
+                report, user, f"its tags name lease {claimed}, which this store has no record of"
+            )
+        if lease.kind is not CredentialType.IAM_USER:
+            return self._not_ours(
+                report, user, f"its tags name {claimed}, a {lease.kind.value} lease with no user"
+            )
+        if lease.principal != user.name:
+            return self._not_ours(
+                report,
+                user,
+                f"its tags name {claimed}, whose user is {lease.principal} (tags copied from "
+                "another user?)",
+            )
+        role = self._config_roles.get(lease.role) or self._store.get_role(lease.role)
+        template = role.template if role is not None else DEFAULT_USER_TEMPLATE
+        if not username_pattern(template, self.settings.username_prefix, lease.role).match(
+            user.name
+        ):
+            return self._not_ours(
+                report,
+                user,
+                f"its name lacks the structure of role {lease.role}'s username template {template}",
+            )
+        return lease
+
+    @staticmethod
+    def _not_ours(report: TidyReport, user: ManagedUser, why: str) -> None:
+        report.not_ours.append(
+            f"user {user.name} carries keyturn's lease tags but is not provably keyturn's: "
+            f"{why}; left untouched"
+        )
+        return None
+
+
+def _when(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
