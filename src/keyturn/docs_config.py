@@ -44,7 +44,6 @@ MEANINGS: dict[str, str] = {
     "aws.profile": "AWS profile (boto3 also reads `AWS_PROFILE`)",
     "aws.region": "region for the clients (boto3 also reads `AWS_REGION`)",
     "aws.connect_timeout_seconds": "give up connecting to an AWS endpoint after this long",
-    "aws.read_timeout_seconds": "give up waiting for one AWS response after this long",
     "aws.timeout_seconds": (
         "total limit per AWS call, retries included: a silent endpoint becomes one error"
     ),
