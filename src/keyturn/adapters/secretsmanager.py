@@ -198,8 +198,13 @@ class SecretsManagerStore:
         current. Both moves are no-ops when already done, so a retried finishSecret or a
         resume after a crash between them ends the same.
         """
-        self._move_current(user, token)
-        self._drop_pending(user, token)
+        try:
+            self._move_current(user, token)
+            self._drop_pending(user, token)
+        finally:
+            # The labels our own moves produced served the second move; after a promotion
+            # the next reader looks afresh (another process may roll back meanwhile).
+            self._stages.pop(user, None)
 
     @requires("secretsmanager:UpdateSecretVersionStage", "secretsmanager:DescribeSecret")
     def restore_previous(self, user: str, from_token: str) -> None:
@@ -214,7 +219,10 @@ class SecretsManagerStore:
             raise OperationFailedError(
                 f"secret {self.location(user)} has no AWSPREVIOUS version to restore"
             )
-        self._move_current(user, previous)
+        try:
+            self._move_current(user, previous)
+        finally:
+            self._stages.pop(user, None)
 
     def _move_current(self, user: str, target: str) -> None:
         name = self.location(user)
@@ -260,7 +268,6 @@ class SecretsManagerStore:
                 if fresh:
                     raise
                 continue  # cached labels were stale: look again once
-            self._stages[user] = _moved(stages, PENDING, None)
             return
 
     # -- helpers -------------------------------------------------------------------------
@@ -328,8 +335,8 @@ def _moved(stages: dict[str, list[str]], stage: str, target: str | None) -> dict
     """The labels after our own move of `stage` to `target` (None: removed).
 
     Moving AWSCURRENT makes Secrets Manager move AWSPREVIOUS to the version that lost it;
-    the cache follows, so the next step needs no DescribeSecret. A stale cache costs one
-    refused call and a fresh look, never a wrong write (the service checks the labels).
+    the cache follows, so removing AWSPENDING right after needs no DescribeSecret. A stale
+    cache costs one refused call and a fresh look, never a wrong write.
     """
     updated = {
         version: [label for label in labels if label != stage] for version, labels in stages.items()
