@@ -24,12 +24,14 @@ Who can write this function's inputs (DESIGN.md, "who can write what"):
   secret's consumers and admins (`PutSecretValue`, `UpdateSecret`). A claim.
 - The secret's staging labels: holders of `UpdateSecretVersionStage` on it. The store's
   state, read as the CLI reads it (never trusted to name a user).
-- The secret's **name**: whoever created it; Secrets Manager never renames a secret. A
-  fact, once creating secrets under the prefix is reserved to keyturn's roles.
+- The secret's **name**: whoever created it; Secrets Manager never renames a secret (and
+  deleting and re-creating it needs CreateSecret again). A fact, once creating secrets
+  under the prefix is reserved to keyturn's roles.
 - `rotate.path` (KEYTURN_ROTATE_PATH): the deployment (whoever may
   `lambda:UpdateFunctionConfiguration`). Trusted configuration.
 - The user's keys and their creation dates: IAM. Facts.
-- The rotation journal tag: the lead's authenticated journal (adapters/iam_rotation.py).
+- The rotation journal (an IAM tag): anyone with `iam:TagUser`; how keyturn authenticates
+  it is adapters/iam_rotation.py's business.
 
 The user whose key is rotated is therefore **bound by the secret's name**: the secret must
 be named exactly `rotate.path` rendered for the user its document claims (the template
