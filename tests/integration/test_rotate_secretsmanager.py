@@ -63,3 +63,43 @@ def test_two_active_keys_stop_with_an_error_naming_them(authed: AuthedAws) -> No
     assert a.key_id in str(caught.value)
     assert b.key_id in str(caught.value)
     assert authed.keys("carol") == {a.key_id: "Active", b.key_id: "Active"}
+
+
+def labels(client: Any, name: str) -> dict[str, list[str]]:
+    found = client.describe_secret(SecretId=name)["VersionIdsToStages"]
+    return {version: sorted(stages) for version, stages in found.items()}
+
+
+def test_rotation_leaves_no_awspending_label(authed: AuthedAws) -> None:
+    """Issue 13 item 10: after promotion AWSPENDING is on no version (AWS's own rotation
+    templates remove it; Secrets Manager does not)."""
+    authed.seed_user("dave")
+    for _ in range(2):
+        assert service().rotate("dave").ok
+    found = labels(authed.client("secretsmanager"), "iam/123456789012/dave")
+    assert not any("AWSPENDING" in stages for stages in found.values()), found
+    assert sorted(stage for stages in found.values() for stage in stages) == [
+        "AWSCURRENT",
+        "AWSPREVIOUS",
+    ]
+
+
+def test_promote_is_idempotent_with_fresh_and_stale_label_caches(aws: Any) -> None:
+    from keyturn.adapters.secretsmanager import SecretsManagerStore
+    from keyturn.domain.model import NewKeySecret
+
+    client = aws.client("secretsmanager")
+    first, second = "a" * 32, "b" * 32
+    store = SecretsManagerStore(client, "idem/{user}")
+    store.put_pending("u", NewKeySecret("AKIAOLDOLDOLDOLDOLD0", "old"), first)
+    store.promote("u", first)
+    store.put_pending("u", NewKeySecret("AKIANEWNEWNEWNEWNEW0", "new"), second)
+    # another process (a retried finishSecret) completes the promotion first: `store`'s
+    # cached labels are now stale
+    SecretsManagerStore(client, "idem/{user}").promote("u", second)
+    store.promote("u", second)
+    store.promote("u", second)
+    found = labels(client, "idem/u")
+    assert found[second] == ["AWSCURRENT"]
+    assert found[first] == ["AWSPREVIOUS"]
+    assert store.read_current("u") == NewKeySecret("AKIANEWNEWNEWNEWNEW0", "new")

@@ -9,7 +9,12 @@ import pytest
 
 from keyturn.adapters.vault_kv import VaultKvStore
 from keyturn.config import load_settings
-from keyturn.domain.errors import AccessDeniedError, EndpointUnreachableError, OperationFailedError
+from keyturn.domain.errors import (
+    AccessDeniedError,
+    BadInputError,
+    EndpointUnreachableError,
+    OperationFailedError,
+)
 from keyturn.domain.model import NewKeySecret
 from keyturn.services.rotate import RotationService
 from keyturn.wiring import build_aws, build_rotation, build_vault
@@ -183,3 +188,35 @@ def test_sealed_vault_stops_the_rotation_and_keeps_the_old_key(
         with pytest.raises(EndpointUnreachableError, match="sealed"):
             service(f"{prefix}/{{user}}").rotate("sealy")
     assert authed.keys("sealy") == {old.key_id: "Active"}
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_user_named_dot_dot_is_refused_before_any_write(
+    authed: AuthedAws, vault: Any, kv1: str, prefix: str, version: int
+) -> None:
+    """Issue 12 item 8: `..` is a valid IAM user name; rendered into team-a/{user}/aws it
+    would be team-a/../aws, which the HTTP client collapses to another team's `aws` path.
+    Refused with one error naming the user, before the journal, IAM or Vault is written."""
+    mount = "secret" if version == 2 else kv1
+    theirs = {"access_key": "AKIATHEIRSTHEIRS0000", "secret_key": "theirs"}
+    if version == 2:
+        vault.secrets.kv.v2.create_or_update_secret(
+            path=f"{prefix}/aws", secret=theirs, mount_point=mount
+        )
+    else:
+        vault.secrets.kv.v1.create_or_update_secret(
+            path=f"{prefix}/aws", secret=theirs, mount_point=mount
+        )
+    (old,) = authed.seed_user("..")
+    rotation = service(f"{prefix}/team-a/{{user}}/aws", **{"vault.kv_mount": mount})
+    with pytest.raises(BadInputError) as caught:
+        rotation.rotate("..")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "IAM user '..'" in message
+    assert "segment '..'" in message
+    assert read(vault, mount, f"{prefix}/aws", version) == theirs
+    listed = vault.secrets.kv.v2.list_secrets if version == 2 else vault.secrets.kv.v1.list_secrets
+    assert listed(path=prefix, mount_point=mount)["data"]["keys"] == ["aws"]
+    assert authed.keys("..") == {old.key_id: "Active"}
+    assert authed.client("iam").list_user_tags(UserName="..")["Tags"] == []

@@ -352,7 +352,8 @@ def rotation_lambda_flows(
         old = aws.add_key("xena", age_days=100)
         doc = {"UserName": "xena", "AccessKeyId": old.key_id, "SecretAccessKey": old.secret}
         arn = aws.client("secretsmanager").create_secret(
-            Name="sm/xena", SecretString=json.dumps(doc)
+            Name="lambda/xena",
+            SecretString=json.dumps(doc),  # rotate.path's name: bound
         )["ARN"]
 
     def call(label: str, function: Callable[[Any], Any], event: Any) -> None:

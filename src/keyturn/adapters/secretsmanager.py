@@ -19,6 +19,7 @@ from keyturn.adapters.aws_errors import translate
 from keyturn.domain.errors import BadInputError, NotFoundError, OperationFailedError
 from keyturn.domain.model import NewKeySecret
 from keyturn.domain.rotation import StoredEntry, StoreView
+from keyturn.domain.store_paths import render
 from keyturn.permissions import requires
 
 if TYPE_CHECKING:
@@ -26,6 +27,18 @@ if TYPE_CHECKING:
 
 CURRENT, PENDING, PREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
 STAGES = {"current": CURRENT, "pending": PENDING, "previous": PREVIOUS}
+
+
+@requires("secretsmanager:DescribeSecret")
+def secret_name(client: SecretsManagerClient, secret_id: str) -> str:
+    """The secret's name, from Secrets Manager itself (`secret_id` may be a name or an ARN).
+
+    A secret's name is set at CreateSecret and never changes, so it is a fact about the
+    secret that no value writer can alter (the rotation function binds the user by it).
+    """
+    with translate("secretsmanager:DescribeSecret", secret_id):
+        found = client.describe_secret(SecretId=secret_id)
+    return str(found["Name"])
 
 
 class SecretsManagerStore:
@@ -52,7 +65,9 @@ class SecretsManagerStore:
         self._stages: dict[str, dict[str, list[str]] | None] = {}
 
     def location(self, user: str) -> str:
-        return self._template.format(account=self._account, user=user)
+        """The secret's name, checked against Secrets Manager's name grammar
+        (domain.store_paths) before any call uses it."""
+        return render(self._template, account=self._account, user=user, store="secretsmanager")
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -175,8 +190,21 @@ class SecretsManagerStore:
 
     @requires("secretsmanager:UpdateSecretVersionStage", "secretsmanager:DescribeSecret")
     def promote(self, user: str, token: str) -> None:
-        """Move AWSCURRENT to the pending version `token` (no-op if already there)."""
-        self._move_current(user, token)
+        """Move AWSCURRENT to the pending version `token`, then take AWSPENDING off it.
+
+        Secrets Manager does not remove AWSPENDING itself, and AWS's own rotation
+        templates do it in finishSecret: a label left on the current version makes the
+        next rotation (and anyone reading AWSPENDING) see a "pending" key that is in fact
+        current. Both moves are no-ops when already done, so a retried finishSecret or a
+        resume after a crash between them ends the same.
+        """
+        try:
+            self._move_current(user, token)
+            self._drop_pending(user, token)
+        finally:
+            # The labels our own moves produced served the second move; after a promotion
+            # the next reader looks afresh (another process may roll back meanwhile).
+            self._stages.pop(user, None)
 
     @requires("secretsmanager:UpdateSecretVersionStage", "secretsmanager:DescribeSecret")
     def restore_previous(self, user: str, from_token: str) -> None:
@@ -191,7 +219,10 @@ class SecretsManagerStore:
             raise OperationFailedError(
                 f"secret {self.location(user)} has no AWSPREVIOUS version to restore"
             )
-        self._move_current(user, previous)
+        try:
+            self._move_current(user, previous)
+        finally:
+            self._stages.pop(user, None)
 
     def _move_current(self, user: str, target: str) -> None:
         name = self.location(user)
@@ -218,7 +249,25 @@ class SecretsManagerStore:
                 if fresh:
                     raise
                 continue  # our cached labels were stale: look again once
-            self._stages.pop(user, None)
+            self._stages[user] = _moved(stages, CURRENT, target)
+            return
+
+    def _drop_pending(self, user: str, version: str) -> None:
+        """RemoveFromVersionId: AWSPENDING off `version` (the now-current one), if there."""
+        name = self.location(user)
+        for fresh in (False, True):
+            stages = self._version_stages(user, fresh=fresh)
+            if stages is None or PENDING not in stages.get(version, []):
+                return
+            try:
+                with translate("secretsmanager:UpdateSecretVersionStage", name):
+                    self._sm.update_secret_version_stage(
+                        SecretId=name, VersionStage=PENDING, RemoveFromVersionId=version
+                    )
+            except OperationFailedError:
+                if fresh:
+                    raise
+                continue  # cached labels were stale: look again once
             return
 
     # -- helpers -------------------------------------------------------------------------
@@ -280,3 +329,26 @@ class SecretsManagerStore:
 
 def _version_with(stages: dict[str, list[str]], stage: str) -> str | None:
     return next((version for version, labels in stages.items() if stage in labels), None)
+
+
+def _moved(stages: dict[str, list[str]], stage: str, target: str | None) -> dict[str, list[str]]:
+    """The labels after our own move of `stage` to `target` (None: removed).
+
+    Moving AWSCURRENT makes Secrets Manager move AWSPREVIOUS to the version that lost it;
+    the cache follows, so removing AWSPENDING right after needs no DescribeSecret. A stale
+    cache costs one refused call and a fresh look, never a wrong write.
+    """
+    updated = {
+        version: [label for label in labels if label != stage] for version, labels in stages.items()
+    }
+    if stage == CURRENT:
+        old = _version_with(stages, CURRENT)
+        if old is not None and old != target:
+            updated = {
+                version: [label for label in labels if label != PREVIOUS]
+                for version, labels in updated.items()
+            }
+            updated[old].append(PREVIOUS)
+    if target is not None:
+        updated.setdefault(target, []).append(stage)
+    return updated

@@ -27,6 +27,7 @@ from keyturn.domain.errors import (
 )
 from keyturn.domain.model import NewKeySecret
 from keyturn.domain.rotation import StoredEntry, StoreView
+from keyturn.domain.store_paths import render
 
 TOKEN_FIELD = "keyturn_token"  # noqa: S105 - a field name
 SUFFIX = {"current": "", "pending": ".pending", "previous": ".previous"}
@@ -105,7 +106,10 @@ class VaultKvStore:
         return f"{self._mount}/{self._path(user, 'current')}"
 
     def _path(self, user: str, stage: str) -> str:
-        return self._template.format(account=self._account, user=user).strip("/") + SUFFIX[stage]
+        """The rendered path, checked segment by segment (domain.store_paths): an IAM user
+        named `..` must not reach another team's path."""
+        base = render(self._template, account=self._account, user=user, store="vault")
+        return base + SUFFIX[stage]
 
     # -- reads ---------------------------------------------------------------------------
 

@@ -9,24 +9,68 @@ through Secrets Manager's steps:
 - setSecret: nothing to do: an IAM key is live from creation; there is no downstream
   system to push the secret to.
 - testSecret: consecutive successful sts:GetCallerIdentity calls with the pending key.
-- finishSecret: move AWSCURRENT to the token, then deactivate the old key.
+- finishSecret: move AWSCURRENT to the token (and AWSPENDING off it), then deactivate the
+  old key.
 
 Secrets Manager retries a failed step, so each step is idempotent. Failures are logged,
 then raised, so the invocation fails and the rotation is marked failed.
+
+Who can write this function's inputs (DESIGN.md, "who can write what"):
+
+- The event (SecretId, ClientRequestToken, Step): Secrets Manager, on behalf of anyone
+  allowed `secretsmanager:RotateSecret` on a secret that names this function, and anyone
+  allowed `lambda:InvokeFunction` on it. A claim: it only says which secret to look at.
+- The secret's value, every version (`UserName`, `AccessKeyId`, `SecretAccessKey`): the
+  secret's consumers and admins (`PutSecretValue`, `UpdateSecret`). A claim.
+- The secret's staging labels: holders of `UpdateSecretVersionStage` on it. The store's
+  state, read as the CLI reads it (never trusted to name a user).
+- The secret's **name**: whoever created it; Secrets Manager never renames a secret (and
+  deleting and re-creating it needs CreateSecret again). A fact, once creating secrets
+  under the prefix is reserved to keyturn's roles.
+- `rotate.path` (KEYTURN_ROTATE_PATH): the deployment (whoever may
+  `lambda:UpdateFunctionConfiguration`). Trusted configuration.
+- The user's keys and their creation dates: IAM. Facts.
+- The rotation journal (an IAM tag): anyone with `iam:TagUser`; how keyturn authenticates
+  it is adapters/iam_rotation.py's business.
+
+The user whose key is rotated is therefore **bound by the secret's name**: the secret must
+be named exactly `rotate.path` rendered for the user its document claims (the template
+must hold `{user}`; rendering is validated by domain.store_paths). Alice may rewrite
+`UserName` in `keyturn/111122223333/alice` to `admin`, but keyturn's secret for admin is
+`keyturn/111122223333/admin`, so the step is refused: one error line, one `refused` audit
+event, and no IAM or store write. The binding is re-checked at every step, so a rewrite
+between steps is refused too. This rests on one deployment rule: only keyturn's roles may
+`secretsmanager:CreateSecret` under the prefix (the generated template grants CreateSecret
+only to the Rotate function, scoped to `${SecretPrefix}*`, and grants this function no
+CreateSecret at all; an SCP or permissions boundary should deny it to everyone else).
+
+Why the name and not proof of possession (the current AccessKeyId + SecretAccessKey
+authenticating as the user through sts:GetCallerIdentity): a key that enforce has
+deactivated, or that was deleted, would make the secret unrotatable exactly when rotation
+is needed; any leaked key of user X would bind any writable secret to X; and it would
+cost an STS call per step. The name is free, cannot fail for a healthy secret, and cannot
+be changed by anyone who can only write values.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
 from keyturn.adapters.mac_kms import KmsAuthenticator
-from keyturn.adapters.secretsmanager import SecretsManagerStore
+from keyturn.adapters.secretsmanager import SecretsManagerStore, secret_name
 from keyturn.domain.errors import BadInputError, KeyturnError
+from keyturn.domain.store_paths import path_problem, render, require_user_placeholder
+from keyturn.ports import EventSink
 
 # What the four steps call; their @requires are this function's IAM policy. No
 # CreateSecret: Secrets Manager only rotates a secret that exists.
 CALLS = (
+    secret_name,
     SecretsManagerStore.read_document,
     SecretsManagerStore.describe,
     SecretsManagerStore.key_id,
@@ -45,6 +89,23 @@ CALLS = (
 )
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+SERVICE = "keyturn-secretsmanager-rotation"
+USER_FIELD = "UserName"
+SHOWN_CLAIM = 64  # characters of a claimed user name shown in a refusal (hostile input)
+IAM_USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")  # IAM's own grammar for user names
+
+
+class BindingRefusedError(BadInputError):
+    """The secret's document names a user the secret's name does not belong to."""
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A secret bound to its IAM user by the secret's name."""
+
+    name: str
+    user: str
+    account: str
 
 
 def parse_event(event: Any) -> tuple[str, str, str]:
@@ -61,13 +122,23 @@ def parse_event(event: Any) -> tuple[str, str, str]:
     return secret_id, token, step
 
 
+class LoggerSink:
+    """Audit events as Powertools' structured JSON log lines (warnings: they are refusals)."""
+
+    def __init__(self, logger: Any) -> None:
+        self._logger = logger
+
+    def emit(self, event: Mapping[str, Any]) -> None:
+        self._logger.warning(f"{event['action']} {event['outcome']}", extra=dict(event))
+
+
 def handler(event: Any, context: Any = None) -> dict[str, str]:
     from aws_lambda_powertools import Logger
 
-    logger = Logger(service="keyturn-secretsmanager-rotation")
+    logger = Logger(service=SERVICE)
     try:
         secret_id, token, step = parse_event(event)
-        result = run_step(secret_id, token, step)
+        result = run_step(secret_id, token, step, events=LoggerSink(logger))
     except KeyturnError as exc:
         logger.error("rotation step failed", extra={"error": str(exc)})
         raise
@@ -76,25 +147,25 @@ def handler(event: Any, context: Any = None) -> dict[str, str]:
 
 
 def run_step(
-    secret_id: str, token: str, step: str, *, settings: Any = None, aws: Any = None
+    secret_id: str,
+    token: str,
+    step: str,
+    *,
+    settings: Any = None,
+    aws: Any = None,
+    events: EventSink | None = None,
 ) -> dict[str, str]:
     """One step; returns ids only (never the secret)."""
-    from keyturn.adapters.secretsmanager import CURRENT, SecretsManagerStore
+    from keyturn.adapters.event_log import NullSink
     from keyturn.config import load_settings
     from keyturn.wiring import build_aws, build_rotation
 
     settings = settings or load_settings().settings
     aws = aws or build_aws(settings)
-    store = SecretsManagerStore(
-        aws.client("secretsmanager"), secret_id.replace("{", "{{").replace("}", "}}")
-    )
-    doc = store.read_document("", CURRENT)
-    user = (doc or {}).get("UserName")
-    if not isinstance(user, str) or not user:
-        raise BadInputError(
-            f"secret {secret_id} has the wrong shape: its AWSCURRENT version needs a "
-            '"UserName" naming the IAM user whose key it holds'
-        )
+    client = aws.client("secretsmanager")
+    binding = bind(client, aws, settings.rotate.path, secret_id, step, events or NullSink())
+    user = binding.user
+    store = SecretsManagerStore(client, settings.rotate.path, account=binding.account)
     service = build_rotation(settings, aws, store=store)
     if step == "createSecret":
         outcome = service.prepare(user, token)
@@ -108,6 +179,84 @@ def run_step(
     if not outcome.ok:
         raise KeyturnError(outcome.message)
     return _ids(step, user, outcome.new_key_id)
+
+
+def bind(
+    client: Any, aws: Any, template: str, secret_id: str, step: str, events: EventSink
+) -> Binding:
+    """The secret's user, as its name (a fact) confirms the document's claim; else refused.
+
+    Reads only: DescribeSecret, GetSecretValue (AWSCURRENT) and, when the template holds
+    `{account}`, sts:GetCallerIdentity (the account whose IAM users this function rotates).
+    """
+    require_user_placeholder(
+        template, "the Secrets Manager rotation function binds a secret to its user by name"
+    )
+    name = secret_name(client, secret_id)
+    if path_problem(name, "secretsmanager") is not None:
+        _refuse(name, None, None, template, step, events)
+    literal = name.replace("{", "{{").replace("}", "}}")
+    doc = SecretsManagerStore(client, literal).read_document("")
+    claimed = (doc or {}).get(USER_FIELD)
+    if not isinstance(claimed, str) or not claimed:
+        raise BadInputError(
+            f"secret {name} has the wrong shape: its AWSCURRENT version needs a "
+            f'"{USER_FIELD}" naming the IAM user whose key it holds'
+        )
+    account = _caller_account(aws) if "{account}" in template else ""
+    expected: str | None = None  # not a user name, or no valid secret name: not this one
+    if IAM_USER_NAME.fullmatch(claimed):
+        with contextlib.suppress(BadInputError):
+            expected = render(template, account=account, user=claimed, store="secretsmanager")
+    if expected != name:
+        _refuse(name, claimed, expected, template, step, events)
+    return Binding(name=name, user=claimed, account=account)
+
+
+def _refuse(
+    name: str,
+    claimed: str | None,
+    expected: str | None,
+    template: str,
+    step: str,
+    events: EventSink,
+) -> NoReturn:
+    shown = None if claimed is None else _shown(claimed)
+    events.emit(
+        {
+            "action": "secretsmanager-rotation.bind",
+            "outcome": "refused",
+            "secret": name,
+            "claimed_user": shown,
+            "expected_secret": expected,
+            "template": template,
+            "step": step,
+        }
+    )
+    if shown is None:
+        why = "its name is not one rotate.path renders"
+    elif expected is None:
+        why = f"its value names {shown}, which is no IAM user name rotate.path can render"
+    else:
+        why = f"its value names IAM user {shown}, but keyturn's secret for {shown} is {expected}"
+    raise BindingRefusedError(
+        f"secret {name}: refused: {why} (rotate.path {template}); the user is bound by the "
+        "secret's name, which its value writers cannot change; no key was created or changed"
+    )
+
+
+def _shown(claimed: str) -> str:
+    """A claimed name as one short printable token (it is hostile input)."""
+    cut = claimed[:SHOWN_CLAIM] + ("..." if len(claimed) > SHOWN_CLAIM else "")
+    return repr(cut)
+
+
+def _caller_account(aws: Any) -> str:
+    from keyturn.adapters.aws_errors import translate
+
+    with translate("sts:GetCallerIdentity"):
+        account: str = aws.sts().get_caller_identity()["Account"]
+    return account
 
 
 def _ids(step: str, user: str, key_id: str | None) -> dict[str, str]:
