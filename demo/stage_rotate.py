@@ -2,7 +2,8 @@
 
 moto runs with authentication on for this stage, so "the new key works" means a real
 signature check, and the admin that runs keyturn is itself an IAM user with a policy.
-Shows: the plan, a rotation into Vault, the stored entries (secrets masked), proof that the
+Shows: enrollment (the schedule rotates only users whose consumers read the store; a tag
+that claims enrollment is not believed), the plan, a rotation into Vault, the stored entries (secrets masked), proof that the
 new keys authenticate and the old ones are deactivated, a Secrets Manager rotation with
 its staging labels, a `kill -9` in the middle of a rotation and `--resume`, and a rollback.
 """
@@ -55,21 +56,35 @@ def _stages(ctx: DemoContext, env: dict[str, str], iam: Any, hv: Any, admin: See
         f"[cyan]secret/{VAULT_PATH}[/]; [bold]svc-report[/] reads it from Secrets Manager."
         " moto checks every signature in this stage."
     )
-    console.print("\n[bold]1. The plan[/] (dry run: nothing changes)")
+    console.print(
+        "\n[bold]1. Nobody is rotated until enrolled[/]: [bold]mallory[/] tagged herself "
+        "[cyan]keyturn:enrolled[/], which keyturn did not seal"
+    )
+    ctx.keyturn("rotate", "--due", env=env)
+    console.print(
+        "\n[bold]2. Enroll[/]: the store already serves app-web's, app-batch's and app-cron's "
+        "working keys (recorded after a check); [bold]app-new[/] has no entry yet, so its "
+        "enrollment is its first rotation and its old key stays active for the hold period"
+    )
+    ctx.keyturn("enroll", "app-web", "app-batch", "app-cron", "app-new", env=env)
+
+    console.print("\n[bold]3. The plan[/] (dry run: nothing changes)")
     ctx.keyturn("rotate", "app-web", "app-batch", "--dry-run", env=env)
 
-    console.print("\n[bold]2. Rotate into OpenBao KV v2[/]")
+    console.print("\n[bold]4. Rotate into OpenBao KV v2[/]")
     ctx.keyturn("rotate", "app-web", "app-batch", env=env)
     _show_vault(ctx, hv, ["app-web", "app-batch"])
     _prove(ctx, iam, hv, ["app-web", "app-batch"])
 
-    console.print("\n[bold]3. Rotate into Secrets Manager[/] (seed 001's document shape)")
+    console.print(
+        "\n[bold]5. Enroll and rotate into Secrets Manager[/] in one run (seed 001's shape)"
+    )
     sm_env = {**env, "KEYTURN_ROTATE_STORE": "secretsmanager", "KEYTURN_ROTATE_PATH": "iam/{user}"}
-    ctx.keyturn("rotate", "svc-report", env=sm_env)
+    ctx.keyturn("rotate", "svc-report", "--enroll", env=sm_env)
     _show_secretsmanager(ctx, admin, "svc-report")
 
     console.print(
-        "\n[bold]4. kill -9 right after CreateAccessKey[/], before the secret reached the store"
+        "\n[bold]6. kill -9 right after CreateAccessKey[/], before the secret reached the store"
     )
     ctx.keyturn(
         "rotate", "app-cron", env={**env, "KEYTURN_TEST_CRASH_AFTER": "create"}, check=False
@@ -82,7 +97,7 @@ def _stages(ctx: DemoContext, env: dict[str, str], iam: Any, hv: Any, admin: See
     ctx.keyturn("rotate", "--resume", "app-cron", env=env)
     _prove(ctx, iam, hv, ["app-cron"])
 
-    console.print("\n[bold]5. Roll back[/] svc-report: old key active and current again")
+    console.print("\n[bold]7. Roll back[/] svc-report: old key active and current again")
     ctx.keyturn("rotate", "--rollback", "svc-report", env=sm_env)
     _show_secretsmanager(ctx, admin, "svc-report")
 
@@ -102,6 +117,13 @@ def _seed(ctx: DemoContext) -> SeededKey:
             path=VAULT_PATH.format(user=user),
             secret={"access_key": key.key_id, "secret_key": key.secret},
         )
+    aws.create_user("app-new")
+    aws.add_key("app-new", age_days=50)  # its consumer still holds this key itself
+    aws.create_user("mallory")
+    aws.add_key("mallory", age_days=70)
+    iam.tag_user(
+        UserName="mallory", Tags=[{"Key": "keyturn:enrolled", "Value": "v1:vault:1767225600"}]
+    )
     aws.create_user("svc-report")
     key = aws.add_key("svc-report", age_days=61)
     aws.client("secretsmanager").create_secret(
