@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import math
 import os
-import string
-import tomllib
 import stat
+import string
 import sys
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
