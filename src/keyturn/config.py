@@ -77,6 +77,11 @@ class PolicyConfig(_Section):
 class NotifySettings(_Section):
     source_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     fallback_contact: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    # Operators' channel beside SES: run summaries, rotation results and failed runs go to
+    # this (standard) SNS topic; owners are still mailed through SES.
+    sns_topic_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$"
+    )
 
 
 class EnforceSettings(_Section):

@@ -87,6 +87,8 @@ RESOURCE_KIND: dict[str, str] = {
     "secretsmanager:GetRandomPassword": "",
     "kms:GenerateDataKey": "key",
     "kms:Decrypt": "key",
+    # SNS (the operators' notice topic)
+    "sns:Publish": "topic",
     # CloudWatch Logs (the Lambda runtime writes the function's log stream)
     "logs:CreateLogStream": "log-stream",
     "logs:PutLogEvents": "log-stream",
@@ -104,6 +106,7 @@ REFERENCE_NAME = {
     "secret": "Secret",
     "key": "key",
     "log-stream": "log-stream",
+    "topic": "topic",
 }
 
 _IAM = "arn:${AWS::Partition}:iam::${AWS::AccountId}"
@@ -125,6 +128,7 @@ DEFAULT_SCOPE: dict[str, tuple[str, ...]] = {
     "queue": ("${AccountQueue.Arn}",),
     "secret": (regional("secretsmanager", "secret:${SecretPrefix}*"),),
     "key": (regional("kms", "key/*"),),
+    "topic": ("${NoticeTopic}",),
     "log-stream": (regional("logs", "log-group:/aws/lambda/${AWS::StackName}-{function}:*"),),
 }
 
@@ -143,4 +147,5 @@ PLACEHOLDER_DEFAULTS: dict[str, str] = {
     "MemberRoleName": "keyturn-member",
     "AccountQueue.Arn": regional("sqs", "${AWS::StackName}-accounts"),
     "DeadLetterQueue.Arn": regional("sqs", "${AWS::StackName}-dead-letters"),
+    "NoticeTopic": regional("sns", "${AWS::StackName}-notices"),
 }
