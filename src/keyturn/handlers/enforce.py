@@ -136,16 +136,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     sink = LoggerSink(logger)
     notices: SnsNotices | None = None
     try:
-        requested = parse_event(event)
         loaded = load_settings()
+        aws = build_aws(loaded.settings)
+        notices = build_notices(loaded.settings, aws)  # first, so a failed run is published
+        requested = parse_event(event)
         config = resolve_config(loaded.settings)
         try:
             dry_run = tighten_dry_run(config.dry_run, requested, source="the event")
         except EventRefusedError as exc:
             refuse(sink, exc, requested_dry_run=requested, configured_dry_run=config.dry_run)
             raise
-        aws = build_aws(loaded.settings)
-        notices = build_notices(loaded.settings, aws)
         service = build_enforce(loaded.settings, config, sink, aws=aws)
         planned = service.plan()
         service.report_plan(planned, dry_run=dry_run)

@@ -73,6 +73,9 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
     request_id = getattr(context, "aws_request_id", None)
     notices: SnsNotices | None = None
     try:
+        settings = load_settings().settings
+        aws = build_aws(settings)
+        notices = build_notices(settings, aws)  # first, so a failed run is published
         try:
             users, due = _parse(event)
         except BadInputError as exc:
@@ -81,9 +84,6 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
                 extra={"action": "event", "outcome": "refused", "reason": str(exc)},
             )
             raise
-        settings = load_settings().settings
-        aws = build_aws(settings)
-        notices = build_notices(settings, aws)
         result = run(users, due, settings=settings, aws=aws)
     except KeyturnError as exc:
         kind = type(exc).__name__
