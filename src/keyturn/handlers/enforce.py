@@ -116,17 +116,17 @@ def refuse(sink: LoggerSink, exc: EventRefusedError, **fields: Any) -> None:
     sink.emit({"action": "event", "outcome": "refused", "reason": str(exc), **fields})
 
 
-def publish(notices: SnsNotices | None, notice: RunNotice, logger: Logger) -> bool:
-    """Publish a run notice if a topic is configured; False (and an error log) if that
-    failed. The run's own outcome is decided by the caller, never hidden by this."""
+def publish(notices: SnsNotices | None, notice: RunNotice, logger: Logger) -> str | None:
+    """Publish a run notice if a topic is configured; the reason (also logged) if that
+    failed, else None. The run's own outcome is decided by the caller, never hidden."""
     if notices is None:
-        return True
+        return None
     try:
         notices.publish(notice)
     except KeyturnError as exc:
         logger.error("run notice not published", extra={"error": str(exc)})
-        return False
-    return True
+        return str(exc)
+    return None
 
 
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -172,15 +172,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     failures = outcome.failures if outcome is not None else []
     state: Outcome = "failed" if failures else ("dry-run" if dry_run else "ok")
     counts = {k: v for k, v in summary.items() if isinstance(v, int | bool)}
-    published = publish(
+    unpublished = publish(
         notices, RunNotice("keyturn.enforce", state, counts, request_id=request_id), logger
     )
     if failures:
         raise OperationFailedError(
             f"{len(failures)} enforcement step(s) failed: {'; '.join(failures[:3])}"
         )
-    if not published:
-        raise OperationFailedError(
-            "enforce ran, but its summary could not be published to the SNS topic (see the log)"
-        )
+    if unpublished:
+        raise OperationFailedError(f"enforce ran, but its summary was not published: {unpublished}")
     return summary

@@ -288,7 +288,12 @@ def worker(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureR
         logger.info("account done", extra=summary)
         counts = {k: v for k, v in summary.items() if isinstance(v, int | bool)}
         state: Outcome = "dry-run" if summary.get("dry_run") else "ok"
-        publish(notices, RunNotice("keyturn.fanout", state, counts, account=account), logger)
+        notice = RunNotice("keyturn.fanout", state, counts, account=account)
+        unpublished = publish(notices, notice, logger)
+        if unpublished:  # the account is retried: its run is idempotent, the notice is not lost
+            raise OperationFailedError(
+                f"account {account} done, but its notice was not published: {unpublished}"
+            )
         return summary
 
     processor = BatchProcessor(event_type=EventType.SQS)

@@ -93,15 +93,15 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
     for failure in result["failed"]:
         logger.error("rotation failed", extra=failure)
     logger.info("rotation run done", extra={"summary": result["summary"]})
-    published = _publish(notices, _notice(result, request_id), logger)
+    unpublished = _publish(notices, _notice(result, request_id), logger)
     if result["failed"]:
         raise OperationFailedError(
             f"{len(result['failed'])} user(s) failed: "
             + "; ".join(f"{item['user']}: {item['error']}" for item in result["failed"][:3])
         )
-    if not published:
+    if unpublished:
         raise OperationFailedError(
-            "rotation ran, but its results could not be published to the SNS topic (see the log)"
+            f"rotation ran, but its results were not published: {unpublished}"
         )
     return result
 
@@ -129,7 +129,7 @@ def _notice(result: dict[str, Any], request_id: str | None) -> RunNotice:
     )
 
 
-def _publish(notices: SnsNotices | None, notice: RunNotice, logger: Any) -> bool:
+def _publish(notices: SnsNotices | None, notice: RunNotice, logger: Any) -> str | None:
     from keyturn.handlers.enforce import publish
 
     return publish(notices, notice, logger)
