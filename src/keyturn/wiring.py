@@ -30,7 +30,7 @@ from keyturn.adapters.lease_sqlite import SqliteLeaseStore, default_path
 from keyturn.adapters.lease_sts import StsLeaseIssuer
 from keyturn.adapters.organizations import OrganizationDirectory
 from keyturn.adapters.ses import SesMailer
-from keyturn.adapters.sns import SnsNotices
+from keyturn.adapters.sns import RunNotice, SnsNotices
 from keyturn.adapters.sqs import AccountQueue
 from keyturn.config import LoadedSettings, Settings
 from keyturn.domain.errors import BadInputError, ConfigError
@@ -174,6 +174,13 @@ def build_notices(settings: Settings, aws: Aws | None = None) -> SnsNotices | No
         "sns", region_name=arn.split(":")[3], config=aws.config, endpoint_url=aws.endpoint_url
     )
     return SnsNotices(client, arn)
+
+
+def notify_operators(settings: Settings, notice: RunNotice, aws: Aws | None = None) -> None:
+    """The CLI's run notice: published when a topic is configured; a failure raises."""
+    notices = build_notices(settings, aws)
+    if notices is not None:
+        notices.publish(notice)
 
 
 def build_audit(settings: Settings, aws: Aws | None = None) -> AuditService:

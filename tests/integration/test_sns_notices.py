@@ -7,6 +7,8 @@ Messages carry counts, ids and state words only: never a secret, never text from
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from keyturn.domain.errors import BadInputError, OperationFailedError
 from keyturn.handlers import enforce as enforce_handler
 from keyturn.handlers.rotate import handler as rotate_handler
 from keyturn.sandbox.aws import LocalAws
+from tests.conftest import run_cli
 from tests.integration.test_fanout_handlers import SCHEDULED, Context
 
 SENDER = "keys@example.com"
@@ -137,3 +140,45 @@ def test_no_topic_no_notice(enforce_env: LocalAws) -> None:
     summary = enforce_handler.handler(SCHEDULED, Context())  # type: ignore[arg-type]
     assert summary["notified"] == 1
     assert enforce_env.client("sns").list_topics()["Topics"] == []
+
+
+def test_the_cli_publishes_acting_runs_only(
+    enforce_env: LocalAws, topic: str, tmp_path: Path
+) -> None:
+    aws = enforce_env
+    aws.create_user("alice", tags={"Contact": "alice@example.com"})
+    old = aws.add_key("alice", age_days=100)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")},
+        **aws.env(),
+        "SOURCEMAIL": SENDER,
+        "KEYTURN_ENFORCE_RECIPIENT_VERIFICATION": "never",
+        "KEYTURN_NOTIFY_SNS_TOPIC_ARN": os.environ["KEYTURN_NOTIFY_SNS_TOPIC_ARN"],
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+    dry = run_cli(env, "enforce")
+    assert dry.returncode == 0, dry.stderr
+    assert published(aws, topic) == []  # a dry run from a laptop does not page anyone
+    acted = run_cli(env, "enforce", "--apply")
+    assert acted.returncode == 0, acted.stderr
+    (enforced,) = published(aws, topic)
+    assert enforced["document"]["metadata"]["additionalContext"]["notified"] == "1"
+    rotated = run_cli(
+        {
+            **env,
+            "KEYTURN_ROTATE_VERIFY_INTERVAL_SECONDS": "0",
+            "KEYTURN_ROTATE_VERIFY_SUCCESSES": "1",
+        },
+        "rotate",
+        "alice",
+        "--store",
+        "secretsmanager",
+        "--path",
+        "cli/{user}",
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    (notice,) = published(aws, topic)
+    assert notice["MessageAttributes"]["event"]["Value"] == "keyturn.rotate"
+    assert "alice: " in notice["document"]["content"]["description"]
+    assert old.key_id in notice["document"]["content"]["description"]
+    assert old.secret not in json.dumps(notice)

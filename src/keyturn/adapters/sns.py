@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from keyturn.adapters.aws_errors import translate
 from keyturn.permissions import requires
 
-# IAM's alphabets: user names `[\w+=,.@-]`, access key ids upper-case letters and digits.
-USER_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+# IAM's alphabets: user names `[\w+=,.@-]` (after the account id and a slash in a
+# multi-account run), access key ids upper-case letters and digits.
+USER_NAME = re.compile(r"^(\d{12}/)?[\w+=,.@-]{1,64}$")
 KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 WORD = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
@@ -146,6 +147,50 @@ class RunNotice:
                 "additionalContext": context,
             },
         }
+
+
+class RotationResult(Protocol):
+    """What a rotation outcome offers a notice (keyturn.services.rotate.Outcome has it)."""
+
+    @property
+    def user(self) -> str: ...
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def old_key_id(self) -> str | None: ...
+    @property
+    def new_key_id(self) -> str | None: ...
+
+
+def rotation_notice(results: Iterable[RotationResult], request_id: str | None = None) -> RunNotice:
+    """A rotation run's notice: each user's state and key ids, the failed users by name.
+
+    An entry whose user or state is not an identifier is counted but not named.
+    """
+    users: list[UserResult] = []
+    failed: list[str] = []
+    ok = bad = 0
+    for result in results:
+        ok, bad = (ok + 1, bad) if result.ok else (ok, bad + 1)
+        try:
+            if result.ok:
+                users.append(
+                    UserResult(result.user, str(result.state), result.old_key_id, result.new_key_id)
+                )
+            else:
+                failed.append(_checked(USER_NAME, result.user, "user name"))
+        except ValueError:
+            continue
+    return RunNotice(
+        "keyturn.rotate",
+        "failed" if bad else "ok",
+        {"ok": ok, "failed": bad},
+        request_id=request_id,
+        users=users,
+        failed_users=failed,
+    )
 
 
 class SnsNotices:

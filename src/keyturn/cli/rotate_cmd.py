@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from keyturn.adapters.sns import rotation_notice
 from keyturn.cli import exit_codes
 from keyturn.cli.accounts import (
     AccountsOption,
@@ -29,7 +30,7 @@ from keyturn.cli.context import CliContext
 from keyturn.domain.errors import BadInputError
 from keyturn.domain.model import Finding
 from keyturn.services.rotate import Outcome, RotationService, run_many
-from keyturn.wiring import Aws, build_audit, build_aws, build_rotation
+from keyturn.wiring import Aws, build_audit, build_aws, build_rotation, notify_operators
 
 DUE_FINDINGS = frozenset({Finding.NOTIFY, Finding.DEACTIVATE, Finding.UNUSED})
 
@@ -170,6 +171,8 @@ def rotate(
                         }
                     )
                 )
+    # notify.sns_topic_arn, if set; after the secret asked for, which a failure must not lose
+    notify_operators(settings, rotation_notice(outcomes))
     failed = [outcome for outcome in outcomes if not outcome.ok]
     return exit_codes.FAILED if failed or failed_accounts else exit_codes.OK
 
