@@ -4,13 +4,25 @@ Every value remembers where it came from, so an error names the file and key, th
 environment variable or the flag, and `keyturn config show` can say why a value is what it
 is. Unknown keys are errors: a typo in a safety setting must not silently fall back to a
 default.
+
+A config file is state another principal may be able to write (DESIGN.md, "who can write
+what"): whoever can write the working directory can drop a `keyturn.toml` there, and it is
+read without being asked for. So, as ssh does with its config and keys, a file that is not
+owned by the current user (or root) or that its group or others may write is refused with
+one line, whichever way it was found (`-c`, KEYTURN_CONFIG, or the working directory). A
+file picked up implicitly from the working directory that sets security-relevant settings
+(`SECURITY_SETTINGS`: TLS verification, where Vault is and which CA it is trusted with,
+store paths, KMS keys, endpoints, roles, queues, mail senders and templates) has those
+settings named on stderr, so a run steered by a file nobody asked for is visible.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import stat
 import string
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,6 +82,11 @@ class PolicyConfig(_Section):
 class NotifySettings(_Section):
     source_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     fallback_contact: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    # Operators' channel beside SES: run summaries, rotation results and failed runs go to
+    # this (standard) SNS topic; owners are still mailed through SES.
+    sns_topic_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$"
+    )
 
 
 class EnforceSettings(_Section):
@@ -250,6 +267,46 @@ ENV_ALIASES: dict[str, tuple[str, str]] = {
 }
 
 
+# Settings that decide where keys go, whom keyturn trusts or whom it tells: a file that
+# keyturn picked up on its own (the working directory's keyturn.toml) and that sets any of
+# these has them named on stderr.
+SECURITY_SETTINGS = frozenset(
+    {
+        "aws.endpoint_url",
+        "aws.role_arn",
+        "aws.profile",
+        "vault.addr",
+        "vault.cacert",
+        "vault.skip_verify",
+        "vault.namespace",
+        "vault.token",
+        "vault.auth_method",
+        "vault.aws_header",
+        "vault.aws_role",
+        "vault.kv_mount",
+        "rotate.store",
+        "rotate.path",
+        "rotate.kms_key_id",
+        "rotate.enroll_hold_days",
+        "trust.mac_key",
+        "trust.local_key_path",
+        "rotate.access_key_field",
+        "rotate.secret_key_field",
+        "leases.store",
+        "leases.sqlite_path",
+        "leases.dynamodb_table",
+        "leases.roles",
+        "fanout.role_name",
+        "fanout.queue_url",
+        "enforce.templates_dir",
+        "enforce.dry_run",
+        "notify.source_email",
+        "notify.fallback_contact",
+        "notify.sns_topic_arn",
+    }
+)
+
+
 @dataclass
 class LoadedSettings:
     """The validated settings and where each explicitly set value came from."""
@@ -275,10 +332,14 @@ def load_settings(
     names what they wrote rather than the setting behind it.
     """
     env = os.environ if environ is None else environ
-    file = _config_path(path, env)
+    file, implicit = _config_path(path, env)
     layers: list[tuple[dict[str, dict[str, Any]], dict[str, str]]] = []
     if file is not None:
-        layers.append(_file_layer(file))
+        check_file_trust(file)
+        layer = _file_layer(file)
+        if implicit:
+            _name_security_settings(file, layer[1])
+        layers.append(layer)
     layers.append(_env_layer(env))
     layers.append(_flag_layer(flags or {}, flag_names or {}))
 
@@ -295,7 +356,8 @@ def load_settings(
     return LoadedSettings(settings=settings, origins=origins, file=file)
 
 
-def _config_path(path: str | Path | None, env: Mapping[str, str]) -> Path | None:
+def _config_path(path: str | Path | None, env: Mapping[str, str]) -> tuple[Path | None, bool]:
+    """The config file and whether it was picked up implicitly (the working directory's)."""
     chosen = path or env.get(CONFIG_ENV)
     if chosen:
         candidate = Path(chosen)
@@ -305,9 +367,51 @@ def _config_path(path: str | Path | None, env: Mapping[str, str]) -> Path | None
             )
         if not candidate.is_file():
             raise ConfigError(f"config file {candidate} does not exist")
-        return candidate
+        return candidate, False
     default = Path(DEFAULT_FILE)
-    return default if default.is_file() else None
+    return (default, True) if default.is_file() else (None, False)
+
+
+def check_file_trust(file: Path) -> None:
+    """Refuse a config file that someone other than this user (or root) owns or may write.
+
+    The same rule as ssh's for ~/.ssh/config: the owner must be the current user or root,
+    and neither group nor others may write it. (On a platform without POSIX owners, such
+    as Windows, there is nothing to check.)
+    """
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:
+        return
+    try:
+        found = file.stat()
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    me = getuid()
+    if found.st_uid not in (me, 0):
+        raise ConfigError(
+            f"{file}: refused: owned by uid {found.st_uid}, not by you (uid {me}) or root;"
+            " anyone who owns it could steer keyturn"
+        )
+    if found.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        who = " and ".join(
+            name
+            for bit, name in ((stat.S_IWGRP, "its group"), (stat.S_IWOTH, "others"))
+            if found.st_mode & bit
+        )
+        raise ConfigError(
+            f"{file}: refused: writable by {who} (mode {stat.S_IMODE(found.st_mode):04o});"
+            f" run: chmod go-w {file}"
+        )
+
+
+def _name_security_settings(file: Path, origins: Mapping[str, str]) -> None:
+    """One stderr line naming the security-relevant settings an implicit file sets."""
+    found = sorted(dotted for dotted in origins if dotted in SECURITY_SETTINGS)
+    if found:
+        sys.stderr.write(
+            f"warning: {file} (read from the current directory, not named with -c or"
+            f" {CONFIG_ENV}) sets security-relevant settings: {', '.join(found)}\n"
+        )
 
 
 def _file_layer(file: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:

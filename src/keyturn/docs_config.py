@@ -68,6 +68,10 @@ MEANINGS: dict[str, str] = {
     "policy.contact_tag": "the user tag that holds the owner's address",
     # [notify]
     "notify.source_email": "sender address for notices (`SOURCEMAIL`); required to send",
+    "notify.sns_topic_arn": (
+        "an SNS topic for operators: enforce summaries, rotation results and failed runs "
+        "(ids and counts only)"
+    ),
     "notify.fallback_contact": "whom to tell when a user has no contact tag",
     # [enforce]
     "enforce.dry_run": "the CLI's `--apply` overrides it; the Lambda acts only with `false`",

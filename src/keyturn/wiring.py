@@ -31,6 +31,7 @@ from keyturn.adapters.lease_sqlite import SqliteLeaseStore, default_path
 from keyturn.adapters.lease_sts import StsLeaseIssuer
 from keyturn.adapters.organizations import OrganizationDirectory
 from keyturn.adapters.ses import SesMailer
+from keyturn.adapters.sns import RunNotice, SnsNotices
 from keyturn.adapters.sqs import AccountQueue
 from keyturn.config import LoadedSettings, Settings
 from keyturn.domain.errors import BadInputError, ConfigError
@@ -286,6 +287,26 @@ def build_account_queue(settings: Settings, aws: Aws | None = None) -> AccountQu
     aws = aws or build_aws(settings)
     client: SQSClient = aws.client("sqs")
     return AccountQueue(client, url)
+
+
+def build_notices(settings: Settings, aws: Aws | None = None) -> SnsNotices | None:
+    """The operators' SNS channel (`notify.sns_topic_arn`), or None when none is set. The
+    client signs for the topic's own region, which SNS requires."""
+    arn = settings.notify.sns_topic_arn
+    if not arn:
+        return None
+    aws = aws or build_aws(settings)
+    client = aws.session.client(
+        "sns", region_name=arn.split(":")[3], config=aws.config, endpoint_url=aws.endpoint_url
+    )
+    return SnsNotices(client, arn)
+
+
+def notify_operators(settings: Settings, notice: RunNotice, aws: Aws | None = None) -> None:
+    """The CLI's run notice: published when a topic is configured; a failure raises."""
+    notices = build_notices(settings, aws)
+    if notices is not None:
+        notices.publish(notice)
 
 
 def build_audit(settings: Settings, aws: Aws | None = None) -> AuditService:

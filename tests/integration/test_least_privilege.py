@@ -124,6 +124,12 @@ def days_ago(days: int) -> date:
     return (datetime.now(UTC) - timedelta(days=days)).date()
 
 
+def notice_topic(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
+    """The operators' SNS topic, so the flow publishes its run notice (sns:Publish)."""
+    arn = aws.client("sns").create_topic(Name="keyturn-notices")["TopicArn"]
+    env.setenv("KEYTURN_NOTIFY_SNS_TOPIC_ARN", arn)
+
+
 # -- enforce -------------------------------------------------------------------------------
 
 
@@ -136,6 +142,7 @@ def seed_enforce(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
         "KEYTURN_POLICY_EXEMPT_GROUPS": "vips",
     }.items():
         env.setenv(name, value)
+    notice_topic(aws, env)
     ses = aws.client("ses")
     for address in (SENDER, "alice@example.com"):
         ses.verify_email_identity(EmailAddress=address)
@@ -367,8 +374,11 @@ def run_scheduler(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
 
 
 def seed_worker(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
-    """The member role, in this same account, holding exactly the member-role policy."""
+    """The member role, in this same account, holding exactly the member-role policy; the
+    Organization the worker checks each message's account against; the notice topic."""
     env.setenv("KEYTURN_FANOUT_ROLE_NAME", "keyturn-member")
+    aws.client("organizations").create_organization(FeatureSet="ALL")
+    notice_topic(aws, env)
     iam = aws.client("iam")
     trust = {
         "Version": "2012-10-17",
@@ -435,6 +445,7 @@ def seed_rotate(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
 
     rotate_env(env)
     journal_key(aws, env)
+    notice_topic(aws, env)
     env.setenv("KEYTURN_POLICY_EXEMPT_GROUPS", "vips")
     aws.client("iam").create_group(GroupName="vips")
     aws.create_user("alice")

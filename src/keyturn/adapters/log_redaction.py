@@ -6,6 +6,15 @@ answers a SecretAccessKey and SessionToken, Secrets Manager calls carry SecretSt
 Lambda whose log level is set to DEBUG (Lambda's advanced logging controls set it on the
 root logger) would write them to CloudWatch. This filter masks those fields' values in
 every record of botocore's loggers, whoever turned DEBUG on (invariant 5).
+
+Credentials that sign requests are masked too, because a session token or a signature is as
+good as the key for a while: botocore.auth logs the canonical request (an
+`x-amz-security-token:` header line) and the `Signature:`; botocore.endpoint logs the
+prepared request's headers (`'X-Amz-Security-Token': b'...'`, `'Authorization':
+b'AWS4-HMAC-SHA256 ... Signature=...'`); presigned URLs carry `X-Amz-Security-Token=` and
+`X-Amz-Signature=` in their query; hvac sends the Vault token as `X-Vault-Token`. Header
+names are matched case-insensitively in each of those shapes (dict repr, JSON, header line,
+query string), so whichever library prints them, the value is gone.
 """
 
 from __future__ import annotations
@@ -29,14 +38,34 @@ _WHOLE = re.compile(
     r"(?P<name>SecretString|SecretBinary)(?P<sep>[\"']?\s*:\s*(?P<q>[\"']))"
     r"(?P<value>.*?)(?<!\\)(?P=q)"
 )
+# Request headers whose values are credentials.
+SECRET_HEADERS = ("x-amz-security-token", "authorization", "x-vault-token")
+_HEADER_NAMES = "|".join(re.escape(name) for name in SECRET_HEADERS)
+# 'Authorization': b'AWS4-HMAC-SHA256 ...' / "X-Vault-Token": "hvs..." (repr or JSON): the
+# whole quoted value, up to its closing quote.
+_QUOTED_HEADER = re.compile(
+    r"(?i)(?P<name>" + _HEADER_NAMES + r")(?P<sep>\\*[\"']?\s*:\s*b?\\*(?P<q>[\"']))"
+    r"(?P<value>.*?)(?<!\\)(?P=q)"
+)
+# An HTTP header line (`x-amz-security-token:IQo...` in the canonical request) or a query
+# parameter (`X-Amz-Security-Token=IQo...&`): the rest of the line / up to the next `&`.
+_BARE_HEADER = re.compile(
+    r"(?im)(?P<name>" + _HEADER_NAMES + r")(?P<sep>:[ \t]*|=)(?P<value>[^\s'\"&,}]+[^\n'\"&]*)"
+)
+# SigV4 signatures: `Signature=<hex>` (Authorization, X-Amz-Signature= in a presigned URL)
+# and botocore.auth's `Signature:\n<hex>`.
+_SIGNATURE = re.compile(r"(?i)(?P<name>signature)(?P<sep>=|:\s*)(?P<value>[0-9a-f]{16,})")
 # A logger's filters see only the records logged on it, so every logger of these packages
 # gets one (botocore's modules each log as their own `botocore.<module>`).
-PACKAGES = ("botocore", "boto3", "urllib3", "s3transfer")
+PACKAGES = ("botocore", "boto3", "urllib3", "s3transfer", "hvac", "requests")
 MASK = "***"
 
 
 def redact(text: str) -> str:
     text = _WHOLE.sub(lambda m: f"{m['name']}{m['sep']}{MASK}{m['q']}", text)
+    text = _QUOTED_HEADER.sub(lambda m: f"{m['name']}{m['sep']}{MASK}{m['q']}", text)
+    text = _BARE_HEADER.sub(lambda m: f"{m['name']}{m['sep']}{MASK}", text)
+    text = _SIGNATURE.sub(lambda m: f"{m['name']}{m['sep']}{MASK}", text)
     return _VALUE.sub(lambda m: f"{m['name']}{m['sep']}{MASK}", text)
 
 

@@ -17,6 +17,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from keyturn.adapters.event_log import JsonLinesSink, NullSink
+from keyturn.adapters.sns import Outcome as NoticeOutcome
+from keyturn.adapters.sns import RunNotice
 from keyturn.cli import accounts as multi
 from keyturn.cli import exit_codes
 from keyturn.cli.context import CliContext
@@ -25,7 +27,7 @@ from keyturn.domain.enforcement import Plan, SkipReason
 from keyturn.domain.errors import OperationFailedError
 from keyturn.ports import EventSink
 from keyturn.services.enforce import EnforceConfig, Outcome, resolve_config
-from keyturn.wiring import Aws, build_enforce
+from keyturn.wiring import Aws, build_enforce, notify_operators
 
 SHOWN_ROWS = 40
 STYLE = {
@@ -134,6 +136,10 @@ def enforce(
                 "[yellow]note:[/] no sender is set: --apply needs SOURCEMAIL"
                 " (or notify.source_email) to send these notices"
             )
+    if outcome is not None:  # an acting run tells the operators' topic, if one is set
+        counts = {"planned": len(planned.steps), "skipped": len(planned.skips), **outcome.summary()}
+        state: NoticeOutcome = "failed" if outcome.failures else "ok"
+        notify_operators(loaded.settings, RunNotice("keyturn.enforce", state, counts))
     if outcome is not None and outcome.failures:
         first = "; ".join(outcome.failures[:3])
         raise OperationFailedError(

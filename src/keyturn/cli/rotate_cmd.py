@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from keyturn.adapters.sns import rotation_notice
 from keyturn.cli import exit_codes
 from keyturn.cli.accounts import (
     AccountsOption,
@@ -52,6 +53,7 @@ from keyturn.wiring import (
     build_enrollment,
     build_rotation,
     build_store,
+    notify_operators,
     rotation_checkpoint,
 )
 
@@ -258,6 +260,9 @@ def rotate(
                             }
                         )
                     )
+    if not dry_run and results:
+        # notify.sns_topic_arn, if set; after the secret asked for, which a failure must not lose
+        notify_operators(settings, rotation_notice(result.outcome for result in results))
     return exit_code(results, failed_accounts)
 
 

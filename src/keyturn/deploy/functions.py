@@ -117,7 +117,7 @@ FUNCTIONS: dict[str, Function] = {
             logical_id="Enforce",
             handler="keyturn.handlers.enforce.handler",
             description="Key-age policy: notify, deactivate, optionally delete (daily).",
-            calls_ref="keyturn.services.enforce:CALLS",
+            calls_ref="keyturn.handlers.enforce:CALLS",
             runtime=_runtime("enforce"),
         ),
         Function(
@@ -196,8 +196,10 @@ AUDIT_CALLS: tuple[Callable[..., Any], ...] = (
     IamDirectory.group_members,
 )
 
-# The role a member account grants the fan-out worker (and operators running --org).
-MEMBER_ROLE_FUNCTIONS = ("audit", "enforce")
+# The role a member account grants the fan-out worker (and operators running --org): what
+# audit and the enforcer call in the account. Not the enforce function's own extras (its
+# operators' notice to the SNS topic is published from the home account, as itself).
+MEMBER_ROLE_CALLS = ("keyturn.deploy.functions:AUDIT_CALLS", "keyturn.services.enforce:CALLS")
 
 
 def get(name: str) -> Function:
@@ -224,6 +226,7 @@ _SID_OF_KIND = {
     "key": "KmsKeys",
     "mac-key": "JournalKey",
     "log-stream": "Logs",
+    "topic": "NoticeTopic",
 }
 
 
@@ -271,11 +274,14 @@ def policy_document(
 
 def member_role_document() -> dict[str, Any]:
     """What the member-account role allows: everything audit and enforce call."""
-    actions = sorted({a for name in MEMBER_ROLE_FUNCTIONS for a in FUNCTIONS[name].actions()})
+    actions: set[str] = set()
+    for ref in MEMBER_ROLE_CALLS:
+        module, _, attribute = ref.partition(":")
+        actions.update(actions_of(getattr(importlib.import_module(module), attribute)))
     enforce = FUNCTIONS["enforce"]
     return {
         "Version": "2012-10-17",
-        "Statement": statements(actions, enforce.resources_for, any_resource=False),
+        "Statement": statements(sorted(actions), enforce.resources_for, any_resource=False),
     }
 
 

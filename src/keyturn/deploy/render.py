@@ -157,6 +157,7 @@ def common_environment() -> dict[str, Any]:
         "KEYTURN_LEASES_USERNAME_PREFIX": {"Ref": "LeaseUserPrefix"},
         "KEYTURN_FANOUT_ROLE_NAME": {"Ref": "MemberRoleName"},
         "KEYTURN_FANOUT_TASK": {"Ref": "FanoutTask"},
+        "KEYTURN_NOTIFY_SNS_TOPIC_ARN": {"Ref": "NoticeTopic"},
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
 
@@ -408,6 +409,15 @@ def template() -> tuple[dict[str, Any], list[str]]:
                 },
             },
         },
+        # The operators' channel (keyturn.adapters.sns): run summaries, rotation results and
+        # failed runs. Subscribe e-mail, AWS Chatbot, PagerDuty or a queue to it.
+        "NoticeTopic": {
+            "Type": "AWS::SNS::Topic",
+            "Properties": {
+                "TopicName": {"Fn::Sub": "${AWS::StackName}-notices"},
+                "KmsMasterKeyId": "alias/aws/sns",
+            },
+        },
         "LeaseTable": {
             "Type": "AWS::DynamoDB::Table",
             "Condition": "CreateLeaseTable",
@@ -469,6 +479,10 @@ def template() -> tuple[dict[str, Any], list[str]]:
             "JournalKeyArn": {
                 "Description": "Set trust.mac_key (KEYTURN_TRUST_MAC_KEY) to this in the CLI.",
                 "Value": {"Fn::GetAtt": ["JournalKey", "Arn"]},
+            },
+            "NoticeTopicArn": {
+                "Description": "keyturn's run notices: subscribe to it (SNS).",
+                "Value": {"Ref": "NoticeTopic"},
             },
             "FanoutWorkerRoleArn": {
                 "Condition": "FanOut",

@@ -89,6 +89,8 @@ RESOURCE_KIND: dict[str, str] = {
     "kms:Decrypt": "key",
     "kms:GenerateMac": "mac-key",
     "kms:VerifyMac": "mac-key",
+    # SNS (the operators' notice topic)
+    "sns:Publish": "topic",
     # CloudWatch Logs (the Lambda runtime writes the function's log stream)
     "logs:CreateLogStream": "log-stream",
     "logs:PutLogEvents": "log-stream",
@@ -107,6 +109,7 @@ REFERENCE_NAME = {
     "key": "key",
     "mac-key": "key",
     "log-stream": "log-stream",
+    "topic": "topic",
 }
 
 _IAM = "arn:${AWS::Partition}:iam::${AWS::AccountId}"
@@ -129,6 +132,7 @@ DEFAULT_SCOPE: dict[str, tuple[str, ...]] = {
     "secret": (regional("secretsmanager", "secret:${SecretPrefix}*"),),
     "key": (regional("kms", "key/*"),),
     "mac-key": ("${JournalKey.Arn}",),
+    "topic": ("${NoticeTopic}",),
     "log-stream": (regional("logs", "log-group:/aws/lambda/${AWS::StackName}-{function}:*"),),
 }
 
@@ -148,4 +152,5 @@ PLACEHOLDER_DEFAULTS: dict[str, str] = {
     "JournalKey.Arn": regional("kms", "key/*"),
     "AccountQueue.Arn": regional("sqs", "${AWS::StackName}-accounts"),
     "DeadLetterQueue.Arn": regional("sqs", "${AWS::StackName}-dead-letters"),
+    "NoticeTopic": regional("sns", "${AWS::StackName}-notices"),
 }
