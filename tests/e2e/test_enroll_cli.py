@@ -164,3 +164,19 @@ def test_rotate_due_lists_due_users_that_are_not_enrolled(
     assert "forged: ignored keyturn state" in result.stderr
     assert authed.keys("stale") == {stale.key_id: "Active"}
     assert authed.keys("forged") == {forged.key_id: "Active"}
+
+
+def test_audit_names_due_users_that_are_not_enrolled(
+    authed: AuthedAws, env: dict[str, str]
+) -> None:
+    authed.seed_user("stale", age_days=60)
+    authed.seed_user("kept", age_days=60)
+    authed.seed_user("fresh", age_days=1)
+    authed.enroll("kept", environ=env)
+    result = keyturn(env, "audit", "--enrollment", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["keys"]  # the report itself is unchanged
+    line = next(ln for ln in result.stderr.splitlines() if ln.startswith("rotation:"))
+    assert "enrolled (rotated on schedule): kept;" in line
+    assert "due, not enrolled (never rotated until `keyturn enroll`): stale" in line
+    assert "fresh" not in line

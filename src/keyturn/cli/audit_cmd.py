@@ -13,6 +13,7 @@ from keyturn.cli import accounts as multi
 from keyturn.cli import exit_codes
 from keyturn.cli.context import CliContext
 from keyturn.cli.output import check_writable, emit, emit_stream
+from keyturn.config import Settings
 from keyturn.domain.errors import BadInputError
 from keyturn.reports.csv_report import write_csv
 from keyturn.reports.json_report import write_json
@@ -58,6 +59,13 @@ def audit(
     unused_after: Annotated[
         int | None, typer.Option("--unused-after", help="Flag keys unused for this many days.")
     ] = None,
+    enrollment: Annotated[
+        bool,
+        typer.Option(
+            "--enrollment",
+            help="Also say which due users are enrolled for rotation ([rotate] store, path).",
+        ),
+    ] = False,
     accounts: multi.AccountsOption = None,
     org: multi.OrgOption = False,
     role_name: multi.RoleNameOption = None,
@@ -89,7 +97,14 @@ def audit(
     choice = multi.choose(accounts, org)
     request = AuditRequest(users=tuple(user or ()), key_ids=key_ids, contacts=contacts)
     chosen = _format_for(output_format, output)
-    if choice.many:
+    if enrollment and choice.many:
+        raise BadInputError("--enrollment works in one account at a time")
+    if enrollment:
+        result = build_audit(loaded.settings).run(request)
+        emit(lambda out: _render_any(chosen, result, out), output)
+        _show_enrollment(loaded.settings, result)
+        out_of_policy = result.out_of_policy
+    elif choice.many:
         # Several accounts: merged into one result (each key carries its account id).
         merged, spread = multi.audit_accounts(loaded.settings, choice, request)
         emit(lambda out: _render_any(chosen, merged, out), output)
@@ -109,6 +124,32 @@ def audit(
         out_of_policy = result.out_of_policy
     if check and out_of_policy:
         raise typer.Exit(exit_codes.OUT_OF_POLICY)
+
+
+def _show_enrollment(settings: Settings, result: AuditResult) -> None:
+    """On stderr (the report on stdout stays as it is): which users with a due active key
+    the schedule will rotate (enrolled), and which it only reports (issue 17)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from keyturn.wiring import build_aws, build_enrollment
+
+    due = sorted(
+        {
+            item.key.user
+            for item in result.keys
+            if item.key.active and item.finding.out_of_policy and item.key.user != "<root_account>"
+        }
+    )
+    split = build_enrollment(settings, build_aws(settings)).partition(due)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for rejected in split.rejected:
+        err.print(f"warning: {escape(rejected.line())}")
+    err.print(
+        f"rotation: {len(due)} user(s) with a due key; enrolled (rotated on schedule): "
+        f"{escape(', '.join(split.enrolled)) or 'none'}; due, not enrolled (never rotated "
+        f"until `keyturn enroll`): {escape(', '.join(split.not_enrolled)) or 'none'}"
+    )
 
 
 def _format_for(given: Format | None, output: Path | None) -> Format:
