@@ -132,7 +132,11 @@ def enroll_users(*users: str, environ: Mapping[str, str] | None = None) -> None:
     aws = build_aws(chosen)
     store = build_store(chosen, aws)
     registry = IamTagEnrollments(
-        aws.iam(), build_authenticator(chosen, aws), chosen.rotate.store, store.location
+        aws.iam(),
+        build_authenticator(chosen, aws),
+        chosen.rotate.store,
+        store.location,
+        account=aws.account_id(),
     )
     now = datetime.now(UTC)
     for user in users:

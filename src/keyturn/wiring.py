@@ -185,6 +185,15 @@ class Aws:
         client: STSClient = self.client("sts")
         return client
 
+    def account_id(self) -> str:
+        """The account these credentials act in (sts:GetCallerIdentity, asked once)."""
+        found = self.__dict__.get("_account")
+        if found is None:
+            with translate("sts:GetCallerIdentity"):
+                found = str(self.sts().get_caller_identity()["Account"])
+            self.__dict__["_account"] = found
+        return str(found)
+
 
 def client_config(
     max_attempts: int, workers: int, read_timeout: float = 15.0, connect_timeout: float = 5.0
@@ -581,7 +590,7 @@ def build_rotation(
     return RotationService(
         IamKeys(iam),
         store,
-        IamTagJournal(iam, build_authenticator(settings, aws)),
+        IamTagJournal(iam, build_authenticator(settings, aws), aws.account_id()),
         verifier,
         SystemClock(),
         timing,
@@ -628,7 +637,11 @@ def build_enrollment(
         store = build_store(settings, aws)
     rotation = build_rotation(settings, aws, checkpoint=checkpoint, store=store)
     registry = IamTagEnrollments(
-        aws.iam(), build_authenticator(settings, aws), settings.rotate.store, store.location
+        aws.iam(),
+        build_authenticator(settings, aws),
+        settings.rotate.store,
+        store.location,
+        account=aws.account_id(),
     )
     return EnrollmentService(
         rotation,
@@ -669,10 +682,7 @@ def build_store(settings: Settings, aws: Aws) -> Any:
     rotate = settings.rotate
     if rotate.store == "vault":
         _require_vault_addr(settings)  # before the account lookup below can fail instead
-    account = ""
-    if "{account}" in rotate.path:
-        with translate("sts:GetCallerIdentity"):
-            account = aws.sts().get_caller_identity()["Account"]
+    account = aws.account_id() if "{account}" in rotate.path else ""
     if rotate.store == "secretsmanager":
         return SecretsManagerStore(
             aws.client("secretsmanager"),

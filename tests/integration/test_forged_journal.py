@@ -21,6 +21,7 @@ from keyturn.adapters.mac_local import LocalAuthenticator
 from keyturn.domain.rotation import RotationRecord, RotationState, encode
 from keyturn.domain.trust import JOURNAL_PURPOSE, message
 from keyturn.handlers.rotate import handler
+from keyturn.sandbox.aws import ACCOUNT
 from tests.rotate_fixtures import AuthedAws
 
 
@@ -92,7 +93,11 @@ def test_intent_sealed_with_another_key_is_a_claim(authed: AuthedAws, tmp_path: 
     )
     payload = encode(record)
     theirs = LocalAuthenticator(tmp_path / "attacker" / "journal.key")
-    forge(authed, "victim", f"{payload}:{theirs.seal(message(JOURNAL_PURPOSE, 'victim', payload))}")
+    forge(
+        authed,
+        "victim",
+        f"{payload}:{theirs.seal(message(JOURNAL_PURPOSE, 'victim', ACCOUNT, payload))}",
+    )
     result = resume_run()
     assert authed.keys("victim") == {victim.key_id: "Active"}
     assert "forged or foreign" in untrusted_lines(result)[0]

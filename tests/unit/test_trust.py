@@ -25,6 +25,7 @@ from keyturn.domain.rotation import RotationRecord, RotationState, encode
 from keyturn.domain.trust import JOURNAL_PURPOSE, Rejected, decode_tag, encode_tag, message
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+ACCOUNT = "111122223333"
 RECORD = RotationRecord(
     user="alice",
     token="tok",
@@ -43,7 +44,7 @@ def auth(tmp_path: Path) -> LocalAuthenticator:
 
 def sealed(auth: LocalAuthenticator, record: RotationRecord) -> str:
     text = encode(record)
-    return f"{text}:{auth.seal(message(JOURNAL_PURPOSE, record.user, text))}"
+    return f"{text}:{auth.seal(message(JOURNAL_PURPOSE, record.user, ACCOUNT, text))}"
 
 
 text_parts = st.lists(st.text(max_size=12), min_size=1, max_size=4)
@@ -68,7 +69,7 @@ def test_tag_encoding_round_trips_and_is_iam_safe(raw: bytes) -> None:
 
 
 def test_the_journal_believes_only_its_own_seal(auth: LocalAuthenticator, tmp_path: Path) -> None:
-    journal = IamTagJournal(None, auth)  # type: ignore[arg-type]
+    journal = IamTagJournal(None, auth, ACCOUNT)  # type: ignore[arg-type]
     good = sealed(auth, RECORD)
     assert journal.open("alice", good) == RECORD
     assert len(good) <= 256  # an IAM tag value
@@ -86,12 +87,14 @@ def test_the_journal_believes_only_its_own_seal(auth: LocalAuthenticator, tmp_pa
     for what, value in forged.items():
         assert isinstance(journal.open("alice", value), Rejected), what
     assert isinstance(journal.open("bob", good), Rejected)  # bound to the user
+    elsewhere = IamTagJournal(None, auth, "444455556666")  # type: ignore[arg-type]
+    assert isinstance(elsewhere.open("alice", good), Rejected)  # and to the account
 
 
 def test_a_sealed_but_unreadable_entry_is_rejected_not_raised(auth: LocalAuthenticator) -> None:
-    journal = IamTagJournal(None, auth)  # type: ignore[arg-type]
+    journal = IamTagJournal(None, auth, ACCOUNT)  # type: ignore[arg-type]
     text = "v2:exploded:tok:1:-:-:-:-"
-    value = f"{text}:{auth.seal(message(JOURNAL_PURPOSE, 'alice', text))}"
+    value = f"{text}:{auth.seal(message(JOURNAL_PURPOSE, 'alice', ACCOUNT, text))}"
     found = journal.open("alice", value)
     assert isinstance(found, Rejected)
     assert "unreadable" in found.reason
@@ -99,14 +102,20 @@ def test_a_sealed_but_unreadable_entry_is_rejected_not_raised(auth: LocalAuthent
 
 def test_enrollment_is_bound_to_user_store_and_location(auth: LocalAuthenticator) -> None:
     where = {"alice": "keyturn/1/alice", "bob": "keyturn/1/bob"}
-    registry = IamTagEnrollments(None, auth, "vault", where.__getitem__)  # type: ignore[arg-type]
+    registry = IamTagEnrollments(None, auth, "vault", where.__getitem__, account=ACCOUNT)  # type: ignore[arg-type]
     enrolled = Enrollment("alice", "vault", "keyturn/1/alice", T0)
-    value = f"{payload(enrolled)}:{auth.seal(sealed_text(enrolled))}"
+    value = f"{payload(enrolled)}:{auth.seal(sealed_text(enrolled, ACCOUNT))}"
     assert registry.check("alice", value) == enrolled
     assert isinstance(registry.check("bob", value), Rejected)  # copied to bob
-    moved = IamTagEnrollments(None, auth, "vault", lambda user: "elsewhere/" + user)  # type: ignore[arg-type]
+    moved = IamTagEnrollments(
+        None, auth, "vault", lambda user: "elsewhere/" + user, account=ACCOUNT
+    )  # type: ignore[arg-type]
     assert isinstance(moved.check("alice", value), Rejected)  # the path changed since
-    other_store = IamTagEnrollments(None, auth, "secretsmanager", where.__getitem__)  # type: ignore[arg-type]
+    other_account = IamTagEnrollments(None, auth, "vault", where.__getitem__, account="9" * 12)  # type: ignore[arg-type]
+    assert isinstance(other_account.check("alice", value), Rejected)
+    other_store = IamTagEnrollments(
+        None, auth, "secretsmanager", where.__getitem__, account=ACCOUNT
+    )  # type: ignore[arg-type]
     assert isinstance(other_store.check("alice", value), Rejected)
     for bad in (
         "v1:vault:1",
@@ -147,7 +156,7 @@ def test_a_loose_key_is_tightened_and_a_wrong_size_key_refused(tmp_path: Path) -
 
 
 def test_hold_survives_the_journal(auth: LocalAuthenticator) -> None:
-    journal = IamTagJournal(None, auth)  # type: ignore[arg-type]
+    journal = IamTagJournal(None, auth, ACCOUNT)  # type: ignore[arg-type]
     held = RotationRecord(
         user="alice",
         token="t",

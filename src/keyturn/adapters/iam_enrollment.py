@@ -30,11 +30,14 @@ class IamTagEnrollments:
         authenticator: Authenticator,
         store_kind: str,
         location: Callable[[str], str],
+        *,
+        account: str,
     ) -> None:
         self._iam = client
         self._auth = authenticator
         self._store = store_kind
         self._location = location
+        self._account = account  # sealed in: another account's same-named user is not this one
 
     @requires("iam:ListUserTags")
     def read(self, user: str) -> Enrollment | Rejected | None:
@@ -55,7 +58,7 @@ class IamTagEnrollments:
             return Rejected(user, str(exc))
         if claimed.store != self._store:
             return Rejected(user, f"enrolled for {claimed.store}, not {self._store}")
-        if not self._auth.verify(sealed_text(claimed), seal):
+        if not self._auth.verify(sealed_text(claimed, self._account), seal):
             return Rejected(
                 user,
                 f"{ENROLL_TAG} tag not sealed by {self._auth.describe()} for {location}: "
@@ -66,7 +69,8 @@ class IamTagEnrollments:
     @requires("iam:TagUser")
     def write(self, enrollment: Enrollment) -> None:
         """IAM: TagUser."""
-        value = f"{payload(enrollment)}:{self._auth.seal(sealed_text(enrollment))}"
+        seal = self._auth.seal(sealed_text(enrollment, self._account))
+        value = f"{payload(enrollment)}:{seal}"
         with translate("iam:TagUser", enrollment.user):
             self._iam.tag_user(UserName=enrollment.user, Tags=[{"Key": ENROLL_TAG, "Value": value}])
 

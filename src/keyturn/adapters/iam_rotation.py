@@ -87,9 +87,12 @@ class IamKeys:
 class IamTagJournal:
     """RotationJournal on the IAM user's `keyturn:rotation` tag, each entry sealed."""
 
-    def __init__(self, client: IAMClient, authenticator: Authenticator) -> None:
+    def __init__(self, client: IAMClient, authenticator: Authenticator, account: str) -> None:
         self._iam = client
         self._auth = authenticator
+        # Sealed in: an entry copied from a same-named user of another account (one local
+        # key serves a CLI's whole fan-out) is no entry here.
+        self._account = account
 
     @requires("iam:ListUserTags")
     def read(self, user: str) -> RotationRecord | Rejected | None:
@@ -106,7 +109,7 @@ class IamTagJournal:
         payload, _, seal = value.rpartition(":")
         if not payload or not seal:
             return Rejected(user, f"{JOURNAL_TAG} tag carries no seal")
-        if not self._auth.verify(message(JOURNAL_PURPOSE, user, payload), seal):
+        if not self._auth.verify(message(JOURNAL_PURPOSE, user, self._account, payload), seal):
             return Rejected(
                 user, f"{JOURNAL_TAG} tag not sealed by {self._auth.describe()}: forged or foreign"
             )
@@ -119,7 +122,8 @@ class IamTagJournal:
     def write(self, record: RotationRecord) -> None:
         """IAM: TagUser (overwrites the tag: the journal keeps the latest rotation)."""
         payload = encode(record)
-        value = f"{payload}:{self._auth.seal(message(JOURNAL_PURPOSE, record.user, payload))}"
+        sealed = message(JOURNAL_PURPOSE, record.user, self._account, payload)
+        value = f"{payload}:{self._auth.seal(sealed)}"
         with translate("iam:TagUser", record.user):
             self._iam.tag_user(UserName=record.user, Tags=[{"Key": JOURNAL_TAG, "Value": value}])
 

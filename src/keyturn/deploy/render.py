@@ -73,6 +73,11 @@ def parameters() -> dict[str, Any]:
         "GraceDays": number("Days from notice to deactivation.", 7, 0, 3650),
         "DryRun": text("true: enforce only logs its plan; false: it acts.", "true", **yes_no),
         "AlarmTopic": text("SNS topic ARN for the Errors alarms (empty: no notification).", ""),
+        "KeyAdminArn": text(
+            "The only principal that may change JournalKey's policy, and so who may seal "
+            "(empty: any principal your IAM policies allow kms:PutKeyPolicy).",
+            "",
+        ),
         "OperatorRoleArn": text(
             "Role operators run `keyturn enroll`/`rotate` with; may seal with JournalKey "
             "(empty: only the functions).",
@@ -214,6 +219,11 @@ def function_resources(function: Function) -> dict[str, Any]:
         "Type": "AWS::IAM::Role",
         **condition,
         "Properties": {
+            **(
+                {"RoleName": {"Fn::Sub": SEALING_ROLES[function.name]}}
+                if function.name in SEALING_ROLES
+                else {}
+            ),
             "Description": f"keyturn {function.name}: generated from its code's @requires",
             "AssumeRolePolicyDocument": {
                 "Version": "2012-10-17",
@@ -304,6 +314,14 @@ def function_resources(function: Function) -> dict[str, Any]:
     return resources
 
 
+# The roles that may seal (JournalKey's policy names them exactly): fixed names, so the
+# template needs CAPABILITY_NAMED_IAM.
+SEALING_ROLES = {
+    "rotate": "${AWS::StackName}-rotate",
+    "secretsmanager-rotation": "${AWS::StackName}-secretsmanager-rotation",
+}
+
+
 def journal_key() -> dict[str, Any]:
     """The KMS HMAC key that seals keyturn's journal and enrollment tags (keyturn.domain.trust).
 
@@ -311,15 +329,30 @@ def journal_key() -> dict[str, Any]:
     operators' role (parameter OperatorRoleArn). The account root keeps administration only,
     so an IAM admin cannot grant themselves GenerateMac through an identity policy.
     """
-    # By name pattern, not GetAtt: the roles' policies name this key, so a reference back
-    # would be a circular dependency. CloudFormation names a role STACK-LOGICALID-SUFFIX.
-    role = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}"
-    sealers: list[Any] = [
-        {"Fn::Sub": f"{role}-RotateRole-*"},
-        {"Fn::Sub": f"{role}-SecretsManagerRotationRole-*"},
-        {"Fn::If": ["HasOperatorRole", {"Ref": "OperatorRoleArn"}, {"Ref": "AWS::NoValue"}]},
-    ]
+    # By exact ARN in a condition, not GetAtt in Principal: the roles' policies name this
+    # key, so a reference back would be a circular dependency, and a Principal naming a
+    # role not created yet is refused. The roles have fixed names (SEALING_ROLES) so no
+    # wildcard is needed: a role someone else creates under a similar name cannot seal.
+    role = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/"
+    sealers: list[Any] = [{"Fn::Sub": role + name} for name in SEALING_ROLES.values()]
+    sealers.append(
+        {"Fn::If": ["HasOperatorRole", {"Ref": "OperatorRoleArn"}, {"Ref": "AWS::NoValue"}]}
+    )
     root = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    # Who may rewrite this policy (and so who may seal): KeyAdminArn when set, else any
+    # principal the account's IAM policies allow (KMS refuses a policy its creator could
+    # not update later).
+    policy_admin: dict[str, Any] = {
+        "Sid": "PolicyAdministration",
+        "Effect": "Allow",
+        "Principal": root,
+        "Action": ["kms:PutKeyPolicy"],
+        "Resource": "*",
+    }
+    restricted = {
+        **policy_admin,
+        "Condition": {"ArnEquals": {"aws:PrincipalArn": {"Ref": "KeyAdminArn"}}},
+    }
     return {
         "Type": "AWS::KMS::Key",
         "DeletionPolicy": "Retain",
@@ -343,8 +376,7 @@ def journal_key() -> dict[str, Any]:
                             "kms:List*",
                             "kms:Enable*",
                             "kms:Disable*",
-                            "kms:Put*",
-                            "kms:Update*",
+                            "kms:UpdateKeyDescription",
                             "kms:TagResource",
                             "kms:UntagResource",
                             "kms:ScheduleKeyDeletion",
@@ -358,8 +390,9 @@ def journal_key() -> dict[str, Any]:
                         "Principal": root,
                         "Action": ["kms:GenerateMac", "kms:VerifyMac"],
                         "Resource": "*",
-                        "Condition": {"ArnLike": {"aws:PrincipalArn": sealers}},
+                        "Condition": {"ArnEquals": {"aws:PrincipalArn": sealers}},
                     },
+                    {"Fn::If": ["HasKeyAdmin", restricted, policy_admin]},
                 ],
             },
         },
@@ -454,6 +487,7 @@ def template() -> tuple[dict[str, Any], list[str]]:
         "CreateLeaseTable": {"Fn::Equals": [{"Ref": "CreateLeaseTable"}, "true"]},
         "FanOut": {"Fn::Equals": [{"Ref": "FanoutEnabled"}, "true"]},
         "HasOperatorRole": {"Fn::Not": [{"Fn::Equals": [{"Ref": "OperatorRoleArn"}, ""]}]},
+        "HasKeyAdmin": {"Fn::Not": [{"Fn::Equals": [{"Ref": "KeyAdminArn"}, ""]}]},
     }
     if "RotateFunction" in resources or "SecretsManagerRotationFunction" in resources:
         conditions["UseVault"] = {"Fn::Equals": [{"Ref": "StoreKind"}, "vault"]}

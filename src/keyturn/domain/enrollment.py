@@ -36,9 +36,12 @@ def payload(enrollment: Enrollment) -> str:
     return f"{VERSION}:{enrollment.store}:{int(enrollment.enrolled_at.timestamp())}"
 
 
-def sealed_text(enrollment: Enrollment) -> bytes:
-    """What the seal covers: the payload plus the location consumers were pointed at."""
-    return message(ENROLLMENT_PURPOSE, enrollment.user, enrollment.location, payload(enrollment))
+def sealed_text(enrollment: Enrollment, account: str) -> bytes:
+    """What the seal covers: the account, the payload, and the location consumers were
+    pointed at."""
+    return message(
+        ENROLLMENT_PURPOSE, enrollment.user, account, enrollment.location, payload(enrollment)
+    )
 
 
 def parse(user: str, text: str, location: str) -> Enrollment:

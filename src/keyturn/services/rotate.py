@@ -28,6 +28,7 @@ from datetime import timedelta
 from keyturn.domain.errors import BadInputError, KeyturnError, OperationFailedError
 from keyturn.domain.model import KeyStatus, NewKeySecret
 from keyturn.domain.rotation import (
+    CLOCK_SKEW,
     Facts,
     IamKey,
     RotationRecord,
@@ -195,11 +196,22 @@ class RotationService:
         self._verifier.verify(user, secret)
 
     def finish(self, user: str, token: str) -> Outcome:
-        """Secrets Manager's finishSecret: promote `token`, then retire the old key."""
+        """Secrets Manager's finishSecret: promote `token`, then retire the old key.
+
+        Only a version keyturn created and recorded (a sealed intent with this token) is
+        promoted. Whoever may invoke the function can name any version's token, including
+        the previous one, whose key keyturn has already deactivated: promoting that on the
+        event's word would serve consumers a dead key.
+        """
         record = self._journal_read(user)
         if record is None or record.token != token:
-            self._store.promote(user, token)
-            return Outcome(user, True, S.PROMOTED, message="promoted (no keyturn intent)")
+            view = self._store.describe(user)
+            if view.current is not None and view.current.token == token:
+                return Outcome(user, True, S.PROMOTED, message=f"{token} is already current")
+            raise OperationFailedError(
+                f"{user}: no keyturn rotation with token {token} is recorded: not promoting "
+                f"a version of {self._store.location(user)} keyturn did not create and verify"
+            )
         keys, view = self._facts(user)
         derived = derive(Facts(record, tuple(keys), view), self._clock.now())
         assert derived is not None
@@ -422,8 +434,9 @@ class RotationService:
                 return self._outcome(record, Step.DONE, secret, warnings)
             step = next_step(record, now, self._timing)
             if step is Step.DELETE_ORPHAN:
+                self._refuse_if_stale(record, keys)
                 for key_id in orphans(record, keys, view):
-                    self._refuse_if_served(user, key_id, "delete")
+                    self._refuse_if_stored(user, key_id)
                     self._iam_call(START)
                     self._iam.delete_key(user, key_id)
                     warnings.append(
@@ -504,6 +517,34 @@ class RotationService:
                 raise OperationFailedError(
                     f"{user}: not going to {verb} {key_id}: {self._store.location(user)} "
                     f"holds it as the {stage} key"
+                )
+
+    def _refuse_if_stale(self, record: RotationRecord, keys: list[IamKey]) -> None:
+        """An intent older than the key the store serves is not the latest rotation's: a
+        later rotation stored a key after it, so a crash of this one cannot have left a
+        lost key behind. A genuine (sealed) old intent put back by a tag-writer is exactly
+        that shape, and must never turn the previous rotation's key into an "orphan"."""
+        user = record.user
+        current = self._store.key_id(user, "current")
+        served = next((key for key in keys if key.key_id == current), None)
+        if served is not None and served.created > record.intent_at + CLOCK_SKEW:
+            raise OperationFailedError(
+                f"{user}: the journal's intent ({record.intent_at:%Y-%m-%d %H:%M} UTC) is older "
+                f"than the key {self._store.location(user)} serves ({served.key_id}): a stale or "
+                "replayed entry; not deleting anything as lost"
+            )
+
+    def _refuse_if_stored(self, user: str, key_id: str) -> None:
+        """An orphan is a key whose secret is in no store entry: check every stage's key id
+        now (a store's `describe` may not name them), the previous one included, since an
+        older rotation's genuine intent, put back by a tag-writer, would otherwise take the
+        key of the current overlap for a lost one."""
+        for stage in ("current", "pending", "previous"):
+            if self._store.key_id(user, stage) == key_id:
+                raise OperationFailedError(
+                    f"{user}: not deleting {key_id} as a lost key: "
+                    f"{self._store.location(user)} holds it as the {stage} key (a stale or "
+                    "replayed journal entry?); nothing changed"
                 )
 
     def _delete_old(self, record: RotationRecord) -> None:
