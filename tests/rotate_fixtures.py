@@ -127,17 +127,22 @@ def enroll_users(*users: str, environ: Mapping[str, str] | None = None) -> None:
     from keyturn.domain.enrollment import Enrollment
     from keyturn.wiring import build_authenticator, build_aws, build_store
 
-    settings = load_settings(environ=dict(environ if environ is not None else os.environ))
-    chosen = settings.settings
-    aws = build_aws(chosen)
-    store = build_store(chosen, aws)
-    registry = IamTagEnrollments(
-        aws.iam(),
-        build_authenticator(chosen, aws),
-        chosen.rotate.store,
-        store.location,
-        account=aws.account_id(),
-    )
-    now = datetime.now(UTC)
-    for user in users:
-        registry.write(Enrollment(user, chosen.rotate.store, store.location(user), now))
+    from unittest import mock
+
+    wanted = dict(environ if environ is not None else os.environ)
+    # Built under exactly that environment (the local key's directory, Vault's CA, the
+    # endpoint), as the keyturn process that reads the record later will be.
+    with mock.patch.dict(os.environ, wanted, clear=True):
+        chosen = load_settings(environ=wanted).settings
+        aws = build_aws(chosen)
+        store = build_store(chosen, aws)
+        registry = IamTagEnrollments(
+            aws.iam(),
+            build_authenticator(chosen, aws),
+            chosen.rotate.store,
+            store.location,
+            account=aws.account_id(),
+        )
+        now = datetime.now(UTC)
+        for user in users:
+            registry.write(Enrollment(user, chosen.rotate.store, store.location(user), now))

@@ -450,13 +450,18 @@ def build_vault(settings: Settings, aws: Aws | None = None) -> Any:
 
     vault = settings.vault
     _require_vault_addr(settings)
+    verify = _vault_tls(settings)
+    session = _watched_session()
+    # hvac applies `verify` only to a session it makes itself: a session handed to it keeps
+    # requests' default (the system trust store), which silently ignored VAULT_CACERT.
+    session.verify = verify
     client = hvac.Client(
         url=vault.addr,
         namespace=vault.namespace,
-        verify=_vault_tls(settings),
+        verify=verify,
         # requests' (connect, read) pair; hvac does not retry, so this bounds each call.
         timeout=(min(5.0, vault.timeout_seconds), vault.timeout_seconds),
-        session=_watched_session(),
+        session=session,
     )
     if vault.auth_method == "token":
         if vault.token is None:

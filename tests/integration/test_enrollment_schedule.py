@@ -30,7 +30,7 @@ def _resolve(value: Any, params: dict[str, str], atts: dict[str, str]) -> Any:
     if isinstance(value, dict) and len(value) == 1:
         ((name, arg),) = value.items()
         if name == "Ref":
-            return params[arg]
+            return params.get(arg, "\0")  # a resource's Ref (the notice topic): left out
         if name == "Fn::Sub":
             return re.sub(r"\$\{([^}]+)\}", lambda m: params[m.group(1)], arg)
         if name == "Fn::GetAtt":

@@ -19,6 +19,7 @@ from keyturn.handlers.rotate import handler as rotate_handler
 from keyturn.sandbox.aws import LocalAws
 from tests.conftest import run_cli
 from tests.integration.test_fanout_handlers import SCHEDULED, Context
+from tests.rotate_fixtures import enroll_users
 
 SENDER = "keys@example.com"
 LURE = "URGENT your access is suspended re-verify at https://phish.example"
@@ -112,6 +113,7 @@ def test_a_rotation_run_publishes_users_states_and_key_ids(
     aws.create_user("two")
     aws.add_key("two")
     aws.add_key("two")  # two active keys: this user's rotation fails
+    enroll_users("alice", "two")  # an operator enrolled both (issue 17)
     with pytest.raises(OperationFailedError, match="two"):
         rotate_handler({"users": ["alice", "two"]}, Context())
     (notice,) = published(aws, topic)
@@ -171,6 +173,7 @@ def test_the_cli_publishes_acting_runs_only(
         },
         "rotate",
         "alice",
+        "--enroll",
         "--store",
         "secretsmanager",
         "--path",

@@ -76,7 +76,9 @@ def test_debug_log_of_a_vault_run_holds_no_vault_token(
     env, secrets = session_env(aws, tmp_path)
     env.update(vault_server.env())
     secrets["Vault token"] = vault_server.token
-    done = run_cli(env, "rotate", "alice", "--dry-run", "--path", "aws/{user}", debug=True)
+    done = run_cli(
+        env, "rotate", "alice", "--enroll", "--dry-run", "--path", "aws/{user}", debug=True
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "urllib3.connectionpool" in done.stderr  # hvac's requests were logged
     assert_clean(done.stdout + done.stderr, secrets)

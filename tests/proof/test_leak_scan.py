@@ -35,6 +35,7 @@ from keyturn.sandbox.vault import LocalVault
 from keyturn.services.leases import LeaseEngineSettings, LeaseService
 from tests.conftest import run_cli
 from tests.proof.conftest import Run, SecretLedger
+from tests.rotate_fixtures import enroll_users
 
 VAULT_TOKEN = "hvs.proof-vault-token-never-shown-1234"
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
@@ -289,6 +290,7 @@ def rotation_cli_flows(
         for user in (rita, sam, tess, uma, vic):
             aws.create_user(user)
             aws.add_key(user, age_days=100)
+        enroll_users(rita, sam, tess, uma, vic, environ=env)  # as an operator did before
 
     def run(*args: str, allowed: int = 0, code: int = 0, crash_after: str = "") -> str:
         extra = {"KEYTURN_TEST_CRASH_AFTER": crash_after} if crash_after else {}

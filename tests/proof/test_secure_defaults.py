@@ -21,7 +21,7 @@ from keyturn.domain.leases import Role
 from keyturn.sandbox.vault import LocalVault
 from tests.conftest import started_vault
 from tests.proof.conftest import KEYTURN
-from tests.rotate_fixtures import AuthedAws
+from tests.rotate_fixtures import AuthedAws, enroll_users
 
 
 def mode(path: Path) -> int:
@@ -68,6 +68,9 @@ def tls_rotate(
             "KEYTURN_ROTATE_VERIFY_INTERVAL_SECONDS": "0",
             **extra,
         }
+        # An operator enrolled it before, with Vault's CA (whatever this run is given).
+        operator = {k: v for k, v in env.items() if k not in extra}
+        enroll_users(user, environ={**operator, "VAULT_CACERT": str(tls_vault.cacert)})
         return subprocess.run(
             [KEYTURN, "rotate", user],
             env=env,
@@ -230,6 +233,7 @@ def test_vault_rotation_at_debug_never_shows_the_token_or_a_secret(
         "KEYTURN_ROTATE_VERIFY_INTERVAL_SECONDS": "0",
         "COLUMNS": "200",
     }
+    enroll_users("xena", environ=env)
     cli = subprocess.run(
         [KEYTURN, "--debug", "rotate", "xena"],
         env=env,

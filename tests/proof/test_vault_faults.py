@@ -38,7 +38,7 @@ from keyturn.services.rotate import Outcome, RotationService, run_many
 from keyturn.wiring import build_aws, build_rotation
 from tests.conftest import started_vault
 from tests.proof.conftest import KEYTURN
-from tests.rotate_fixtures import AuthedAws
+from tests.rotate_fixtures import AuthedAws, enroll_users
 from tests.rotate_invariants import StoreProbe, all_problems
 
 pytestmark = pytest.mark.vault
@@ -277,15 +277,16 @@ def test_cli_vault_down_mid_run_exits_non_zero_then_resume_and_due_finish(
             return False
         return bool(pending_written) and method == "GET" and path.endswith("/ben")
 
+    enroll_users(*USERS, environ=env)  # an operator enrolled them before
     proxy.strike("drop", ben_promotes)
     first = keyturn("rotate", *USERS)
     assert first.returncode == 1, first.stdout + first.stderr
     assert "Traceback" not in first.stdout + first.stderr
     assert "1 rotated, 2 failed" in first.stdout, first.stdout
     rows = {line.split()[1]: line for line in first.stdout.splitlines() if "│" in line}
-    assert "FAILED" in rows["ben"], first.stdout
+    assert "failed" in rows["ben"], first.stdout
     assert "cannot reach Vault" in rows["ben"], first.stdout
-    assert "FAILED" in rows["cat"], first.stdout
+    assert "failed" in rows["cat"], first.stdout
     proxy.calm()
     check_safe(world, old)
     assert world.entry("ben", "pending") is not None  # verified, not promoted: resumable

@@ -88,17 +88,18 @@ class IamTagEnrollments:
         return self._store
 
     @requires("iam:GetAccountAuthorizationDetails")
-    def tagged(self) -> dict[str, str]:
-        """IAM: GetAccountAuthorizationDetails(Filter=User), paginated: every user's
-        enrollment tag in one call per page (the schedule checks hundreds of users)."""
-        found: dict[str, str] = {}
+    def tagged(self) -> dict[str, str | None]:
+        """IAM: GetAccountAuthorizationDetails(Filter=User), paginated: every user, with its
+        enrollment tag or None, in one call per page (the schedule checks hundreds)."""
+        found: dict[str, str | None] = {}
         with translate("iam:GetAccountAuthorizationDetails"):
             pages = self._iam.get_paginator("get_account_authorization_details").paginate(
                 Filter=["User"]
             )
             for page in pages:
                 for user in page["UserDetailList"]:
-                    for tag in user.get("Tags", []):
-                        if tag["Key"] == ENROLL_TAG:
-                            found[user["UserName"]] = tag["Value"]
+                    found[user["UserName"]] = next(
+                        (tag["Value"] for tag in user.get("Tags", []) if tag["Key"] == ENROLL_TAG),
+                        None,
+                    )
         return found

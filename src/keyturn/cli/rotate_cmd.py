@@ -282,15 +282,19 @@ def _enrolled_only(
     split = enrollment.partition(named + selected)
     for rejected in split.rejected:
         err.print(f"warning: {escape(rejected.line())}", soft_wrap=True)
-    skipped = [user for user in split.not_enrolled if user not in named]
+    skipped = [u for u in split.not_enrolled if u not in named and u not in split.unknown]
     if skipped:
         err.print(
             f"due, not enrolled{where} (not rotated): {escape(', '.join(skipped))}; "
             "enroll them with `keyturn enroll USER` once their consumers read the store",
             soft_wrap=True,
         )
-    strangers = [user for user in named if user in split.not_enrolled]
-    chosen = [user for user in split.enrolled if user not in skipped]
+    # A named user IAM does not know goes to the rotation, which says "no such IAM user"
+    # with its own exit code, rather than being asked to enroll.
+    strangers = [u for u in named if u in split.not_enrolled and u not in split.unknown]
+    chosen = [u for u in split.enrolled if u not in skipped] + [
+        u for u in named if u in split.unknown
+    ]
     refused: list[UserResult] = []
     if strangers and enroll:
         chosen += strangers

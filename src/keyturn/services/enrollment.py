@@ -47,7 +47,7 @@ class EnrollmentRegistry(Protocol):
     @property
     def store_kind(self) -> str: ...
 
-    def tagged(self) -> dict[str, str]: ...
+    def tagged(self) -> dict[str, str | None]: ...
 
 
 @dataclass
@@ -68,6 +68,7 @@ class Partition:
     enrolled: list[str] = field(default_factory=list)
     not_enrolled: list[str] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # no such IAM user (also not enrolled)
 
 
 class EnrollmentService:
@@ -100,6 +101,8 @@ class EnrollmentService:
         tagged = self._registry.tagged()
         found = Partition()
         for user in wanted:
+            if user not in tagged:
+                found.unknown.append(user)
             value = tagged.get(user)
             if value is None:
                 found.not_enrolled.append(user)
