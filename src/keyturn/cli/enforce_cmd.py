@@ -27,7 +27,7 @@ from keyturn.domain.enforcement import Plan, SkipReason
 from keyturn.domain.errors import OperationFailedError
 from keyturn.ports import EventSink
 from keyturn.services.enforce import EnforceConfig, Outcome, resolve_config
-from keyturn.wiring import Aws, build_enforce, notify_operators
+from keyturn.wiring import Aws, build_authenticator, build_aws, build_enforce, notify_operators
 
 SHOWN_ROWS = 40
 STYLE = {
@@ -289,9 +289,13 @@ def _enforce_accounts(
         if events is not None:
             sink = stack.enter_context(JsonLinesSink(events))
         lock = threading.Lock()
+        # State tags are sealed with keyturn's own key through the operator's credentials;
+        # only IAM goes through each account's member role (which may not use that key).
+        authenticator = build_authenticator(settings, build_aws(settings))
 
         def one(aws: Aws, account: str) -> tuple[Plan, Outcome | None]:
-            service = build_enforce(settings, config, _Tagged(sink, account, lock), aws=aws)
+            tagged = _Tagged(sink, account, lock)
+            service = build_enforce(settings, config, tagged, aws=aws, authenticator=authenticator)
             planned = service.plan()
             service.report_plan(planned, dry_run=config.dry_run)
             return planned, None if config.dry_run else service.apply(planned)
