@@ -31,6 +31,12 @@ Who can write the inputs, and what each may do:
 
 When `notify.sns_topic_arn` is set, each account's result (counts) or failure (the error's
 kind) is published to the operators' topic (keyturn.adapters.sns).
+
+Two sets of credentials: IAM and SES calls in an account go through its member role; the
+enforcement state tags are sealed and checked with the deployment's KMS key (in this, the
+central account) through the worker's own role. A KMS key is regional and its key policy
+would have to name every member role to be used through them; keeping it central keeps the
+member role free of any KMS permission and the seals the same in every account.
 """
 
 from __future__ import annotations
