@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
@@ -30,7 +31,7 @@ ENV = {
     # moto reports the sandbox's 200-a-day quota; its SES does not enforce recipient checks
     "KEYTURN_ENFORCE_RECIPIENT_VERIFICATION": "never",
 }
-USERS = ("ana", "ben", "cleo", "dev", "eve", "finn", "gus")
+USERS = ("ana", "ben", "cleo", "dev", "eve", "finn", "gus", "hal")
 
 
 def run(ctx: DemoContext) -> None:
@@ -38,20 +39,26 @@ def run(ctx: DemoContext) -> None:
     aws = ctx.aws
     console.rule("[bold]enforce: the key-age policy, once per stage[/]")
     aws.reset()  # a small account of its own, so every line of the plan can be read
-    seed(aws)
+    # The stage's own sealing key (the CLI's local key lives in XDG_STATE_HOME): the
+    # history seeded below is sealed with it, as an earlier keyturn run would have left it.
+    state = ctx.workdir / "enforce-state"
+    env = {**ENV, "XDG_STATE_HOME": str(state)}
+    seed(aws, state)
     console.print(
-        "Seven IAM users: [bold]ana[/] 31 days (due), [bold]ben[/] 45 days and warned 8 days"
+        "Eight IAM users: [bold]ana[/] 31 days (due), [bold]ben[/] 45 days and warned 8 days"
         " ago, [bold]cleo[/] 33 days with no Contact tag (fallback contact), [bold]dev[/]"
         " 400 days but exempt, [bold]eve[/] 5 days, [bold]finn[/] 120 days and never warned,"
-        " [bold]gus[/] deactivated 15 days ago (deletion after 14)."
+        " [bold]gus[/] deactivated 15 days ago (deletion after 14), [bold]hal[/] 45 days,"
+        " never warned, who wrote himself a back-dated [cyan]notified@[/] tag: keyturn did"
+        " not seal it, so hal is warned today instead of deactivated."
     )
 
     console.print("\n[bold]1. Dry run[/] (the CLI's default: print the plan, change nothing)")
-    ctx.keyturn("enforce", env=ENV)
+    ctx.keyturn("enforce", env=env)
 
     events = ctx.workdir / "enforce-events.jsonl"
     console.print("\n[bold]2. Apply[/]")
-    ctx.keyturn("enforce", "--apply", "--events", str(events), env=ENV)
+    ctx.keyturn("enforce", "--apply", "--events", str(events), env=env)
 
     console.print("\n[bold]3. The e-mails, read back from the local SES[/]")
     messages: list[dict[str, Any]] = aws.data()["ses"]["Message"]
@@ -85,14 +92,27 @@ def run(ctx: DemoContext) -> None:
 
     console.print("\n[bold]5. Apply again[/]: nothing new is sent or changed")
     before = len(messages)
-    ctx.keyturn("enforce", "--apply", env=ENV)
+    ctx.keyturn("enforce", "--apply", env=env)
     after = len(aws.data()["ses"]["Message"])
     console.print(f"mails in the local SES: {before} before, {after} after the second run")
 
 
-def seed(aws: Any) -> None:
+def seed(aws: Any, state: Path) -> None:
+    from keyturn.adapters.mac_local import LocalAuthenticator
+    from keyturn.domain.trust import ENFORCE_PURPOSE, message
+
+    key_file = LocalAuthenticator(state / "keyturn" / "journal.key")
     aws.client("ses").verify_email_identity(EmailAddress=SENDER)
-    ages = {"ana": 31, "ben": 45, "cleo": 33, "dev": 400, "eve": 5, "finn": 120, "gus": 60}
+    ages = {
+        "ana": 31,
+        "ben": 45,
+        "cleo": 33,
+        "dev": 400,
+        "eve": 5,
+        "finn": 120,
+        "gus": 60,
+        "hal": 45,
+    }
     iam = aws.client("iam")
     for user in USERS:
         tags = {"Contact": f"{user}@example.com"} if user != "cleo" else {}
@@ -111,6 +131,11 @@ def seed(aws: Any) -> None:
                 f"notified@{_days_ago(22)} deactivated@{_days_ago(15)}"
                 f" told-deactivated@{_days_ago(15)}"
             )
+        if record:  # keyturn's own history: sealed for this user and key
+            seal = key_file.seal(message(ENFORCE_PURPOSE, user, key.key_id, record))
+            record = f"{record}:{seal}"
+        if user == "hal":  # written by hal himself: no seal of keyturn's
+            record = f"notified@{_days_ago(8)}"
         if record:
             iam.tag_user(
                 UserName=user, Tags=[{"Key": f"keyturn:enforce:{key.key_id}", "Value": record}]
@@ -133,9 +158,15 @@ def status_table(aws: Any) -> Table:
                 user,
                 key["AccessKeyId"],
                 f"[{style}]{key['Status']}[/]",
-                tags.get(f"keyturn:enforce:{key['AccessKeyId']}", ""),
+                _shown_state(tags.get(f"keyturn:enforce:{key['AccessKeyId']}", "")),
             )
     return table
+
+
+def _shown_state(value: str) -> str:
+    """A state tag's marks, its seal shortened (the marks are what a reader wants)."""
+    marks, _, seal = value.rpartition(":")
+    return f"{marks} [dim]:{seal[:6]}...[/]" if marks and seal else escape(value)
 
 
 def _days_ago(days: int) -> str:

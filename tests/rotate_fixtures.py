@@ -122,12 +122,12 @@ def enroll_users(*users: str, environ: Mapping[str, str] | None = None) -> None:
     """Record users as enrolled (sealed, as `keyturn enroll` records them) without the first
     rotation: the stand-in for "an operator enrolled them earlier" in tests that are about
     rotation itself, under the settings of `environ` (default: this process's)."""
+    from unittest import mock
+
     from keyturn.adapters.iam_enrollment import IamTagEnrollments
     from keyturn.config import load_settings
     from keyturn.domain.enrollment import Enrollment
     from keyturn.wiring import build_authenticator, build_aws, build_store
-
-    from unittest import mock
 
     wanted = dict(environ if environ is not None else os.environ)
     # Built under exactly that environment (the local key's directory, Vault's CA, the

@@ -37,7 +37,7 @@ from keyturn.config import LoadedSettings, Settings
 from keyturn.domain.errors import BadInputError, ConfigError
 from keyturn.domain.leases import Role, parse_duration
 from keyturn.permissions import requires
-from keyturn.ports import Clock, EventSink, LeaseStore
+from keyturn.ports import Authenticator, Clock, EventSink, LeaseStore
 from keyturn.services.audit import AuditService
 from keyturn.services.enforce import EnforceConfig, EnforceService
 from keyturn.services.leases import LeaseEngineSettings, LeaseService
@@ -338,11 +338,18 @@ def build_enforce(
     aws: Aws | None = None,
     clock: Clock | None = None,
     remaining_seconds: Callable[[], float] | None = None,
+    authenticator: Authenticator | None = None,
 ) -> EnforceService:
     """The enforcer; `config` comes from `resolve_config(settings)`, checked before this.
 
-    `remaining_seconds` (a Lambda's remaining time) bounds how long SES pacing may wait."""
+    `remaining_seconds` (a Lambda's remaining time) bounds how long SES pacing may wait.
+    `authenticator` seals the state tags; by default `build_authenticator` with `aws`. A
+    multi-account run passes one built with the central credentials, because `aws` is
+    then the member role, which may not use the central account's KMS key (and has no
+    key of its own): IAM goes through the member role, KMS through keyturn's own."""
     aws = aws or build_aws(settings)
+    if authenticator is None:
+        authenticator = build_authenticator(settings, aws)
     ses_region = settings.enforce.ses_region
     ses: SESClient = aws.client("ses", region_name=ses_region or aws.session.region_name)
     iam = aws.iam()
@@ -355,6 +362,7 @@ def build_enforce(
         config.templates,
         config.mail,
         events,
+        authenticator=authenticator,
         workers=settings.aws.workers,
         checkpoint=crash_checkpoint(),
         remaining_seconds=remaining_seconds,
@@ -660,7 +668,7 @@ def build_enrollment(
     )
 
 
-def build_authenticator(settings: Settings, aws: Aws) -> Any:
+def build_authenticator(settings: Settings, aws: Aws) -> Authenticator:
     """The key that seals keyturn's own state (keyturn.domain.trust): KMS when configured,
     else the local key file. In a Lambda a local key would be a new one in every cold
     start (nothing it sealed could be resumed), so there a KMS key is required."""

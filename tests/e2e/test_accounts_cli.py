@@ -69,6 +69,33 @@ def test_enforce_one_failing_account_does_not_stop_the_others(
     assert "Traceback" not in result.stderr
 
 
+def test_enforce_org_check_fails_when_any_account_needs_action(
+    keyturn: Run, aws: LocalAws, org: list[str]
+) -> None:
+    """`--check` under --org: one due key in one account is a finding (exit 3), never 0;
+    `--json` is one keyturn.enforce/v1 document with one per account inside."""
+    due, fresh = org
+    age_keys(due, 40)
+    aws.client_in_account("ses", due).verify_email_identity(EmailAddress="keys@example.com")
+    env = {"SOURCEMAIL": "keys@example.com", "KEYTURN_ENFORCE_RECIPIENT_VERIFICATION": "never"}
+    args = ("enforce", "--org", "--role-name", ROLE, "--check")
+    result = keyturn(*args, "--json", env=env)
+    assert result.returncode == 3, result.stdout + result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["schema"] == "keyturn.enforce/v1"
+    assert {doc["schema"] for doc in shown["accounts"].values()} == {"keyturn.enforce/v1"}
+    assert [step["action"] for step in shown["accounts"][due]["steps"]] == ["notify"]
+    assert shown["accounts"][fresh]["steps"] == []
+    assert f"1 account(s) need action: {due}" in result.stderr
+    # acted on (sealed notices in the member account), the plan is empty again: a pass
+    applied = keyturn("enforce", "--org", "--role-name", ROLE, "--apply", env=env)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "1 notified" in applied.stdout
+    again = keyturn(*args, "--json", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout)["accounts"][due]["ignored_tags"] == []  # its seal holds
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [

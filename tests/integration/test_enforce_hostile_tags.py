@@ -13,6 +13,7 @@ from typing import Any
 
 from keyturn.domain.enforcement import state_tag
 from keyturn.sandbox.aws import LocalAws
+from tests.enforce_seals import process_key, sealed
 from tests.integration.test_enforce_moto import (
     enforcer,
     iam_of,
@@ -31,6 +32,12 @@ MANY = "ceo@corp.example cfo@corp.example all-staff@corp.example https://evil.ex
 
 def tag(aws: LocalAws, user: str, key: str, value: str) -> None:
     iam_of(aws).tag_user(UserName=user, Tags=[{"Key": key, "Value": value}])
+
+
+def sealed_tag(aws: LocalAws, user: str, key_id: str, marks: str) -> None:
+    """A value with a seal keyturn accepts (a leaked key, or keyturn with a wrong clock):
+    what the plausibility checks behind the seal must still catch."""
+    tag(aws, user, state_tag(key_id), sealed(process_key(), user, key_id, marks))
 
 
 def tags(aws: LocalAws, user: str) -> dict[str, str]:
@@ -66,11 +73,11 @@ def events_of(sink: Any, action: str) -> list[dict[str, Any]]:
     return [event for event in sink.events if event["action"] == action]
 
 
-def test_a_forged_far_future_date_cannot_hide_a_key(sender_verified: LocalAws) -> None:
+def test_a_far_future_date_cannot_hide_a_key_even_sealed(sender_verified: LocalAws) -> None:
     aws = sender_verified
     aws.create_user("mallory", tags={"Contact": "mallory@example.com"})
     key = aws.add_key("mallory", age_days=400)
-    tag(aws, "mallory", state_tag(key.key_id), "notified@2099-01-01")
+    sealed_tag(aws, "mallory", key.key_id, "notified@2099-01-01")
     service, sink = enforcer()
     planned = service.plan()
     service.report_plan(planned, dry_run=False)
@@ -89,16 +96,16 @@ def test_a_forged_far_future_date_cannot_hide_a_key(sender_verified: LocalAws) -
     assert_invariants(aws, {"mallory": {"mallory@example.com"}})
 
 
-def test_dates_before_the_key_existed_get_it_neither_deactivated_nor_deleted(
+def test_dates_before_the_key_existed_get_it_neither_deactivated_nor_deleted_even_sealed(
     sender_verified: LocalAws,
 ) -> None:
     aws = sender_verified
     aws.create_user("victim", tags={"Contact": "victim@example.com"})
     key = aws.add_key("victim", age_days=40)
-    tag(aws, "victim", state_tag(key.key_id), f"notified@{day(-45)} reminded@{day(-44)}")
+    sealed_tag(aws, "victim", key.key_id, f"notified@{day(-45)} reminded@{day(-44)}")
     aws.create_user("spare", tags={"Contact": "spare@example.com"})
     spare = aws.add_key("spare", age_days=60, active=False)  # deactivated by hand
-    tag(aws, "spare", state_tag(spare.key_id), f"inactive@{day(-400)}")
+    sealed_tag(aws, "spare", spare.key_id, f"inactive@{day(-400)}")
     env = {"KEYTURN_POLICY_DELETE_AFTER_DAYS": "14"}
     outcome = run(**env)
     assert outcome.counts["deactivated"] == 0
@@ -125,7 +132,7 @@ def test_a_malformed_value_flags_one_user_and_the_run_goes_on(sender_verified: L
     aws.add_key("bob", age_days=90)
     aws.create_user("carol", tags={"Contact": "carol@example.com"})
     carol = aws.add_key("carol", age_days=90)
-    tag(aws, "carol", state_tag(carol.key_id), "notified last week")
+    sealed_tag(aws, "carol", carol.key_id, "notified last week")
     service, sink = enforcer()
     planned = service.plan()
     service.report_plan(planned, dry_run=False)
@@ -203,3 +210,73 @@ def test_a_rotated_away_keys_state_tag_is_removed_with_a_count(sender_verified: 
     assert outcome.summary()["forgotten"] == 1
     assert not any(key.startswith("keyturn:enforce:") for key in tags(aws, "dave"))
     assert len(mails(aws)) == 1  # the first warning only
+
+
+# -- sealed state: the residual risk of a plausible back-dated notice ------------------------
+
+
+def test_a_back_dated_plausible_notice_gets_no_key_deactivated_without_a_notice(
+    sender_verified: LocalAws,
+) -> None:
+    """The attack the plausibility checks could not stop: `notified@` eight days ago on a
+    40-day key (due since day 30, so after it became due, and before today) is past the
+    7-day grace. Written by a tag-writer, it carries no seal of keyturn's: the key is
+    warned today and deactivated only a full grace period after that notice."""
+    aws = sender_verified
+    aws.create_user("victim", tags={"Contact": "victim@example.com"})
+    key = aws.add_key("victim", age_days=40)
+    tag(aws, "victim", state_tag(key.key_id), f"notified@{day(-8)}")
+    service, sink = enforcer()
+    planned = service.plan()
+    service.report_plan(planned, dry_run=False)
+    outcome = service.apply(planned)
+    assert outcome.failures == []
+    assert outcome.counts["deactivated"] == 0
+    assert outcome.counts["notified"] == 1
+    assert outcome.counts["tags_ignored"] == 1
+    [event] = events_of(sink, "tag")
+    assert (event["user"], event["kind"]) == ("victim", "unsealed-state")
+    assert status(aws, "victim")[key.key_id] == "Active"
+    assert run(days_later=6).counts["deactivated"] == 0
+    assert run(days_later=7).counts["deactivated"] == 1  # keyturn's own notice, sealed
+    assert_invariants(aws, {"victim": {"victim@example.com"}})
+
+
+def test_a_sealed_value_copied_from_another_key_or_user_is_rejected(
+    sender_verified: LocalAws,
+) -> None:
+    """keyturn's own sealed `notified@` of one key, copied by a tag-writer onto another
+    key of the same user and onto another user's key, moves neither deadline."""
+    aws = sender_verified
+    aws.create_user("bob", tags={"Contact": "bob@example.com"})
+    bobs = aws.add_key("bob", age_days=40)
+    aws.create_user("alice", tags={"Contact": "alice@example.com"})
+    old = aws.add_key("alice", age_days=40)
+    assert run(days_later=-8).counts["notified"] == 2  # both warned, 8 days ago
+    aws.create_user("mallory", tags={"Contact": "mallory@example.com"})
+    target = aws.add_key("mallory", age_days=40)
+    spare = aws.add_key("alice", age_days=40)
+    warned = tags(aws, "bob")[state_tag(bobs.key_id)]
+    tag(aws, "mallory", state_tag(target.key_id), warned)  # another user's value
+    tag(aws, "alice", state_tag(spare.key_id), tags(aws, "alice")[state_tag(old.key_id)])
+    service, sink = enforcer()
+    planned = service.plan()
+    service.report_plan(planned, dry_run=False)
+    outcome = service.apply(planned)
+    assert outcome.failures == []
+    assert status(aws, "bob")[bobs.key_id] == "Inactive"  # really warned 8 days ago
+    assert status(aws, "alice")[old.key_id] == "Inactive"
+    assert status(aws, "alice")[spare.key_id] == "Active"  # warned today instead
+    assert status(aws, "mallory")[target.key_id] == "Active"
+    flagged = sorted((e["user"], e["kind"]) for e in events_of(sink, "tag"))
+    assert flagged == [("alice", "unsealed-state"), ("mallory", "unsealed-state")]
+    assert outcome.counts["deactivated"] == 2
+    assert outcome.counts["notified"] == 2
+    assert_invariants(
+        aws,
+        {
+            "bob": {"bob@example.com"},
+            "alice": {"alice@example.com"},
+            "mallory": {"mallory@example.com"},
+        },
+    )

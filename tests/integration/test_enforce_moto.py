@@ -18,6 +18,7 @@ from keyturn.domain.enforcement import KeyRecord, state_tag
 from keyturn.sandbox.aws import LocalAws
 from keyturn.services.enforce import EnforceService, ListSink, Outcome, resolve_config
 from keyturn.wiring import build_enforce
+from tests.enforce_seals import marks_of
 
 SENDER = "keys@example.com"
 BASE_ENV = {
@@ -63,7 +64,7 @@ def status(aws: LocalAws, user: str) -> dict[str, str]:
 def record(aws: LocalAws, user: str, key_id: str) -> KeyRecord | None:
     tags = iam_of(aws).list_user_tags(UserName=user)["Tags"]
     value = {tag["Key"]: tag["Value"] for tag in tags}.get(state_tag(key_id))
-    return None if value is None else KeyRecord.decode(value)
+    return None if value is None else KeyRecord.decode(marks_of(value))
 
 
 def iam_of(aws: LocalAws, cache: dict[str, Any] = {}) -> Any:  # noqa: B006 - a client cache

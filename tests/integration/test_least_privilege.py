@@ -36,6 +36,7 @@ from keyturn.sandbox.aws import ACCOUNT, LocalAws
 from keyturn.services.audit import AuditRequest
 from keyturn.services.leases import LeaseEngineSettings, LeaseService
 from keyturn.wiring import build_audit, build_leases
+from tests.enforce_seals import process_key, sealed
 
 RUNNER = "proof-runner"
 SENDER = "keys@example.com"
@@ -143,6 +144,8 @@ def seed_enforce(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
     }.items():
         env.setenv(name, value)
     notice_topic(aws, env)
+    journal_key(aws, env)  # state tags are sealed with it (GenerateMac) and checked (VerifyMac)
+    seal = process_key()
     ses = aws.client("ses")
     for address in (SENDER, "alice@example.com"):
         ses.verify_email_identity(EmailAddress=address)
@@ -158,16 +161,16 @@ def seed_enforce(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
     aws.create_user("late", tags={"Contact": "alice@example.com"})
     late = aws.add_key("late", age_days=50)
     notified = KeyRecord().marked(Mark.NOTIFIED, days_ago(10))
-    iam.tag_user(
-        UserName="late", Tags=[{"Key": state_tag(late.key_id), "Value": notified.encode()}]
-    )
+    value = sealed(seal, "late", late.key_id, notified.encode())
+    iam.tag_user(UserName="late", Tags=[{"Key": state_tag(late.key_id), "Value": value}])
     # deactivated 30 days ago: deleted now, the owner told, the record removed (UntagUser)
     aws.create_user("old", tags={"Contact": "alice@example.com"})
     old = aws.add_key("old", age_days=90, active=False)
     gone = notified.marked(Mark.DEACTIVATED, days_ago(30)).marked(
         Mark.TOLD_DEACTIVATED, days_ago(30)
     )
-    iam.tag_user(UserName="old", Tags=[{"Key": state_tag(old.key_id), "Value": gone.encode()}])
+    value = sealed(seal, "old", old.key_id, gone.encode())
+    iam.tag_user(UserName="old", Tags=[{"Key": state_tag(old.key_id), "Value": value}])
     # an unverified recipient in the SES sandbox: a verification request (VerifyEmailIdentity)
     aws.create_user("bob", tags={"Contact": "bob@example.com"})
     aws.add_key("bob", age_days=31)
@@ -401,6 +404,30 @@ def seed_worker(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
     )
     aws.create_user("alice", tags={"Contact": "alice@example.com"})
     aws.add_key("alice", age_days=40)
+    # The enforce task: state tags are sealed and checked with the central key, through the
+    # worker's own credentials (the member role above holds no KMS action). An inactive
+    # key with keyturn's sealed record (VerifyMac) and one without (a new record: GenerateMac).
+    journal_key(aws, env)
+    for name, value in {
+        "KEYTURN_ENFORCE_DRY_RUN": "false",
+        "KEYTURN_ENFORCE_NOTIFY": "false",
+        "KEYTURN_POLICY_DELETE_AFTER_DAYS": "14",
+    }.items():
+        env.setenv(name, value)
+    aws.create_user("idle")
+    idle = aws.add_key("idle", age_days=90, active=False)
+    marks = KeyRecord().marked(Mark.INACTIVE, days_ago(3)).encode()
+    iam.tag_user(
+        UserName="idle",
+        Tags=[
+            {
+                "Key": state_tag(idle.key_id),
+                "Value": sealed(process_key(), "idle", idle.key_id, marks),
+            }
+        ],
+    )
+    aws.create_user("spare")
+    aws.add_key("spare", age_days=90, active=False)
 
 
 def run_worker(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
@@ -420,6 +447,13 @@ def run_worker(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
     }
     answer = worker({"Records": [record, {**record, "messageId": "m-2"}]}, None)  # type: ignore[arg-type]
     assert answer == {"batchItemFailures": []}, answer
+    # Alone in its batch, so a failure raises with its reason (BatchProcessingError).
+    enforce = {**record, "body": json.dumps({"account_id": ACCOUNT, "task": "enforce"})}
+    answer = worker({"Records": [{**enforce, "messageId": "m-3"}]}, None)  # type: ignore[arg-type]
+    assert answer == {"batchItemFailures": []}, answer
+    aws.set_authentication(False)  # an admin looks
+    tags = aws.client("iam").list_user_tags(UserName="spare")["Tags"]
+    assert [tag["Key"].split(":")[1] for tag in tags] == ["enforce"]  # recorded, sealed
 
 
 # -- rotation (Secrets Manager store) ---------------------------------------------------------

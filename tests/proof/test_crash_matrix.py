@@ -36,6 +36,7 @@ from keyturn.domain.leases import LeaseState, Role
 from keyturn.sandbox.aws import LocalAws
 from keyturn.services.enforce import APPLY_STEPS
 from keyturn.services.leases import ISSUE_STEPS, REVOKE_STEPS, LeaseEngineSettings, LeaseService
+from tests.enforce_seals import cli_key, marks_of, sealed
 from tests.proof.conftest import Run, SecretLedger
 
 KILLED = -signal.SIGKILL
@@ -205,7 +206,9 @@ ENFORCE_USERS = {
 }
 
 
-def enforce_world(aws: LocalAws) -> dict[str, str]:
+def enforce_world(aws: LocalAws, state_home: Path) -> dict[str, str]:
+    """The users above; their history sealed with the key the CLI subprocess will use."""
+    key_of = cli_key(state_home)
     aws.client("ses").verify_email_identity(EmailAddress="keys@example.com")
     today = date.today()
     days = {f"d{n}": (today - timedelta(days=n)).isoformat() for n in (10, 40, 80)}
@@ -216,7 +219,13 @@ def enforce_world(aws: LocalAws) -> dict[str, str]:
         keys[user] = key.key_id
         if tag:
             aws.client("iam").tag_user(
-                UserName=user, Tags=[{"Key": state_tag(key.key_id), "Value": tag.format(**days)}]
+                UserName=user,
+                Tags=[
+                    {
+                        "Key": state_tag(key.key_id),
+                        "Value": sealed(key_of, user, key.key_id, tag.format(**days)),
+                    }
+                ],
             )
     return keys
 
@@ -227,7 +236,7 @@ def enforce_state(aws: LocalAws, keys: dict[str, str]) -> dict[str, Any]:
     for user, key_id in keys.items():
         listed = iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
         tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=user)["Tags"]}
-        marks = tags.get(state_tag(key_id), "")
+        marks = marks_of(tags.get(state_tag(key_id), ""))
         state[user] = {
             "keys": [(k["AccessKeyId"], k["Status"]) for k in listed],
             "marks": sorted(mark.split("@")[0] for mark in marks.split()),
@@ -250,7 +259,7 @@ ENFORCE_ARGS = ("enforce", "--apply", "--delete-after", "30")
 def test_enforce_apply_killed_at_each_step_then_rerun(
     step: str, keyturn: Run, aws: LocalAws, tmp_path: Path, matrix_row: Any
 ) -> None:
-    keys = enforce_world(aws)
+    keys = enforce_world(aws, tmp_path / "state")
     crashed = keyturn(*ENFORCE_ARGS, extra={"KEYTURN_TEST_CRASH_AFTER": step})
     assert crashed.returncode == KILLED, crashed.stdout + crashed.stderr
     sent_before = mails(aws)

@@ -138,3 +138,21 @@ def test_cfn_lint_passes() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_function_that_seals_may_use_the_journal_key_and_no_member_role_may() -> None:
+    """Enforcement state is sealed with the central JournalKey: the enforce function and the
+    fan-out worker hold GenerateMac/VerifyMac on it and are named in its key policy, with
+    KEYTURN_TRUST_MAC_KEY set; the member-account role never holds a KMS action."""
+    key = render.journal_key()["Properties"]["KeyPolicy"]["Statement"][1]
+    allowed = json.dumps(key["Condition"]["ArnLike"]["aws:PrincipalArn"])
+    resources = render.template()[0]["Resources"]
+    for name in render.SEALERS:
+        function = FUNCTIONS[name]
+        assert {"kms:GenerateMac", "kms:VerifyMac"} <= set(function.actions()), name
+        assert f"-{function.logical_id}Role-*" in allowed, name
+        variables = resources[f"{function.logical_id}Function"]["Properties"]["Environment"]
+        assert "KEYTURN_TRUST_MAC_KEY" in variables["Variables"], name
+    assert {"enforce", "fanout-worker"} <= set(render.SEALERS)
+    member = {a for s in member_role_document()["Statement"] for a in s["Action"]}
+    assert not any(action.startswith("kms:") for action in member)

@@ -11,6 +11,7 @@ from keyturn.cli.main import main
 from keyturn.config import load_settings
 from keyturn.domain.errors import ConfigError
 from keyturn.services.enforce import EnforceService, ListSink, MailOptions, resolve_config
+from tests.enforce_seals import MemoryKey
 from tests.unit.test_enforce_service import FakeIam, FakeSes, FixedClock
 
 
@@ -82,6 +83,7 @@ def test_a_partial_failure_exits_1_with_a_summary(
             config.templates,
             MailOptions("keys@example.com", recipient_verification="never"),
             events or ListSink(),
+            authenticator=MemoryKey(),
         )
 
     monkeypatch.setattr(enforce_cmd, "build_enforce", fake_build)

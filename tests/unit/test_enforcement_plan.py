@@ -16,6 +16,7 @@ from keyturn.domain.enforcement import (
     MalformedRecordError,
     Mark,
     Notice,
+    SealedState,
     SkipReason,
     UserFacts,
     needs_a_look,
@@ -58,12 +59,15 @@ def user(
     tags: dict[str, str] | None = None,
     groups: frozenset[str] = frozenset(),
 ) -> UserFacts:
+    """`records`: state tags whose seal the service verified (the planner's only input for
+    marks); `tags` may hold state tags too, whose seal nobody checked."""
     all_tags = dict(tags or {})
     if contact is not None:
         all_tags["Contact"] = contact
     for key_id, value in (records or {}).items():
         all_tags[state_tag(key_id)] = value
-    return UserFacts(user="alice", tags=all_tags, keys=keys, groups=groups)
+    states = {key_id: SealedState(value) for key_id, value in (records or {}).items()}
+    return UserFacts(user="alice", tags=all_tags, keys=keys, groups=groups, states=states)
 
 
 def days_ago(days: int) -> str:

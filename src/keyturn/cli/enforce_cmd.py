@@ -27,9 +27,12 @@ from keyturn.domain.enforcement import Plan, SkipReason
 from keyturn.domain.errors import OperationFailedError
 from keyturn.ports import EventSink
 from keyturn.services.enforce import EnforceConfig, Outcome, resolve_config
-from keyturn.wiring import Aws, build_enforce, notify_operators
+from keyturn.wiring import Aws, build_authenticator, build_aws, build_enforce, notify_operators
 
 SHOWN_ROWS = 40
+# `--json` prints one document with this top-level "schema" (one per account under --org,
+# inside a document with the same schema).
+SCHEMA = "keyturn.enforce/v1"
 STYLE = {
     "notify": "yellow",
     "remind": "yellow",
@@ -116,7 +119,9 @@ def enforce(
     dry_run = config.dry_run
     choice = multi.choose(accounts, org)
     if choice.many:
-        return _enforce_accounts(loaded.settings, config, choice, events, as_json=as_json)
+        return _enforce_accounts(
+            loaded.settings, config, choice, events, as_json=as_json, check=check
+        )
     with ExitStack() as stack:
         sink: EventSink = NullSink()
         if events is not None:
@@ -146,9 +151,14 @@ def enforce(
             f"{len(outcome.failures)} step(s) failed ({first}); the rest was applied,"
             " and running enforce again retries what failed"
         )
-    if dry_run and check and (not planned.empty or planned.unattended):
+    if dry_run and check and _needs_action(planned):
         return exit_codes.OUT_OF_POLICY
     return exit_codes.OK
+
+
+def _needs_action(planned: Plan) -> bool:
+    """What `--check` fails on: a step to take, or a due key nobody acts on."""
+    return not planned.empty or bool(planned.unattended)
 
 
 def _owes_notices(planned: Plan) -> bool:
@@ -231,6 +241,7 @@ def _print_skips(out: Console, planned: Plan) -> None:
 
 def _as_json(planned: Plan, outcome: Outcome | None, dry_run: bool) -> dict[str, Any]:
     return {
+        "schema": SCHEMA,
         "dry_run": dry_run,
         "today": planned.today.isoformat(),
         "steps": [
@@ -280,18 +291,24 @@ def _enforce_accounts(
     events: Path | None,
     *,
     as_json: bool,
+    check: bool = False,
 ) -> int:
     """The same enforcement in every chosen account; each account's plan and outcome is
     printed under its id, failed accounts are summarised on stderr, and any failure
-    (an account, or a step in one) makes the exit status 1 at the end."""
+    (an account, or a step in one) makes the exit status 1 at the end. With `--check`, a
+    dry run in which any account needs action exits 3 (a failure still wins: 1)."""
     with ExitStack() as stack:
         sink: EventSink = NullSink()
         if events is not None:
             sink = stack.enter_context(JsonLinesSink(events))
         lock = threading.Lock()
+        # State tags are sealed with keyturn's own key through the operator's credentials;
+        # only IAM goes through each account's member role (which may not use that key).
+        authenticator = build_authenticator(settings, build_aws(settings))
 
         def one(aws: Aws, account: str) -> tuple[Plan, Outcome | None]:
-            service = build_enforce(settings, config, _Tagged(sink, account, lock), aws=aws)
+            tagged = _Tagged(sink, account, lock)
+            service = build_enforce(settings, config, tagged, aws=aws, authenticator=authenticator)
             planned = service.plan()
             service.report_plan(planned, dry_run=config.dry_run)
             return planned, None if config.dry_run else service.apply(planned)
@@ -301,6 +318,8 @@ def _enforce_accounts(
         typer.echo(
             json.dumps(
                 {
+                    "schema": SCHEMA,
+                    "dry_run": config.dry_run,
                     "accounts": {
                         account: _as_json(planned, outcome, config.dry_run)
                         for account, (planned, outcome) in sorted(spread.results.items())
@@ -323,7 +342,15 @@ def _enforce_accounts(
             step_failures = True
             shown = escape("; ".join(outcome.failures[:3]))
             err.print(f"[red]{account}: {len(outcome.failures)} step(s) failed[/]: {shown}")
-    return exit_codes.FAILED if spread.failures or step_failures else exit_codes.OK
+    if spread.failures or step_failures:
+        return exit_codes.FAILED
+    needing = sorted(
+        account for account, (planned, _) in spread.results.items() if _needs_action(planned)
+    )
+    if config.dry_run and check and needing:
+        err.print(f"--check: {len(needing)} account(s) need action: {', '.join(needing)}")
+        return exit_codes.OUT_OF_POLICY
+    return exit_codes.OK
 
 
 class _Tagged:

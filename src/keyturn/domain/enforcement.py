@@ -11,9 +11,10 @@ Where the state lives
 A scheduled Lambda keeps nothing between runs, so "notify once, not daily" must be recorded
 somewhere it can read: a tag on the key's IAM user, one per key::
 
-    keyturn:enforce:<ACCESS KEY ID> = notified@2026-10-01 reminded@2026-10-04 deactivated@2026-10-08
+    keyturn:enforce:<ACCESS KEY ID> = notified@2026-10-01 reminded@2026-10-04:<SEAL>
 
-The value is a space-separated list of `mark@YYYY-MM-DD` (UTC dates), each mark at most once:
+The value is a space-separated list of `mark@YYYY-MM-DD` (UTC dates), each mark at most
+once, then `:` and keyturn's seal over it (see "These tags are claims" below):
 
 - `notified`: the first warning was accepted by SES; the deadline is this date + grace.
 - `reminded`: the latest reminder was accepted by SES.
@@ -23,35 +24,40 @@ The value is a space-separated list of `mark@YYYY-MM-DD` (UTC dates), each mark 
 - `deleted`: keyturn deleted the key; the tag stays only until the owner has been told.
 
 Tag keys are at most 16 + 20 characters for AWS's 20-character key ids (limit 128); values
-use only letters, digits, `-`, `@` and spaces (allowed by IAM) and are at most 6 x 28
-characters (limit 256). A notice mark is written only after SES accepted the mail, so a crash
-between the two sends that notice once more on the next run: a duplicate e-mail is the
-price of never deactivating a key whose owner was not told. A mark dated before the key
+use only letters, digits, `-`, `_`, `@`, `:` and spaces (allowed by IAM) and are at most
+6 x 28 characters of marks plus 1 + 43 of seal (limit 256). A notice mark is written only
+after SES accepted the mail, so a crash between the two sends that notice once more on the
+next run: a duplicate e-mail is the price of never deactivating a key whose owner was not
+told. A mark dated before the key
 became due (say the thresholds changed, or an unused key was used again) is ignored.
 
 These tags are claims, not commands
 -----------------------------------
 Anyone with `iam:TagUser` on a user (often the user itself) can write them, so the planner
-believes a state tag only as far as facts allow (`_Planner._trusted_records`):
+believes a state tag only as far as facts and seals allow (`_Planner._trusted_records`):
 
 - the tag key must carry an access key id (`AKIA...`/`ASIA...`) that is one of *that* user's
   current keys (ListAccessKeys). Anything else under the prefix is ignored, reported
   (`Flag`), never echoed into mail and never acted on; a well-formed id of a key that no
   longer exists is keyturn's own leftover (rotation deleted the key) and is removed.
+- the value must carry keyturn's seal (keyturn.domain.trust): every value keyturn writes is
+  `<marks>:<seal>`, the seal an HMAC over (ENFORCE_PURPOSE, user, key id, marks) made with
+  the key only keyturn's roles and operators may use. The service checks it before the
+  planner sees anything (keyturn.services.enforce_seal) and hands over a `SealedState` only
+  for a seal that verified; the planner reads marks from nothing else, so a value without
+  a seal (forged, copied from another key or user, or written by a keyturn older than the
+  seal) counts as no state: reported once, and the key's notice cycle restarts.
 - every date must lie between the key's creation and today (both widened by `CLOCK_SKEW`);
   `deactivated`/`inactive` of an inactive key may not precede its last recorded use. A
-  value that is malformed or implausible is ignored as a whole: the key has no state, so
-  its notice cycle restarts. A forged far-future date therefore cannot hide a key, and a
-  date before the key existed cannot get it deactivated without a notice.
+  value that is malformed or implausible is ignored as a whole, as an unsealed one is.
+  Sealed values are checked too (defence in depth: a wrong clock, a leaked key).
 - a bad tag on one user flags that user (one line, one audit event); it never stops the run.
 
-What remains (documented, not solved here): a tag-writer can still back-date a *plausible*
-`notified@` (after the key became due, before today) and so cut the warning period short;
-the deactivation notice still goes out when the key is deactivated, and a key so
-deactivated can be reactivated by its owner. Nothing outside keyturn can prove a notice
-was sent: SES keeps no listable record of sent mail. Closing this needs state only
-keyturn can write (a KMS HMAC over user, key id and marks, or a store only keyturn's role
-writes); the design of that authenticated state is shared with the rotation journal.
+So a back-dated `notified@` can no longer cut the warning short: without keyturn's key it
+carries no valid seal, and a valid seal from another key's or user's tag does not verify
+for this one. Ignoring a value always errs towards the owner (one more notice, a later
+deadline), never towards an earlier deactivation or deletion.
+
 Recipients are the owner's own claim too: at most `max_recipients` plain addresses from
 the contact tag are mailed, and a mail's text holds only keyturn's own words, validated
 key ids, the user name IAM reports and dates.
@@ -67,6 +73,7 @@ from enum import StrEnum
 
 from keyturn.domain.model import AccessKey
 from keyturn.domain.policy import PolicySettings, age_in_days, exemption
+from keyturn.domain.trust import Rejected
 
 STATE_TAG_PREFIX = "keyturn:enforce:"
 TAG_KEY_MAX = 128
@@ -210,13 +217,32 @@ class EnforcementSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SealedState:
+    """A state tag's marks whose seal verified for this user and this key id.
+
+    The only form in which the planner accepts a key's state ("trust is a type", STYLE
+    habit 12): the enforce service makes one only after `Authenticator.verify` said yes
+    (keyturn.services.enforce_seal), so the tag text in `UserFacts.tags` is never read
+    for marks.
+    """
+
+    marks: str
+
+
+@dataclass(frozen=True, slots=True)
 class UserFacts:
-    """One IAM user as the planner sees it: live key status, tags and exempt groups."""
+    """One IAM user as the planner sees it: live key status, tags and exempt groups.
+
+    `states` holds, by key id, the outcome of checking the seal of each state tag that
+    names one of the user's live keys: a `SealedState`, or a `Rejected` saying why not. A
+    state tag with no entry there counts as unsealed.
+    """
 
     user: str
     tags: Mapping[str, str]
     keys: tuple[AccessKey, ...]
     groups: frozenset[str] = frozenset()
+    states: Mapping[str, SealedState | Rejected] = field(default_factory=dict)
 
 
 class Action(StrEnum):
@@ -287,6 +313,7 @@ class FlagKind(StrEnum):
     """A tag keyturn did not believe, and what it did instead."""
 
     BAD_KEY_ID = "bad-key-id"  # a state tag whose key is no access key id: ignored, left alone
+    UNSEALED = "unsealed-state"  # no seal of keyturn's for this user and key: ignored, restarts
     MALFORMED = "malformed-state"  # a value keyturn never writes: ignored, notice cycle restarts
     IMPLAUSIBLE = "implausible-state"  # a date in the future or before the key: ignored, restarts
     BAD_EXEMPTION = "bad-exemption"  # neither true nor false: the user's keys are skipped
@@ -518,7 +545,7 @@ class _Planner:
         """
         records: dict[str, KeyRecord] = {}
         stale: list[str] = []
-        for tag, value in sorted(facts.tags.items()):
+        for tag in sorted(facts.tags):
             if not tag.startswith(STATE_TAG_PREFIX):
                 continue
             key_id = tag[len(STATE_TAG_PREFIX) :]
@@ -534,15 +561,26 @@ class _Planner:
             if key is None:
                 stale.append(key_id)  # keyturn's leftover, or names another user's key
                 continue
+            sealed = facts.states.get(key_id)
+            if not isinstance(sealed, SealedState):
+                why = sealed.reason if sealed is not None else "its seal was not checked"
+                self._flag(
+                    facts.user,
+                    FlagKind.UNSEALED,
+                    tag,
+                    f"tag {tag} is not keyturn's: {why}; ignored, so the key's notice cycle"
+                    " starts again",
+                )
+                continue
             try:
-                record = KeyRecord.decode(value)
+                record = KeyRecord.decode(sealed.marks)
             except MalformedRecordError as exc:
                 self._flag(
                     facts.user,
                     FlagKind.MALFORMED,
                     tag,
-                    f"tag {tag} has a value keyturn never writes, {shown(value)} ({exc});"
-                    " ignored, so the key's notice cycle starts again",
+                    f"tag {tag} has a value keyturn never writes, {shown(sealed.marks)}"
+                    f" ({exc}); ignored, so the key's notice cycle starts again",
                 )
                 continue
             doubt = plausibility(record, key, self.now)

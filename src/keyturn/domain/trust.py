@@ -1,10 +1,11 @@
 """What keyturn may believe: the line between claims and state only keyturn can have written.
 
-keyturn keeps its rotation journal and its enrollment records as IAM user tags, because a tag
-needs no infrastructure and is shared by the CLI and the Lambda. But anyone with
-`iam:TagUser` on a user (often the user itself) can write those tags too, so a tag's text is
-a *claim*. Before this module a forged journal entry could make the scheduled run delete a
-good key as an "orphan" or deactivate the key the store serves (issue 12).
+keyturn keeps its rotation journal, its enrollment records and its enforcement state as IAM
+user tags, because a tag needs no infrastructure and is shared by the CLI and the Lambda.
+But anyone with `iam:TagUser` on a user (often the user itself) can write those tags too,
+so a tag's text is a *claim*. Before this module a forged journal entry could make the
+scheduled run delete a good key as an "orphan" or deactivate the key the store serves, and
+a back-dated enforcement mark could cut a key's warning short (issue 12).
 
 So every record keyturn will act on is *sealed*: an HMAC-SHA-256 over a canonical message
 that names what the record is about (its kind, the user, the fields), made with a key that
@@ -20,7 +21,9 @@ only keyturn's operators and roles may use. Two such keys exist (keyturn.adapter
 A record whose seal does not verify is a `Rejected`: the journal hands it back as such, the
 service reports it once (event + summary line) and decides as if there were no record. The
 types make the shortcut impossible: `derive` and the retirement steps take a
-`RotationRecord`, which the journal only returns for a verified seal.
+`RotationRecord`, which the journal only returns for a verified seal. Enforcement's state
+tags follow the same rule: the planner reads a key's marks only from a `SealedState`, which
+the enforce service makes only for a value whose seal verified for that user and key id.
 
 Why HMAC and not a signature: only keyturn both writes and reads these records, so a shared
 secret is enough, and an HMAC over ~200 bytes fits in an IAM tag value (256 characters)
@@ -36,6 +39,10 @@ from dataclasses import dataclass
 # record (a journal entry) can never be presented as another (an enrollment).
 JOURNAL_PURPOSE = "keyturn-journal"
 ENROLLMENT_PURPOSE = "keyturn-enrollment"
+# Enforcement state tags (`keyturn:enforce:<KEYID>`, keyturn.domain.enforcement): sealed
+# over the user, the key id and the marks, so a value is believed only on the key it was
+# written for.
+ENFORCE_PURPOSE = "keyturn-enforce"
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,15 +38,17 @@ from keyturn.adapters.sns import Outcome, RunNotice, SnsNotices
 from keyturn.config import load_settings
 from keyturn.domain.errors import BadInputError, KeyturnError, OperationFailedError
 from keyturn.services.enforce import CALLS as SERVICE_CALLS
-from keyturn.services.enforce import resolve_config
+from keyturn.services.enforce import SEAL_CALLS, resolve_config
 from keyturn.wiring import build_aws, build_enforce, build_notices
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 SERVICE = "keyturn-enforce"
-# What this function calls: the enforcer's own calls, and the operators' notice.
-CALLS: tuple[Callable[..., Any], ...] = (*SERVICE_CALLS, SnsNotices.publish)
+# What this function calls: the enforcer's own calls, sealing its state tags with the
+# deployment's KMS key (KEYTURN_TRUST_MAC_KEY, required in a Lambda), and the operators'
+# notice.
+CALLS: tuple[Callable[..., Any], ...] = (*SERVICE_CALLS, *SEAL_CALLS, SnsNotices.publish)
 DETAIL_FIELDS = frozenset({"dry_run"})
 
 

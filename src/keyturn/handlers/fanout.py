@@ -31,6 +31,12 @@ Who can write the inputs, and what each may do:
 
 When `notify.sns_topic_arn` is set, each account's result (counts) or failure (the error's
 kind) is published to the operators' topic (keyturn.adapters.sns).
+
+Two sets of credentials: IAM and SES calls in an account go through its member role; the
+enforcement state tags are sealed and checked with the deployment's KMS key (in this, the
+central account) through the worker's own role. A KMS key is regional and its key policy
+would have to name every member role to be used through them; keeping it central keeps the
+member role free of any KMS permission and the seals the same in every account.
 """
 
 from __future__ import annotations
@@ -61,11 +67,13 @@ from keyturn.handlers.enforce import (
     refuse,
     tighten_dry_run,
 )
+from keyturn.services.enforce import SEAL_CALLS
 from keyturn.services.fanout import ACCOUNT_ID
 from keyturn.wiring import (
     Aws,
     build_account_queue,
     build_audit,
+    build_authenticator,
     build_aws,
     build_aws_in_account,
     build_enforce,
@@ -78,18 +86,23 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from keyturn.ports import Authenticator
+
 # What each function's own code calls; their @requires are its IAM policy. The worker only
 # assumes the member role: what it then does in the account is the member role's policy.
 SCHEDULER_CALLS: tuple[Callable[..., Any], ...] = (
     OrganizationDirectory.active_accounts,
     AccountQueue.send,
 )
-# The worker also reads the Organization itself (a message's account must be a member) and
-# publishes each account's result to the operators' topic.
+# The worker also reads the Organization itself (a message's account must be a member),
+# publishes each account's result to the operators' topic, and seals and checks the
+# enforcement state tags with the central KMS key as itself: the member role neither may
+# use that key nor has one of its own, so only IAM calls go through the assumed role.
 WORKER_CALLS: tuple[Callable[..., Any], ...] = (
     build_aws_in_account,
     OrganizationDirectory.active_accounts,
     SnsNotices.publish,
+    *SEAL_CALLS,
 )
 MESSAGE_FIELDS = frozenset({"account_id", "task", "dry_run", "role_name"})
 ROLE_NAME = re.compile(r"^[\w+=,.@/-]{1,64}$")
@@ -213,11 +226,18 @@ class _AccountSink:
 
 
 def run_job(
-    job: AccountJob, settings: Settings, base: Aws, logger: Logger, dry_run: bool | None = None
+    job: AccountJob,
+    settings: Settings,
+    base: Aws,
+    logger: Logger,
+    dry_run: bool | None = None,
+    authenticator: Authenticator | None = None,
 ) -> dict[str, Any]:
     """The task in one account, as the member role; raises when anything in it failed.
 
-    `dry_run` is what `admit` decided (None: the deployment's own setting)."""
+    `dry_run` is what `admit` decided (None: the deployment's own setting). Enforcement's
+    state tags are sealed with `authenticator`, built from `base` (the worker's own
+    credentials) when not given: never through the member role."""
     from keyturn.services.audit import AuditRequest
     from keyturn.services.enforce import resolve_config
 
@@ -233,7 +253,9 @@ def run_job(
     if dry_run is None:
         dry_run = config.dry_run
     sink = _AccountSink(LoggerSink(logger), job.account_id)
-    service = build_enforce(settings, config, sink, aws=aws)
+    if authenticator is None:
+        authenticator = build_authenticator(settings, base)
+    service = build_enforce(settings, config, sink, aws=aws, authenticator=authenticator)
     planned = service.plan()
     service.report_plan(planned, dry_run=dry_run)
     summary: dict[str, Any] = {
@@ -255,11 +277,14 @@ def worker(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureR
     logger = Logger(service="keyturn-fanout-worker")
     logger.set_correlation_id(getattr(context, "aws_request_id", None))
     settings = load_settings().settings
-    if _any_enforce(event):
+    enforcing = _any_enforce(event)
+    if enforcing:
         from keyturn.services.enforce import resolve_config
 
         resolve_config(settings)  # every account would fail the same way: fail once, now
     base = build_aws(settings)
+    # One authenticator for every account, with the worker's own (central) credentials.
+    authenticator = build_authenticator(settings, base) if enforcing else None
     notices = build_notices(settings, base)
     organization = _Organization(base)
     sink = LoggerSink(logger)
@@ -274,7 +299,7 @@ def worker(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureR
             except EventRefusedError as exc:
                 refuse(sink, exc, account=job.account_id, message_id=record.message_id)
                 raise
-            summary = run_job(job, settings, base, logger, dry_run)
+            summary = run_job(job, settings, base, logger, dry_run, authenticator)
         except KeyturnError as exc:
             logger.error(
                 "account failed",

@@ -33,6 +33,7 @@ from typing import Any, Literal, TypeVar
 
 from keyturn.adapters.iam import IamDirectory
 from keyturn.adapters.iam_keys import IamKeyWriter
+from keyturn.adapters.mac_kms import KmsAuthenticator
 from keyturn.adapters.ses import NOT_REQUESTED, VERIFIED, SesMailer
 from keyturn.config import Settings
 from keyturn.domain.enforcement import (
@@ -43,6 +44,7 @@ from keyturn.domain.enforcement import (
     Mark,
     Notice,
     Plan,
+    SealedState,
     Skip,
     Step,
     UserFacts,
@@ -52,9 +54,11 @@ from keyturn.domain.enforcement import (
 )
 from keyturn.domain.errors import ConfigError, KeyturnError
 from keyturn.domain.model import ROOT_USER, AccessKey, KeyStatus
+from keyturn.domain.trust import Rejected
 from keyturn.notices import Templates
-from keyturn.ports import Clock, EventSink, KeyWriter, Mailer, UserDirectory
+from keyturn.ports import Authenticator, Clock, EventSink, KeyWriter, Mailer, UserDirectory
 from keyturn.services.audit import match_slots
+from keyturn.services.enforce_seal import StateSeals
 
 CHUNK_USERS = 256
 Event = dict[str, Any]
@@ -77,6 +81,10 @@ CALLS: tuple[Callable[..., Any], ...] = (
     SesMailer.request_verification,
     SesMailer.send_quota,
 )
+# Sealing and checking state tags with the deployment's KMS key. Kept apart from CALLS,
+# which is also the member-account role's policy: the key lives in the central account,
+# and a fan-out run seals with the central role's own credentials (keyturn.wiring).
+SEAL_CALLS: tuple[Callable[..., Any], ...] = (KmsAuthenticator.seal, KmsAuthenticator.verify)
 
 NOTICE_MARK = {
     Notice.WARNING: Mark.NOTIFIED,
@@ -232,6 +240,7 @@ class EnforceService:
         mail: MailOptions,
         events: EventSink,
         *,
+        authenticator: Authenticator,
         workers: int = 8,
         limiter: RateLimiter | None = None,
         checkpoint: Callable[[str], None] = _no_checkpoint,
@@ -245,6 +254,7 @@ class EnforceService:
         self._templates = templates
         self._mail = mail
         self._events = events
+        self._seals = StateSeals(authenticator)
         self._workers = max(1, workers)
         self._limiter = limiter or RateLimiter(
             max_permits=mail.max_verifications, remaining=remaining_seconds
@@ -326,7 +336,28 @@ class EnforceService:
                 )
             )
         member_of = frozenset(group for group, users in groups.items() if user in users)
-        return UserFacts(user=user, tags=tags, keys=tuple(keys), groups=member_of)
+        return UserFacts(
+            user=user,
+            tags=tags,
+            keys=tuple(keys),
+            groups=member_of,
+            states=self._states(user, tags, {meta.key_id for meta in live}),
+        )
+
+    def _states(
+        self, user: str, tags: Mapping[str, str], live: set[str]
+    ) -> dict[str, SealedState | Rejected]:
+        """The seal check of every state tag naming one of the user's live keys.
+
+        Only these can steer a step; tags naming no live key are the planner's to flag or
+        forget by their key alone, so they cost no seal check.
+        """
+        found: dict[str, SealedState | Rejected] = {}
+        for tag, value in tags.items():
+            key_id = tag[len(STATE_TAG_PREFIX) :]
+            if tag.startswith(STATE_TAG_PREFIX) and key_id in live:
+                found[key_id] = self._seals.open(user, key_id, value)
+        return found
 
     # -- reporting a plan ---------------------------------------------------------------
 
@@ -444,7 +475,7 @@ class EnforceService:
                 # owner about. The other order left an inactive key with no mark, whose
                 # owner was never told (the planner cannot tell it from a manual one).
                 record = record.marked(Mark.DEACTIVATED, today)
-                self._writer.tag_user(step.user, {tag: record.encode()})
+                self._write_state(step, record)
                 self._checkpoint("deactivate_recorded")
                 self._writer.set_status(step.user, step.key_id, KeyStatus.INACTIVE)
                 self._checkpoint("deactivated")
@@ -456,7 +487,7 @@ class EnforceService:
                     # gone is never read again (no credential-report row), so a notice
                     # still owed for a deleted key would be owed forever. Until the mail
                     # is accepted the key stays, inactive, and the next run tries again.
-                    self._writer.tag_user(step.user, {tag: record.encode()})
+                    self._write_state(step, record)
                     self._checkpoint("delete_recorded")
                     return record
                 self._writer.delete_key(step.user, step.key_id)
@@ -466,7 +497,7 @@ class EnforceService:
                 outcome.counts["deleted"] += 1
             elif step.action is Action.RECORD:
                 record = record.marked(Mark.INACTIVE, today)
-                self._writer.tag_user(step.user, {tag: record.encode()})
+                self._write_state(step, record)
                 outcome.counts["recorded"] += 1
             elif step.action is Action.FORGET:
                 self._writer.untag_user(step.user, [tag])
@@ -478,6 +509,11 @@ class EnforceService:
             return None
         self._emit_step(step, "done")
         return record
+
+    def _write_state(self, step: Step, record: KeyRecord) -> None:
+        """The key's state tag, sealed for this user and key (keyturn.services.enforce_seal)."""
+        value = self._seals.value(step.user, step.key_id, record)
+        self._writer.tag_user(step.user, {state_tag(step.key_id): value})
 
     def _send(
         self, owed: list[tuple[Step, KeyRecord]], today: date, outcome: Outcome
@@ -539,7 +575,7 @@ class EnforceService:
                 self._writer.untag_user(step.user, [tag])
             else:
                 record = record.marked(NOTICE_MARK[step.notice], today)
-                self._writer.tag_user(step.user, {tag: record.encode()})
+                self._write_state(step, record)
         except KeyturnError as exc:
             self._fail(step, exc, outcome, what="recording the notice")
             return
