@@ -5,7 +5,8 @@ signature check, and the admin that runs keyturn is itself an IAM user with a po
 Shows: enrollment (the schedule rotates only users whose consumers read the store; a tag
 that claims enrollment is not believed), the plan, a rotation into Vault, the stored
 entries (secrets masked), proof that the new keys authenticate and the old ones are
-deactivated, a Secrets Manager rotation with its staging labels, a `kill -9` in the middle of a rotation and `--resume`, and a rollback.
+deactivated, a Secrets Manager rotation with its staging labels, a `kill -9` in the middle
+of a rotation and `--resume`, and a rollback.
 """
 
 from __future__ import annotations
