@@ -77,9 +77,9 @@ def check_enforce_done(aws: LocalAws, keys: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("plan", [MILD, HOSTILE], ids=["mild", "hostile"])
 def test_enforce_under_faults_then_a_calm_run_completes(
-    plan: FaultPlan, proxy: FaultProxy, keyturn: Run, aws: LocalAws
+    plan: FaultPlan, proxy: FaultProxy, keyturn: Run, aws: LocalAws, tmp_path: Path
 ) -> None:
-    keys = enforce_world(aws)
+    keys = enforce_world(aws, tmp_path / "state")
     proxy.plan = plan
     attempts = 8 if plan is MILD else 1
     outcomes = []
@@ -100,9 +100,9 @@ def test_enforce_under_faults_then_a_calm_run_completes(
 
 
 def test_ses_rejecting_mail_defers_notices_and_deletion_until_it_accepts(
-    proxy: FaultProxy, keyturn: Run, aws: LocalAws
+    proxy: FaultProxy, keyturn: Run, aws: LocalAws, tmp_path: Path
 ) -> None:
-    keys = enforce_world(aws)
+    keys = enforce_world(aws, tmp_path / "state")
     proxy.plan = FaultPlan(refuse={"SendEmail": MESSAGE_REJECTED})
     rejected = keyturn(*ENFORCE_ARGS, extra=via(proxy, 8))
     assert "MessageRejected" in clean_failure(rejected) or "not verified" in rejected.stderr
@@ -161,9 +161,9 @@ def test_leases_under_faults_then_tidy_leaves_nothing_behind(
 
 @pytest.mark.parametrize("plan", [MILD, HOSTILE], ids=["mild", "hostile"])
 def test_audit_under_faults(
-    plan: FaultPlan, proxy: FaultProxy, keyturn: Run, aws: LocalAws
+    plan: FaultPlan, proxy: FaultProxy, keyturn: Run, aws: LocalAws, tmp_path: Path
 ) -> None:
-    keys = enforce_world(aws)
+    keys = enforce_world(aws, tmp_path / "state")
     proxy.plan = plan
     attempts = 8 if plan is MILD else 1
     done = keyturn("audit", "-f", "json", "--key-ids", extra=via(proxy, attempts))

@@ -145,12 +145,14 @@ def test_every_function_that_seals_may_use_the_journal_key_and_no_member_role_ma
     fan-out worker hold GenerateMac/VerifyMac on it and are named in its key policy, with
     KEYTURN_TRUST_MAC_KEY set; the member-account role never holds a KMS action."""
     key = render.journal_key()["Properties"]["KeyPolicy"]["Statement"][1]
-    allowed = json.dumps(key["Condition"]["ArnLike"]["aws:PrincipalArn"])
+    allowed = json.dumps(key["Condition"]["ArnEquals"]["aws:PrincipalArn"])
     resources = render.template()[0]["Resources"]
     for name in render.SEALERS:
         function = FUNCTIONS[name]
         assert {"kms:GenerateMac", "kms:VerifyMac"} <= set(function.actions()), name
-        assert f"-{function.logical_id}Role-*" in allowed, name
+        assert f"role/${{AWS::StackName}}-{name}" in allowed, name  # exact, no wildcard
+        role = resources[f"{function.logical_id}Role"]["Properties"]
+        assert role["RoleName"] == {"Fn::Sub": f"${{AWS::StackName}}-{name}"}, name
         variables = resources[f"{function.logical_id}Function"]["Properties"]["Environment"]
         assert "KEYTURN_TRUST_MAC_KEY" in variables["Variables"], name
     assert {"enforce", "fanout-worker"} <= set(render.SEALERS)
