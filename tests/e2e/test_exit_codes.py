@@ -130,3 +130,20 @@ def test_rotate_without_vault_says_what_is_missing(env: dict[str, str]) -> None:
     )
     assert "VAULT_ADDR" in line
     assert "--store secretsmanager" in line
+
+
+@pytest.mark.parametrize("command", [["audit"], ["enforce"], ["rotate"], ["lease", "list"]])
+def test_help_labels_no_flag_as_bool_and_no_option_as_a_python_list(command: list[str]) -> None:
+    """Issue 13: a flag takes no value and a repeatable option one value each time."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    keyturn = str(Path(sys.executable).with_name("keyturn"))
+    shown = subprocess.run(
+        [keyturn, *command, "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "<bool>" not in shown.stdout
+    assert "<list[" not in shown.stdout
+    assert "--help" in shown.stdout

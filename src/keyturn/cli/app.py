@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,6 +18,35 @@ from keyturn.cli import (
     rotate_cmd,
 )
 from keyturn.cli.context import CliContext
+
+
+def _plain_help_types() -> None:
+    """Help without `<bool>` beside every flag and `<list[str]>` beside repeatable options.
+
+    typer 0.29 labels each parameter with its Python type; a flag takes no value at all, and
+    a repeatable option takes one value each time, so both labels mislead (issue 13). typer
+    has no setting for this, so its one labelling method is wrapped here, at import of the
+    command tree; if a future typer renames it, help falls back to typer's own labels.
+    """
+    from typer import core
+
+    original = getattr(core._TyperParameter, "display_type", None)
+    if original is None or getattr(original, "_keyturn", False):
+        return
+
+    def display_type(self: Any, ctx: Any) -> str:
+        if getattr(self, "is_flag", False):
+            return ""
+        label = str(original(self, ctx))
+        if label.startswith("<list[") and label.endswith("]>"):
+            return f"<{label[6:-2]}>..."
+        return label
+
+    display_type._keyturn = True  # type: ignore[attr-defined]
+    core._TyperParameter.display_type = display_type  # type: ignore[method-assign]
+
+
+_plain_help_types()
 
 
 def _exit_with(result: object, **_: object) -> None:
