@@ -53,7 +53,8 @@ class Rejected:
     reason: str
 
     def line(self) -> str:
-        return f"{self.user}: ignored keyturn state that keyturn did not write ({self.reason})"
+        reason = self.reason.removeprefix(f"{self.user}: ")  # parse errors name the user too
+        return f"{self.user}: ignored keyturn state that keyturn did not write ({reason})"
 
 
 def message(purpose: str, user: str, *fields: str) -> bytes:
