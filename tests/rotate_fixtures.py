@@ -146,3 +146,21 @@ def enroll_users(*users: str, environ: Mapping[str, str] | None = None) -> None:
         now = datetime.now(UTC)
         for user in users:
             registry.write(Enrollment(user, chosen.rotate.store, store.location(user), now))
+
+
+def secretsmanager_cli_env(authed: AuthedAws, **extra: str) -> dict[str, str]:
+    """The environment of a `keyturn` subprocess rotating into Secrets Manager on `authed`:
+    this process's environment, the admin's keys, a fresh path prefix, no verify wait."""
+    import uuid
+
+    merged = dict(os.environ)
+    merged.update(authed.env())
+    merged.update(
+        {
+            "KEYTURN_ROTATE_STORE": "secretsmanager",
+            "KEYTURN_ROTATE_PATH": f"t{uuid.uuid4().hex[:8]}/{{user}}",
+            "KEYTURN_ROTATE_VERIFY_INTERVAL_SECONDS": "0",
+            **extra,
+        }
+    )
+    return merged

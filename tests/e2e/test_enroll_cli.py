@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from typing import Any
 
 import pytest
 
 from keyturn.domain.enrollment import ENROLL_TAG
 from tests.conftest import run_cli
-from tests.rotate_fixtures import AuthedAws
+from tests.rotate_fixtures import AuthedAws, secretsmanager_cli_env
 
 keyturn = run_cli
 
 
 @pytest.fixture
 def env(authed: AuthedAws) -> dict[str, str]:
-    merged = dict(os.environ)
-    merged.update(authed.env())
-    merged.update(
-        {
-            "KEYTURN_ROTATE_STORE": "secretsmanager",
-            "KEYTURN_ROTATE_PATH": f"n{uuid.uuid4().hex[:8]}/{{user}}",
-            "KEYTURN_ROTATE_VERIFY_INTERVAL_SECONDS": "0",
-        }
-    )
+    merged = secretsmanager_cli_env(authed)
     return merged
 
 

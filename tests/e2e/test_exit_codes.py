@@ -7,7 +7,6 @@ and a bad flag; Ctrl-C is covered in test_no_silent_hang.py and test_rotate_cli.
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from keyturn.cli import exit_codes
 from tests.conftest import run_cli
 from tests.e2e.conftest import assert_one_clean_error
-from tests.rotate_fixtures import AuthedAws
+from tests.rotate_fixtures import AuthedAws, secretsmanager_cli_env
 
 COMMANDS = {
     "audit": ("audit", "--format", "json"),
@@ -26,16 +25,7 @@ COMMANDS = {
 
 @pytest.fixture
 def env(authed: AuthedAws) -> dict[str, str]:
-    merged = dict(os.environ)
-    merged.update(authed.env())
-    merged.update(
-        {
-            "KEYTURN_ROTATE_STORE": "secretsmanager",
-            "KEYTURN_ROTATE_PATH": f"x{uuid.uuid4().hex[:8]}/{{user}}",
-            "KEYTURN_ROTATE_VERIFY_INTERVAL_SECONDS": "0",
-            "SOURCEMAIL": "keys@example.com",
-        }
-    )
+    merged = secretsmanager_cli_env(authed, SOURCEMAIL="keys@example.com")
     return merged
 
 

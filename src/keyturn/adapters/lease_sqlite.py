@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from keyturn.adapters.private_files import secure_existing
+from keyturn.adapters.private_files import secure_existing, state_path
 from keyturn.domain.errors import ConfigError, OperationFailedError
 from keyturn.domain.leases import Lease, Role
 
@@ -34,9 +34,7 @@ CREATE TABLE IF NOT EXISTS leases (
 
 def default_path(environ: dict[str, str] | None = None) -> Path:
     """$XDG_STATE_HOME/keyturn/leases.db, else ~/.local/state/keyturn/leases.db."""
-    env = os.environ if environ is None else environ
-    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "keyturn" / "leases.db"
+    return state_path("leases.db", environ)
 
 
 class SqliteLeaseStore:

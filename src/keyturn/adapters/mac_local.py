@@ -19,7 +19,7 @@ import os
 import secrets
 from pathlib import Path
 
-from keyturn.adapters.private_files import secure_existing
+from keyturn.adapters.private_files import secure_existing, state_path
 from keyturn.domain.errors import ConfigError
 from keyturn.domain.trust import decode_tag, encode_tag
 
@@ -28,9 +28,7 @@ KEY_BYTES = 32
 
 def default_key_path(environ: dict[str, str] | None = None) -> Path:
     """$XDG_STATE_HOME/keyturn/journal.key, else ~/.local/state/keyturn/journal.key."""
-    env = os.environ if environ is None else environ
-    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "keyturn" / "journal.key"
+    return state_path("journal.key", environ)
 
 
 class LocalAuthenticator:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 
 from keyturn.domain.errors import ConfigError
@@ -26,6 +27,14 @@ log = logging.getLogger("keyturn.files")
 # SQLite's companions: WAL mode's log and shared memory, the rollback journal.
 COMPANIONS = ("", "-wal", "-shm", "-journal")
 LOOSE = stat.S_IRWXG | stat.S_IRWXO
+
+
+def state_path(name: str, environ: Mapping[str, str] | None = None) -> Path:
+    """A file in keyturn's own state directory: $XDG_STATE_HOME/keyturn/NAME, else
+    ~/.local/state/keyturn/NAME (the lease database, the local journal key)."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "keyturn" / name
 
 
 def secure_existing(path: Path, *, owned_dir_name: str = "keyturn") -> list[str]:
