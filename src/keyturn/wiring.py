@@ -586,6 +586,7 @@ def build_rotation(
     from datetime import timedelta
 
     from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
+    from keyturn.domain.retirement import QuietPolicy
     from keyturn.domain.rotation import Timing
     from keyturn.services.ratelimit import RateLimiter
 
@@ -599,6 +600,13 @@ def build_rotation(
         overlap=timedelta(minutes=rotate.overlap_minutes),
         grace=timedelta(days=rotate.grace_days),
         delete_old=rotate.delete_old,
+        retire=None
+        if rotate.retire == "timer"
+        else QuietPolicy(
+            quiet=timedelta(hours=rotate.quiet_hours),
+            max_overlap=timedelta(days=rotate.max_overlap_days),
+            on_max=rotate.on_max_overlap,
+        ),
     )
     return RotationService(
         IamKeys(iam),
