@@ -251,6 +251,7 @@ def run(users: list[str], due: bool, *, settings: Any = None, aws: Any = None) -
                 "new_key_id": o.new_key_id,
                 # e.g. "old key still used by s3 in eu-west-1 12 min ago, waiting"
                 "message": o.message,
+                "warnings": list(o.warnings),
             }
             for o in outcomes
             if o.ok
