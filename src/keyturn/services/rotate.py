@@ -84,6 +84,8 @@ class Outcome:
     message: str = ""
     warnings: list[str] = field(default_factory=list)
     secret: NewKeySecret | None = field(default=None, repr=False)
+    # retire = "when-quiet": the old key stays, `message` says which consumer still uses it
+    waiting: bool = False
 
 
 @dataclass(frozen=True)
@@ -476,7 +478,9 @@ class RotationService:
             elif step is Step.CHECK_QUIET:
                 record, waiting = self._check_quiet(record, warnings)
                 if waiting is not None:
-                    return self._outcome(record, step, secret, warnings, message=waiting)
+                    found = self._outcome(record, step, secret, warnings, message=waiting)
+                    found.waiting = True
+                    return found
             elif step is Step.DEACTIVATE_OLD:
                 assert record.old_key_id is not None
                 with _resume_hint(user):
