@@ -171,6 +171,11 @@ class RotateSettings(_Section):
     quiet_hours: float = Field(default=28, gt=0, le=24 * 90)
     max_overlap_days: float = Field(default=7, gt=0, le=365)
     on_max_overlap: Literal["escalate", "deactivate"] = "escalate"
+    # EventBridge bus (name or ARN) for `Access Key Rotated` / `Access Key Retired`
+    # events (keyturn.adapters.events); None: no events.
+    event_bus: str | None = Field(
+        default=None, min_length=1, max_length=1600, pattern=r"^(arn:[\w:/+=,.@-]+|[\w/.+=,@-]+)$"
+    )
 
     @model_validator(mode="after")
     def _bound_after_quiet(self) -> RotateSettings:

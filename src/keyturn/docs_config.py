@@ -157,6 +157,8 @@ MEANINGS: dict[str, str] = {
     "promotion while still used",
     "rotate.on_max_overlap": "`when-quiet`, at the bound: `escalate` (keep it, fail the run "
     "naming the consumer) or `deactivate` anyway",
+    "rotate.event_bus": "EventBridge bus (name or ARN) for `Access Key Rotated` / `Access Key "
+    "Retired` events (source `keyturn`) that tell consumers to reload; unset: none",
     "rotate.delete_old": "delete the old key after the grace period (else leave it inactive)",
     "rotate.workers": "users in flight at once; each waits ~10-15 s for its new key to propagate",
     "rotate.rate": "IAM requests per second, all workers together (journal tag writes "

@@ -139,6 +139,12 @@ def parameters() -> dict[str, Any]:
         "LeaseUserPrefix": text(
             "Name prefix of leased users.", "keyturn", AllowedPattern=r"^[\w+=,.@-]{1,12}$"
         ),
+        "RotationEventBus": text(
+            "EventBridge bus (in this account and region) for the rotation events"
+            " (source keyturn: Access Key Rotated / Access Key Retired) consumers can react to.",
+            "default",
+            AllowedPattern=r"^[\w.\-/]{1,256}$",
+        ),
         "MemberRoleName": text(
             "Role in each member account (deploy/member-role.yaml).", "keyturn-member"
         ),
@@ -180,6 +186,7 @@ def rotate_environment() -> dict[str, Any]:
             "Fn::If": ["UseVault", {"Ref": "VaultAwsAuthRole"}, {"Ref": "AWS::NoValue"}]
         },
         "KEYTURN_VAULT_KV_MOUNT": {"Ref": "VaultKvMount"},
+        "KEYTURN_ROTATE_EVENT_BUS": {"Ref": "RotationEventBus"},
         **trust_environment(),
     }
 

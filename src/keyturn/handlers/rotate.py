@@ -26,6 +26,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
+from keyturn.adapters.events import EventBridgeEvents
 from keyturn.adapters.iam import IamDirectory
 from keyturn.adapters.iam_enrollment import IamTagEnrollments
 from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
@@ -45,6 +46,7 @@ CALLS = (
     IamKeys.set_active,
     IamKeys.delete_key,
     IamKeys.last_used,
+    EventBridgeEvents.publish,  # rotate.event_bus: consumers told
     IamTagJournal.read,
     IamTagJournal.write,
     IamTagJournal.users_with_records,

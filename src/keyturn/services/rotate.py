@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
+from keyturn.adapters.events import RETIRED, ROTATED, DetailType, KeyEvent
 from keyturn.domain.errors import BadInputError, KeyturnError, OperationFailedError
 from keyturn.domain.model import KeyStatus, NewKeySecret
 from keyturn.domain.retirement import Verdict, consumer, decide
@@ -46,7 +47,14 @@ from keyturn.domain.rotation import (
     restored,
 )
 from keyturn.domain.trust import Rejected
-from keyturn.ports import Clock, KeyManager, KeyVerifier, RotationJournal, SecretStore
+from keyturn.ports import (
+    Clock,
+    KeyManager,
+    KeyVerifier,
+    RotationEvents,
+    RotationJournal,
+    SecretStore,
+)
 from keyturn.services.ratelimit import RateLimiter, Unlimited
 
 log = logging.getLogger("keyturn.rotate")
@@ -111,6 +119,7 @@ class RotationService:
         checkpoint: Checkpoint = _no_checkpoint,
         new_token: Callable[[], str] = lambda: str(uuid.uuid4()),
         keep_secret: bool = False,
+        events: RotationEvents | None = None,
     ) -> None:
         self._iam = keys
         self._store = store
@@ -122,6 +131,7 @@ class RotationService:
         self._checkpoint = checkpoint
         self._new_token = new_token
         self._keep_secret = keep_secret
+        self._events = events
         self._rejected: dict[str, Rejected] = {}
 
     # -- public operations ---------------------------------------------------------------
@@ -469,6 +479,7 @@ class RotationService:
                     self._store.promote(user, record.token)
                 record = advance(record, S.PROMOTED, now)
                 self._checkpoint("promote", user)
+                self._announce(ROTATED, record, warnings)
                 if self._timing.retire is not None:
                     # The quiet period and its bound count from here, across runs: seal
                     # the promotion time into the journal (a crash before this write is
@@ -490,6 +501,7 @@ class RotationService:
                     self._iam.set_active(user, record.old_key_id, False)
                 record = advance(record, S.OLD_DEACTIVATED, now)
                 self._checkpoint("deactivate", user)
+                self._announce(RETIRED, record, warnings)
             elif step is Step.DELETE_OLD:
                 self._delete_old(record)
                 record = advance(record, S.OLD_DELETED, now)
@@ -532,7 +544,28 @@ class RotationService:
             self._iam.set_active(user, old_id, False)
         record = advance(record, S.OLD_DEACTIVATED, now)
         self._checkpoint("deactivate", user)
+        self._announce(RETIRED, record, warnings)
         return record, None
+
+    def _announce(self, kind: DetailType, record: RotationRecord, warnings: list[str]) -> None:
+        """Put the consumers' event on the bus, when one is configured. A failure is a
+        warning in this user's outcome, never a failed rotation: the keys and the store are
+        already right, and a consumer can still read the store."""
+        if self._events is None:
+            return
+        event = KeyEvent(
+            kind,
+            record.user,
+            record.old_key_id,
+            record.new_key_id,
+            self._store.location(record.user),
+            str(record.state),
+        )
+        try:
+            self._events.publish(event)
+        except KeyturnError as exc:
+            log.warning("%s: event %r not published: %s", record.user, kind, exc)
+            warnings.append(f"event {kind!r} not published on bus {self._events.bus}: {exc}")
 
     def _create_and_store(self, record: RotationRecord) -> NewKeySecret:
         user = record.user
