@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from keyturn.adapters.events import KeyEvent
 from keyturn.domain.errors import OperationFailedError
 from keyturn.domain.retirement import QuietPolicy
 from keyturn.domain.rotation import RotationState
@@ -115,3 +116,44 @@ def test_a_crash_before_the_promotion_was_recorded_counts_from_the_resume() -> N
     world.clock.advance(hours=5)
     world.run()
     assert world.iam.status("alice")[old] == "Inactive"
+
+
+class Bus:
+    """A RotationEvents fake: records what was published, or refuses everything."""
+
+    bus = "consumers"
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.fail = fail
+        self.sent: list[tuple[str, str, str | None]] = []
+
+    def publish(self, event: KeyEvent) -> None:
+        if self.fail:
+            raise OperationFailedError("events:PutEvents (consumers): refused")
+        self.sent.append((event.detail_type, event.state, event.old_key_id))
+
+
+def test_events_on_promotion_and_on_the_quiet_retirement_only() -> None:
+    world = World()
+    bus = Bus()
+    old = world.iam.add("alice")
+    world.service(events=bus).rotate("alice")
+    assert bus.sent == [("Access Key Rotated", "promoted", old)]
+    world.clock.advance(hours=1)
+    assert world.service(events=bus).resume("alice") is not None  # waiting: nothing sent
+    assert len(bus.sent) == 1
+    world.clock.advance(hours=5)
+    world.service(events=bus).resume("alice")
+    assert bus.sent[1:] == [("Access Key Retired", "old_deactivated", old)]
+
+
+def test_a_bus_that_refuses_never_fails_the_rotation() -> None:
+    world = World()
+    old = world.iam.add("alice")
+    outcome = world.service(events=Bus(fail=True)).rotate("alice")
+    assert outcome.ok
+    assert outcome.warnings == [
+        "event 'Access Key Rotated' not published on bus consumers: "
+        "events:PutEvents (consumers): refused"
+    ]
+    assert world.iam.status("alice")[old] == "Active"  # when-quiet: waiting, as without events

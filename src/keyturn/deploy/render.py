@@ -186,7 +186,6 @@ def rotate_environment() -> dict[str, Any]:
             "Fn::If": ["UseVault", {"Ref": "VaultAwsAuthRole"}, {"Ref": "AWS::NoValue"}]
         },
         "KEYTURN_VAULT_KV_MOUNT": {"Ref": "VaultKvMount"},
-        "KEYTURN_ROTATE_EVENT_BUS": {"Ref": "RotationEventBus"},
         **trust_environment(),
     }
 
@@ -261,6 +260,8 @@ def function_resources(function: Function) -> dict[str, Any]:
     environment = common_environment()
     if function.name in ("rotate", "secretsmanager-rotation"):
         environment.update(rotate_environment())
+    if function.name == "rotate":  # the scheduled rotation tells consumers (issue 16)
+        environment["KEYTURN_ROTATE_EVENT_BUS"] = {"Ref": "RotationEventBus"}
     if function.name in SEALERS:
         environment.update(trust_environment())
     if function.name == "fanout-scheduler":

@@ -60,7 +60,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from keyturn.adapters.events import EventBridgeEvents
 from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
 from keyturn.adapters.mac_kms import KmsAuthenticator
 from keyturn.adapters.secretsmanager import SecretsManagerStore, secret_name
@@ -83,7 +82,6 @@ CALLS = (
     IamKeys.set_active,
     IamKeys.delete_key,
     IamKeys.last_used,
-    EventBridgeEvents.publish,  # rotate.event_bus: consumers told
     IamTagJournal.read,
     IamTagJournal.write,
     KmsAuthenticator.seal,
