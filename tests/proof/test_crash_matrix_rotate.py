@@ -11,6 +11,7 @@ or a power cut would. The boundaries, in the order a rotation meets them:
     store         written to the store as pending            STORED_PENDING
     verify        STS accepted the new key                   VERIFIED
     promote       pending is now current                     PROMOTED
+    promoted      (retire = when-quiet) promotion time sealed PROMOTED, promoted_at
     deactivate    old key deactivated                        OLD_DEACTIVATED
     delete_old    old key deleted (grace 0)                  OLD_DELETED
     delete_orphan the resume deleted a key whose secret was lost (CREATED -> INTENT)
