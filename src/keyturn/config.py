@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from keyturn.domain.errors import ConfigError
 from keyturn.domain.policy import PolicySettings
@@ -156,6 +164,28 @@ class RotateSettings(_Section):
     # Users in flight at once; default (None): 10 x `rate`, see worker_count().
     workers: int | None = Field(default=None, ge=1, le=MAX_ROTATE_WORKERS)
     rate: float = Field(default=10.0, gt=0, le=1000)  # IAM requests per second, all workers
+    # Retire the old key on the timer (overlap/hold, the default) or only once IAM shows it
+    # unused for `quiet_hours` (keyturn.domain.retirement, which cites the 28 h default),
+    # at most `max_overlap_days` after promotion; then `on_max_overlap` decides.
+    retire: Literal["timer", "when-quiet"] = "timer"
+    quiet_hours: float = Field(default=28, gt=0, le=24 * 90)
+    max_overlap_days: float = Field(default=7, gt=0, le=365)
+    on_max_overlap: Literal["escalate", "deactivate"] = "escalate"
+    # EventBridge bus (name or ARN) for `Access Key Rotated` / `Access Key Retired`
+    # events (keyturn.adapters.events); None: no events.
+    event_bus: str | None = Field(
+        default=None, min_length=1, max_length=1600, pattern=r"^(arn:[\w:/+=,.@-]+|[\w/.+=,@-]+)$"
+    )
+
+    @model_validator(mode="after")
+    def _bound_after_quiet(self) -> RotateSettings:
+        if self.retire == "when-quiet" and self.max_overlap_days * 24 < self.quiet_hours:
+            raise ValueError(
+                f"max_overlap_days ({self.max_overlap_days:g}) must be at least quiet_hours "
+                f"({self.quiet_hours:g} h): a key unused since promotion could never be quiet "
+                "before the bound"
+            )
+        return self
 
     def worker_count(self) -> int:
         """`workers`, or enough of them to keep `rate` busy while keys propagate.

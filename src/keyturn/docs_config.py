@@ -149,6 +149,16 @@ MEANINGS: dict[str, str] = {
         "`keyturn enroll`'s first rotation keeps the old key active this long, so consumers "
         "can be pointed at the store"
     ),
+    "rotate.retire": "when the old key is deactivated after promotion: `timer` (after "
+    "`overlap_minutes` / an enrollment's hold) or `when-quiet` (once IAM shows it unused)",
+    "rotate.quiet_hours": "`when-quiet`: hours the old key must show no use (IAM's last-used "
+    "data may lag ~4 h: a daily consumer needs 28)",
+    "rotate.max_overlap_days": "`when-quiet`: longest the old key stays active after "
+    "promotion while still used",
+    "rotate.on_max_overlap": "`when-quiet`, at the bound: `escalate` (keep it, fail the run "
+    "naming the consumer) or `deactivate` anyway",
+    "rotate.event_bus": "EventBridge bus (name or ARN) for `Access Key Rotated` / `Access Key "
+    "Retired` events (source `keyturn`) that tell consumers to reload; unset: none",
     "rotate.delete_old": "delete the old key after the grace period (else leave it inactive)",
     "rotate.workers": "users in flight at once; each waits ~10-15 s for its new key to propagate",
     "rotate.rate": "IAM requests per second, all workers together (journal tag writes "

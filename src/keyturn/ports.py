@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from keyturn.adapters.events import KeyEvent
     from keyturn.adapters.iam import KeyMetadata, UserInfo
     from keyturn.adapters.ses import SendQuota
     from keyturn.domain.leases import Lease, ManagedUser, Role, StsCredentials
@@ -220,7 +221,17 @@ class KeyManager(Protocol):
 
     def delete_key(self, user: str, key_id: str) -> None: ...
 
-    def last_used(self, key_id: str) -> datetime | None: ...
+    def last_used(self, key_id: str) -> LastUse | None: ...
+
+
+class RotationEvents(Protocol):
+    """Tells consumers a key was rotated or retired (keyturn.adapters.events); raises a
+    KeyturnError when the event could not be published."""
+
+    @property
+    def bus(self) -> str: ...
+
+    def publish(self, event: KeyEvent) -> None: ...
 
 
 class KeyVerifier(Protocol):

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sts import STSClient
 
+    from keyturn.adapters.events import EventBridgeEvents
+
 # IAM is a global service; any commercial region signs for it.
 DEFAULT_REGION = "us-east-1"
 
@@ -574,6 +576,19 @@ def rotation_checkpoint() -> Callable[[str, str], None]:
     return checkpoint
 
 
+def build_rotation_events(settings: Settings, aws: Aws) -> EventBridgeEvents | None:
+    """The consumers' EventBridge bus (`rotate.event_bus`), or None when none is set. A
+    bus ARN names its region, which the client must sign for."""
+    from keyturn.adapters.events import EventBridgeEvents
+
+    bus = settings.rotate.event_bus
+    if not bus:
+        return None
+    region = bus.split(":")[3] if bus.startswith("arn:") else None
+    client = aws.client("events", **({"region_name": region} if region else {}))
+    return EventBridgeEvents(client, bus, account=aws.account_id(), store=settings.rotate.store)
+
+
 def build_rotation(
     settings: Settings,
     aws: Aws | None = None,
@@ -586,6 +601,7 @@ def build_rotation(
     from datetime import timedelta
 
     from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
+    from keyturn.domain.retirement import QuietPolicy
     from keyturn.domain.rotation import Timing
     from keyturn.services.ratelimit import RateLimiter
 
@@ -599,6 +615,13 @@ def build_rotation(
         overlap=timedelta(minutes=rotate.overlap_minutes),
         grace=timedelta(days=rotate.grace_days),
         delete_old=rotate.delete_old,
+        retire=None
+        if rotate.retire == "timer"
+        else QuietPolicy(
+            quiet=timedelta(hours=rotate.quiet_hours),
+            max_overlap=timedelta(days=rotate.max_overlap_days),
+            on_max=rotate.on_max_overlap,
+        ),
     )
     return RotationService(
         IamKeys(iam),
@@ -615,6 +638,7 @@ def build_rotation(
         limiter=RateLimiter(rotate.rate, burst=max(1, int(rotate.rate / 4))),
         checkpoint=checkpoint or rotation_checkpoint(),
         keep_secret=keep_secret,
+        events=build_rotation_events(settings, aws),
     )
 
 

@@ -468,6 +468,11 @@ def rotate_env(env: pytest.MonkeyPatch) -> None:
     env.setenv("KEYTURN_ROTATE_OVERLAP_MINUTES", "0.001")
 
 
+def events_bus(env: pytest.MonkeyPatch) -> None:
+    """The consumers' bus (the template's RotationEventBus: the account's default bus)."""
+    env.setenv("KEYTURN_ROTATE_EVENT_BUS", "default")
+
+
 def journal_key(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
     """The deployment's KMS HMAC key (the template's JournalKey) seals keyturn's state."""
     made = aws.client("kms").create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
@@ -478,6 +483,7 @@ def seed_rotate(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
     from tests.rotate_fixtures import enroll_users
 
     rotate_env(env)
+    events_bus(env)
     journal_key(aws, env)
     notice_topic(aws, env)
     env.setenv("KEYTURN_POLICY_EXEMPT_GROUPS", "vips")
@@ -492,6 +498,8 @@ def run_rotate(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
 
     first = handler({})  # the schedule: due users from the audit
     assert [r["user"] for r in first["results"]] == ["alice"], first
+    # an event that was not published is a warning, not a failure: the flow checks it
+    assert [w for r in first["results"] for w in r["warnings"]] == [], first
     env.setenv("KEYTURN_ROTATE_GRACE_DAYS", "0")  # later: the old key's grace has passed
     later = handler({"due": False})
     assert [r["state"] for r in later["results"]] == ["old_deleted"], later

@@ -11,6 +11,7 @@ or a power cut would. The boundaries, in the order a rotation meets them:
     store         written to the store as pending            STORED_PENDING
     verify        STS accepted the new key                   VERIFIED
     promote       pending is now current                     PROMOTED
+    promoted      (retire = when-quiet) promotion time sealed PROMOTED, promoted_at
     deactivate    old key deactivated                        OLD_DEACTIVATED
     delete_old    old key deleted (grace 0)                  OLD_DELETED
     delete_orphan the resume deleted a key whose secret was lost (CREATED -> INTENT)
@@ -298,3 +299,50 @@ def test_enroll_killed_at_each_step_then_run_again(
     matrix_row(
         "enroll run again and finished; old key active through the hold; all invariants hold"
     )
+
+
+# -- retire = "when-quiet": the waiting state (issue 16) ------------------------------------
+#
+# With usage-aware retirement the promotion time is sealed into the journal right after
+# `promote` (checkpoint `promoted`). Killed after `promote` (journal still the intent) the
+# resume stamps the promotion time itself (later than the truth: safer); killed after
+# `promoted` it reads it back. Either way the resume waits, the old key stays active, and a
+# second resume still waits and changes nothing.
+
+QUIET_ENV = {"KEYTURN_ROTATE_RETIRE": "when-quiet"}
+QUIET_CASES = [
+    Case(store, (step,), QUIET_ENV, "(when-quiet)")
+    for store in STORES
+    for step in ("promote", "promoted")
+]
+
+
+@pytest.mark.parametrize("case", QUIET_CASES, ids=[case.id for case in QUIET_CASES])
+def test_when_quiet_killed_after_promotion_then_resumed_still_waits(
+    case: Case, request: pytest.FixtureRequest, authed: AuthedAws, matrix_row: Any
+) -> None:
+    import json
+
+    probe = make_probe(request, authed, case.store)
+    (current,) = authed.seed_user("alice")
+    probe.seed_current("alice", current.key_id, current.secret)
+    authed.seed_user("bystander", keys=2, inactive=1)
+    bystanders = {"bystander": authed.keys("bystander")}
+    env = {**cli_env(probe), **case.env}
+    authed.enroll("alice", environ=env)
+
+    crashed = run_keyturn({**env, "KEYTURN_TEST_CRASH_AFTER": case.kills[0]}, "rotate", "alice")
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    assert crash_safety(probe, bystanders) == []
+
+    new_id, _ = probe.entry("alice", "current") or ("", "")
+    for _ in range(2):  # the resume, then a second one: the same answer, nothing changed
+        resumed = run_keyturn(env, "rotate", "--resume", "alice", "--format", "json")
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        (alice,) = json.loads(resumed.stdout)["users"]
+        assert alice["result"] == "waiting", alice
+        # (the invariant checks authenticate with the old key: a consumer, seen as one)
+        assert alice["message"].endswith(", waiting"), alice
+        assert all_problems(probe, "alice", bystanders) == []
+        assert authed.keys("alice") == {current.key_id: "Active", new_id: "Active"}
+    matrix_row("resumed: still waiting for the old key to go quiet, old key active")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from keyturn.domain.errors import NotFoundError, OperationFailedError
-from keyturn.domain.model import KeyStatus, NewKeySecret
+from keyturn.domain.model import KeyStatus, LastUse, NewKeySecret
 from keyturn.domain.rotation import IamKey, RotationRecord, StoredEntry, StoreView
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -63,8 +63,15 @@ class FakeKeys:
         self.calls.append(f"delete {key_id}")
         self.keys[user].pop(key_id, None)
 
-    def last_used(self, key_id: str) -> datetime | None:
-        return None
+    uses: dict[str, LastUse] = field(default_factory=dict)
+
+    def last_used(self, key_id: str) -> LastUse | None:
+        self.calls.append(f"last_used {key_id}")
+        return self.uses.get(key_id)
+
+    def use(self, key_id: str, *, service: str = "s3", region: str = "eu-west-1") -> None:
+        """A consumer calls AWS with `key_id` now (as IAM's last-used record shows)."""
+        self.uses[key_id] = LastUse(self.clock.now(), service, region)
 
     def status(self, user: str) -> dict[str, str]:
         return {key_id: key.status.value for key_id, key in self.keys[user].items()}

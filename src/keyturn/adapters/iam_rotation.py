@@ -11,12 +11,11 @@ itself). So every entry carries a seal (keyturn.domain.trust) and `read` returns
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from keyturn.adapters.aws_errors import translate
 from keyturn.domain.errors import BadInputError
-from keyturn.domain.model import KeyStatus, NewKeySecret
+from keyturn.domain.model import KeyStatus, LastUse, NewKeySecret
 from keyturn.domain.rotation import IamKey, RotationRecord, decode, encode
 from keyturn.domain.trust import JOURNAL_PURPOSE, Rejected, message
 from keyturn.permissions import requires
@@ -78,10 +77,19 @@ class IamKeys:
             return
 
     @requires("iam:GetAccessKeyLastUsed")
-    def last_used(self, key_id: str) -> datetime | None:
+    def last_used(self, key_id: str) -> LastUse | None:
+        """IAM: GetAccessKeyLastUsed: when, through which service, in which region the key
+        was last used (AWS says "N/A" for the last two when it never was: None here)."""
         with translate("iam:GetAccessKeyLastUsed", key_id):
             found = self._iam.get_access_key_last_used(AccessKeyId=key_id)["AccessKeyLastUsed"]
-        return found.get("LastUsedDate")
+        date = found.get("LastUsedDate")
+        if date is None:
+            return None
+
+        def known(value: str | None) -> str | None:
+            return None if not value or value == "N/A" else value
+
+        return LastUse(date, known(found.get("ServiceName")), known(found.get("Region")))
 
 
 class IamTagJournal:

@@ -82,6 +82,8 @@ class UserResult:
         if mode is Mode.ROLLBACK:
             return "abandoned" if outcome.state == "aborted" else "rolled-back"
         if mode is Mode.RESUME:
+            if outcome.waiting:
+                return "waiting"
             return "resumed" if self.steps else "unchanged"
         return "rotated"
 
@@ -266,6 +268,12 @@ def summary_line(mode: Mode, results: list[UserResult]) -> str:
     if mode is Mode.RESUME:
         resumed = counts.get("resumed", 0)
         unchanged = counts.get("unchanged", 0)
+        waiting = counts.get("waiting", 0)
+        if waiting:
+            return (
+                f"{resumed} resumed, {waiting} waiting for the old key to go quiet, "
+                f"{unchanged} unchanged, {failed} failed"
+            )
         if not resumed and not failed:
             return (
                 f"nothing to resume: {unchanged} rotation(s) already finished or waiting "
@@ -296,7 +304,9 @@ def print_report(mode: Mode, results: list[UserResult]) -> None:
             err.print(f"[bold red]error:[/] {escape(result.outcome.message)}")
         return
     console = stdout_console()
-    if mode is Mode.RESUME and not any(result.steps or not result.outcome.ok for result in results):
+    if mode is Mode.RESUME and not any(
+        result.steps or not result.outcome.ok or result.outcome.waiting for result in results
+    ):
         console.print(summary_line(mode, results))
         return
     titles = {

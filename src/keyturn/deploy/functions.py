@@ -227,6 +227,7 @@ _SID_OF_KIND = {
     "mac-key": "JournalKey",
     "log-stream": "Logs",
     "topic": "NoticeTopic",
+    "event-bus": "RotationEventBus",
 }
 
 

@@ -139,6 +139,12 @@ def parameters() -> dict[str, Any]:
         "LeaseUserPrefix": text(
             "Name prefix of leased users.", "keyturn", AllowedPattern=r"^[\w+=,.@-]{1,12}$"
         ),
+        "RotationEventBus": text(
+            "EventBridge bus (in this account and region) for the rotation events"
+            " (source keyturn: Access Key Rotated / Access Key Retired) consumers can react to.",
+            "default",
+            AllowedPattern=r"^[\w.\-/]{1,256}$",
+        ),
         "MemberRoleName": text(
             "Role in each member account (deploy/member-role.yaml).", "keyturn-member"
         ),
@@ -254,6 +260,8 @@ def function_resources(function: Function) -> dict[str, Any]:
     environment = common_environment()
     if function.name in ("rotate", "secretsmanager-rotation"):
         environment.update(rotate_environment())
+    if function.name == "rotate":  # the scheduled rotation tells consumers (issue 16)
+        environment["KEYTURN_ROTATE_EVENT_BUS"] = {"Ref": "RotationEventBus"}
     if function.name in SEALERS:
         environment.update(trust_environment())
     if function.name == "fanout-scheduler":

@@ -91,6 +91,8 @@ RESOURCE_KIND: dict[str, str] = {
     "kms:VerifyMac": "mac-key",
     # SNS (the operators' notice topic)
     "sns:Publish": "topic",
+    # EventBridge (the consumers' bus: rotated / retired events)
+    "events:PutEvents": "event-bus",
     # CloudWatch Logs (the Lambda runtime writes the function's log stream)
     "logs:CreateLogStream": "log-stream",
     "logs:PutLogEvents": "log-stream",
@@ -110,6 +112,7 @@ REFERENCE_NAME = {
     "mac-key": "key",
     "log-stream": "log-stream",
     "topic": "topic",
+    "event-bus": "event-bus",
 }
 
 _IAM = "arn:${AWS::Partition}:iam::${AWS::AccountId}"
@@ -133,6 +136,7 @@ DEFAULT_SCOPE: dict[str, tuple[str, ...]] = {
     "key": (regional("kms", "key/*"),),
     "mac-key": ("${JournalKey.Arn}",),
     "topic": ("${NoticeTopic}",),
+    "event-bus": (regional("events", "event-bus/${RotationEventBus}"),),
     "log-stream": (regional("logs", "log-group:/aws/lambda/${AWS::StackName}-{function}:*"),),
 }
 
@@ -153,4 +157,5 @@ PLACEHOLDER_DEFAULTS: dict[str, str] = {
     "AccountQueue.Arn": regional("sqs", "${AWS::StackName}-accounts"),
     "DeadLetterQueue.Arn": regional("sqs", "${AWS::StackName}-dead-letters"),
     "NoticeTopic": regional("sns", "${AWS::StackName}-notices"),
+    "RotationEventBus": "default",
 }

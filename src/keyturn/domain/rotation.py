@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from keyturn.domain.errors import BadInputError, OperationFailedError
 from keyturn.domain.model import KeyStatus
+from keyturn.domain.retirement import QuietPolicy
 
 # A key created this long after the intent was not created by the rotation that wrote it:
 # CreateAccessKey follows the intent within seconds, a human's key hours later.
@@ -90,6 +91,9 @@ class RotationRecord:
     # The old key stays active at least until then, whatever the run's overlap: set by an
     # enrollment's first rotation, so consumers can be pointed at the store first.
     hold_until: datetime | None = None
+    # When the store first served the new key (PROMOTED recorded): the start of the
+    # usage-aware retirement's quiet period and bound (keyturn.domain.retirement).
+    promoted_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +155,16 @@ def advance(
         raise InvalidTransitionError(
             f"rotation of {record.user}: cannot go from {record.state} to {to}"
         )
-    return replace(record, state=to, updated_at=now, new_key_id=new_key_id or record.new_key_id)
+    promoted_at = record.promoted_at
+    if to is S.PROMOTED and promoted_at is None:
+        promoted_at = now
+    return replace(
+        record,
+        state=to,
+        updated_at=now,
+        new_key_id=new_key_id or record.new_key_id,
+        promoted_at=promoted_at,
+    )
 
 
 # -- deriving the true state from facts ---------------------------------------------------
@@ -251,6 +264,8 @@ class Step(StrEnum):
     VERIFY = "verify"
     PROMOTE = "promote"
     WAIT_OVERLAP = "wait_overlap"
+    # retire = "when-quiet": ask IAM when the old key was last used, then retire or wait
+    CHECK_QUIET = "check_quiet"
     DEACTIVATE_OLD = "deactivate_old"
     WAIT_GRACE = "wait_grace"
     DELETE_OLD = "delete_old"
@@ -262,6 +277,8 @@ class Timing:
     overlap: timedelta = timedelta(0)
     grace: timedelta = timedelta(days=7)
     delete_old: bool = True
+    # None: retire on the timer (overlap / hold); else only once the old key is quiet
+    retire: QuietPolicy | None = None
 
 
 def next_step(record: RotationRecord, now: datetime, timing: Timing) -> Step:
@@ -280,7 +297,7 @@ def next_step(record: RotationRecord, now: datetime, timing: Timing) -> Step:
             return Step.WAIT_OVERLAP
         if record.hold_until is not None and now < record.hold_until:
             return Step.WAIT_OVERLAP
-        return Step.DEACTIVATE_OLD
+        return Step.DEACTIVATE_OLD if timing.retire is None else Step.CHECK_QUIET
     if state is S.OLD_DEACTIVATED:
         if not timing.delete_old:
             return Step.DONE
@@ -329,14 +346,22 @@ def plan_start(user: str, keys: Sequence[IamKey], protected: set[str]) -> StartP
 
 # -- the journal's compact text form (an IAM tag value) ------------------------------------
 
-# v2 added the enrollment hold; a v1 record (unsealed, before issue 12) is never trusted.
-RECORD_VERSION = "v2"
-FIELDS = 8
+# v2 added the enrollment hold, v3 the promotion time; a v1 record (unsealed, before issue
+# 12) is never trusted. A sealed v2 record is keyturn's own and still read (no promotion
+# time: the service stamps one when it first sees the rotation promoted).
+RECORD_VERSION = "v3"
+FIELDS = {"v2": 8, "v3": 9}
+
+
+def _epoch(value: datetime | None) -> str:
+    return "-" if value is None else str(int(value.timestamp()))
 
 
 def encode(record: RotationRecord) -> str:
-    """`v2:state:token:epoch:old:existing/ids:new:hold`: fits an IAM tag value (256 chars,
-    no commas or braces allowed) with room for its seal (keyturn.domain.trust), no secret."""
+    """`v3:state:token:epoch:old:existing/ids:new:hold:promoted`: fits an IAM tag value (256
+    chars, no commas or braces allowed) with room for its seal (keyturn.domain.trust), no
+    secret. Worst case: a 64-char token (Secrets Manager's longest), two existing 20-char
+    key ids, every time set: 200 chars, plus ":" and a 43-char seal = 244."""
     return ":".join(
         [
             RECORD_VERSION,
@@ -346,28 +371,37 @@ def encode(record: RotationRecord) -> str:
             record.old_key_id or "-",
             "/".join(record.existing) or "-",
             record.new_key_id or "-",
-            "-" if record.hold_until is None else str(int(record.hold_until.timestamp())),
+            _epoch(record.hold_until),
+            _epoch(record.promoted_at),
         ]
     )
 
 
 def decode(user: str, text: str) -> RotationRecord:
-    """The record `encode` wrote; BadInputError for anything else (v1, a wrong field count,
-    an unknown state, a non-number time). Reading says nothing about who wrote it: only a
-    verified seal does (the journal adapter checks it before calling this)."""
+    """The record `encode` wrote (v3) or its v2 predecessor; BadInputError for anything else
+    (v1, a wrong field count, an unknown state, a non-number time). Reading says nothing
+    about who wrote it: only a verified seal does (the journal adapter checks it before
+    calling this)."""
     from datetime import UTC
 
     unreadable = BadInputError(f"{user}: unreadable rotation journal entry {text[:80]!r}")
     parts = text.split(":")
-    if len(parts) != FIELDS or parts[0] != RECORD_VERSION:
+    if FIELDS.get(parts[0]) != len(parts):
         raise unreadable
-    _, state, token, epoch, old, existing, new, hold = parts
-    if not token or any(not part for part in (old, existing, new, hold)):
+    if len(parts) == FIELDS["v2"]:
+        parts.append("-")
+    _, state, token, epoch, old, existing, new, hold, promoted = parts
+    if not token or any(not part for part in (old, existing, new, hold, promoted)):
         raise unreadable
+
+    def when(value: str) -> datetime | None:
+        return None if value == "-" else datetime.fromtimestamp(int(value), tz=UTC)
+
     try:
         parsed_state = RotationState(state)
         intent_at = datetime.fromtimestamp(int(epoch), tz=UTC)
-        hold_until = None if hold == "-" else datetime.fromtimestamp(int(hold), tz=UTC)
+        hold_until = when(hold)
+        promoted_at = when(promoted)
     except (ValueError, OverflowError, OSError):
         raise unreadable from None
     return RotationRecord(
@@ -379,4 +413,5 @@ def decode(user: str, text: str) -> RotationRecord:
         existing=() if existing == "-" else tuple(existing.split("/")),
         new_key_id=None if new == "-" else new,
         hold_until=hold_until,
+        promoted_at=promoted_at,
     )

@@ -26,6 +26,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
+from keyturn.adapters.events import EventBridgeEvents
 from keyturn.adapters.iam import IamDirectory
 from keyturn.adapters.iam_enrollment import IamTagEnrollments
 from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
@@ -45,6 +46,7 @@ CALLS = (
     IamKeys.set_active,
     IamKeys.delete_key,
     IamKeys.last_used,
+    EventBridgeEvents.publish,  # rotate.event_bus: consumers told
     IamTagJournal.read,
     IamTagJournal.write,
     IamTagJournal.users_with_records,
@@ -202,6 +204,10 @@ def run(users: list[str], due: bool, *, settings: Any = None, aws: Any = None) -
     outcomes: list[Outcome] = []
     # 1. finish what earlier runs left, including deleting old keys whose grace passed
     outcomes += run_many(service.pending_users(), service.resume, workers=workers)
+    # A user left promoted above (waiting for its old key to go quiet, which keeps that
+    # old, "due" key active) or failed (an escalation) is mid-rotation: rotating it again
+    # would only fail a second time. A finished rotation's user may well be due again.
+    resumed = {o.user for o in outcomes if o.state in ("promoted", "failed")}
     # 2. rotate named and due users, enrolled ones only (a fresh key makes a stale report's
     #    "due" harmless)
     chosen = list(users)
@@ -215,6 +221,7 @@ def run(users: list[str], due: bool, *, settings: Any = None, aws: Any = None) -
                 if item.key.active
                 and item.finding.out_of_policy
                 and item.key.user != "<root_account>"
+                and item.key.user not in resumed
             }
         )
         threshold: timedelta | None = timedelta(days=policy.notify_after_days)
@@ -244,6 +251,9 @@ def run(users: list[str], due: bool, *, settings: Any = None, aws: Any = None) -
                 "state": str(o.state),
                 "old_key_id": o.old_key_id,
                 "new_key_id": o.new_key_id,
+                # e.g. "old key still used by s3 in eu-west-1 12 min ago, waiting"
+                "message": o.message,
+                "warnings": list(o.warnings),
             }
             for o in outcomes
             if o.ok

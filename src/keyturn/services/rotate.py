@@ -25,8 +25,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
+from keyturn.adapters.events import RETIRED, ROTATED, DetailType, KeyEvent
 from keyturn.domain.errors import BadInputError, KeyturnError, OperationFailedError
 from keyturn.domain.model import KeyStatus, NewKeySecret
+from keyturn.domain.retirement import Verdict, consumer, decide
 from keyturn.domain.rotation import (
     CLOCK_SKEW,
     Facts,
@@ -45,7 +47,14 @@ from keyturn.domain.rotation import (
     restored,
 )
 from keyturn.domain.trust import Rejected
-from keyturn.ports import Clock, KeyManager, KeyVerifier, RotationJournal, SecretStore
+from keyturn.ports import (
+    Clock,
+    KeyManager,
+    KeyVerifier,
+    RotationEvents,
+    RotationJournal,
+    SecretStore,
+)
 from keyturn.services.ratelimit import RateLimiter, Unlimited
 
 log = logging.getLogger("keyturn.rotate")
@@ -83,6 +92,8 @@ class Outcome:
     message: str = ""
     warnings: list[str] = field(default_factory=list)
     secret: NewKeySecret | None = field(default=None, repr=False)
+    # retire = "when-quiet": the old key stays, `message` says which consumer still uses it
+    waiting: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,7 @@ class RotationService:
         checkpoint: Checkpoint = _no_checkpoint,
         new_token: Callable[[], str] = lambda: str(uuid.uuid4()),
         keep_secret: bool = False,
+        events: RotationEvents | None = None,
     ) -> None:
         self._iam = keys
         self._store = store
@@ -119,6 +131,7 @@ class RotationService:
         self._checkpoint = checkpoint
         self._new_token = new_token
         self._keep_secret = keep_secret
+        self._events = events
         self._rejected: dict[str, Rejected] = {}
 
     # -- public operations ---------------------------------------------------------------
@@ -466,6 +479,19 @@ class RotationService:
                     self._store.promote(user, record.token)
                 record = advance(record, S.PROMOTED, now)
                 self._checkpoint("promote", user)
+                self._announce(ROTATED, record, warnings)
+                if self._timing.retire is not None:
+                    # The quiet period and its bound count from here, across runs: seal
+                    # the promotion time into the journal (a crash before this write is
+                    # caught in CHECK_QUIET, which stamps a later, so safer, time).
+                    self._write(record)
+                    self._checkpoint("promoted", user)
+            elif step is Step.CHECK_QUIET:
+                record, waiting = self._check_quiet(record, warnings)
+                if waiting is not None:
+                    found = self._outcome(record, step, secret, warnings, message=waiting)
+                    found.waiting = True
+                    return found
             elif step is Step.DEACTIVATE_OLD:
                 assert record.old_key_id is not None
                 with _resume_hint(user):
@@ -475,6 +501,7 @@ class RotationService:
                     self._iam.set_active(user, record.old_key_id, False)
                 record = advance(record, S.OLD_DEACTIVATED, now)
                 self._checkpoint("deactivate", user)
+                self._announce(RETIRED, record, warnings)
             elif step is Step.DELETE_OLD:
                 self._delete_old(record)
                 record = advance(record, S.OLD_DELETED, now)
@@ -482,6 +509,63 @@ class RotationService:
                 self._checkpoint("delete_old", user)
             else:
                 return self._outcome(record, step, secret, warnings)
+
+    def _check_quiet(
+        self, record: RotationRecord, warnings: list[str]
+    ) -> tuple[RotationRecord, str | None]:
+        """retire = "when-quiet": one iam:GetAccessKeyLastUsed, then retire the old key (the
+        record returned is OLD_DEACTIVATED), wait (the waiting line returned), or escalate
+        (OperationFailedError naming the consumer; the old key stays active)."""
+        policy = self._timing.retire
+        user, old_id = record.user, record.old_key_id
+        assert policy is not None
+        assert old_id is not None
+        now = self._clock.now()
+        if record.promoted_at is None:
+            # Promoted by a run that was cut off before recording it (or under the timer,
+            # before `retire` was switched): count from now, never earlier than the truth.
+            record = replace(record, promoted_at=now)
+            self._write(record)
+            self._checkpoint("promoted", user)
+        assert record.promoted_at is not None
+        self._iam_call(RETIRE)
+        use = self._iam.last_used(old_id)
+        decision = decide(record.promoted_at, use, now, policy)
+        log.info("%s: %s", user, decision.reason)
+        if decision.verdict is Verdict.WAIT:
+            return record, decision.reason
+        if decision.verdict is Verdict.ESCALATE:
+            raise OperationFailedError(f"{user}: {decision.reason}")
+        if decision.forced:
+            warnings.append(decision.reason)
+        with _resume_hint(user):
+            self._refuse_if_served(user, old_id, "deactivate")
+            self._iam_call(RETIRE)
+            self._iam.set_active(user, old_id, False)
+        record = advance(record, S.OLD_DEACTIVATED, now)
+        self._checkpoint("deactivate", user)
+        self._announce(RETIRED, record, warnings)
+        return record, None
+
+    def _announce(self, kind: DetailType, record: RotationRecord, warnings: list[str]) -> None:
+        """Put the consumers' event on the bus, when one is configured. A failure is a
+        warning in this user's outcome, never a failed rotation: the keys and the store are
+        already right, and a consumer can still read the store."""
+        if self._events is None:
+            return
+        event = KeyEvent(
+            kind,
+            record.user,
+            record.old_key_id,
+            record.new_key_id,
+            self._store.location(record.user),
+            str(record.state),
+        )
+        try:
+            self._events.publish(event)
+        except KeyturnError as exc:
+            log.warning("%s: event %r not published: %s", record.user, kind, exc)
+            warnings.append(f"event {kind!r} not published on bus {self._events.bus}: {exc}")
 
     def _create_and_store(self, record: RotationRecord) -> NewKeySecret:
         user = record.user
@@ -560,16 +644,23 @@ class RotationService:
         if self._timing.overlap <= timedelta(0) or record.old_key_id is None:
             return []
         self._iam_call(RETIRE)
-        used = self._iam.last_used(record.old_key_id)
-        if used is not None and used >= record.intent_at:
+        use = self._iam.last_used(record.old_key_id)
+        if use is not None and use.date >= record.intent_at:
             return [
-                f"old key {record.old_key_id} was still used at {used:%Y-%m-%d %H:%M} UTC, "
+                f"old key {record.old_key_id} was still used at {use.date:%Y-%m-%d %H:%M} UTC "
+                f"(by {consumer(use)}), "
                 "after the new key was stored; a consumer may not have picked it up"
             ]
         return []
 
     def _outcome(
-        self, record: RotationRecord, step: Step, secret: NewKeySecret | None, warnings: list[str]
+        self,
+        record: RotationRecord,
+        step: Step,
+        secret: NewKeySecret | None,
+        warnings: list[str],
+        *,
+        message: str | None = None,
     ) -> Outcome:
         notes = {
             Step.WAIT_OVERLAP: "new key current; old key stays active until the overlap ends",
@@ -585,7 +676,7 @@ class RotationService:
             state=record.state,
             old_key_id=record.old_key_id,
             new_key_id=record.new_key_id,
-            message=notes.get(step, str(step)),
+            message=message or notes.get(step, str(step)),
             warnings=warnings,
             secret=secret if self._keep_secret else None,
         )
