@@ -99,11 +99,12 @@ def test_review_enroll_with_bobs_key_in_alices_secret_touches_only_alice(
 
 
 def test_review_enroll_does_not_adopt_alices_key_id_with_a_foreign_secret(
-    authed: AuthedAws,
+    authed: AuthedAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The writer knows alice's key id (ListAccessKeys) but not her secret: they plant the
     id with bob's secret. Adopting it would record an enrollment whose store serves no
     working key."""
+    monkeypatch.setenv("KEYTURN_ROTATE_VERIFY_TIMEOUT_SECONDS", "2")  # it never verifies
     (alice_key,) = authed.seed_user("alice")
     (bob_key,) = authed.seed_user("bob")
     plant(
