@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from keyturn.adapters.events import RETIRED, ROTATED, DetailType, KeyEvent
 from keyturn.domain.errors import BadInputError, KeyturnError, OperationFailedError
@@ -447,9 +447,20 @@ class RotationService:
                 return self._outcome(record, Step.DONE, secret, warnings)
             step = next_step(record, now, self._timing)
             if step is Step.DELETE_ORPHAN:
-                self._refuse_if_stale(record, keys)
+                # Read every stage's key id once: `describe` may not name them, and the
+                # previous one counts, since an older rotation's genuine intent put back by
+                # a tag-writer would otherwise take the overlap's key for a lost one.
+                held = self._held_keys(user, ("current", "pending", "previous"))
+                self._refuse_if_stale(record, keys, held.get("current"))
                 for key_id in orphans(record, keys, view):
-                    self._refuse_if_stored(user, key_id)
+                    _refuse_if_held(
+                        self._store.location(user),
+                        user,
+                        key_id,
+                        held,
+                        "delete",
+                        note=" (a stale or replayed journal entry?); nothing changed",
+                    )
                     self._iam_call(START)
                     self._iam.delete_key(user, key_id)
                     warnings.append(
@@ -493,15 +504,9 @@ class RotationService:
                     found.waiting = True
                     return found
             elif step is Step.DEACTIVATE_OLD:
-                assert record.old_key_id is not None
                 with _resume_hint(user):
-                    self._refuse_if_served(user, record.old_key_id, "deactivate")
                     warnings.extend(self._recent_use_warning(record))
-                    self._iam_call(RETIRE)
-                    self._iam.set_active(user, record.old_key_id, False)
-                record = advance(record, S.OLD_DEACTIVATED, now)
-                self._checkpoint("deactivate", user)
-                self._announce(RETIRED, record, warnings)
+                record = self._deactivate_old(record, now, warnings)
             elif step is Step.DELETE_OLD:
                 self._delete_old(record)
                 record = advance(record, S.OLD_DELETED, now)
@@ -538,14 +543,7 @@ class RotationService:
             raise OperationFailedError(f"{user}: {decision.reason}")
         if decision.forced:
             warnings.append(decision.reason)
-        with _resume_hint(user):
-            self._refuse_if_served(user, old_id, "deactivate")
-            self._iam_call(RETIRE)
-            self._iam.set_active(user, old_id, False)
-        record = advance(record, S.OLD_DEACTIVATED, now)
-        self._checkpoint("deactivate", user)
-        self._announce(RETIRED, record, warnings)
-        return record, None
+        return self._deactivate_old(record, now, warnings), None
 
     def _announce(self, kind: DetailType, record: RotationRecord, warnings: list[str]) -> None:
         """Put the consumers' event on the bus, when one is configured. A failure is a
@@ -592,44 +590,46 @@ class RotationService:
         self._checkpoint("store", user)
         return secret
 
+    def _deactivate_old(
+        self, record: RotationRecord, now: datetime, warnings: list[str]
+    ) -> RotationRecord:
+        """Retire the replaced key (timer or when-quiet), never one the store serves."""
+        user, old = record.user, record.old_key_id
+        assert old is not None
+        with _resume_hint(user):
+            self._refuse_if_served(user, old, "deactivate")
+            self._iam_call(RETIRE)
+            self._iam.set_active(user, old, False)
+        record = advance(record, S.OLD_DEACTIVATED, now)
+        self._checkpoint("deactivate", user)
+        self._announce(RETIRED, record, warnings)
+        return record
+
+    def _held_keys(self, user: str, stages: tuple[str, ...]) -> dict[str, str | None]:
+        """The key id each store stage holds, read now (no IAM call)."""
+        return {stage: self._store.key_id(user, stage) for stage in stages}
+
     def _refuse_if_served(self, user: str, key_id: str, verb: str) -> None:
         """The last check before a key is retired, on facts read now: never the key the
         store serves as current or holds as pending, whatever any record says (DESIGN
         invariant 8). Costs one or two store reads per retirement, no IAM call."""
-        for stage in ("current", "pending"):
-            if self._store.key_id(user, stage) == key_id:
-                raise OperationFailedError(
-                    f"{user}: not going to {verb} {key_id}: {self._store.location(user)} "
-                    f"holds it as the {stage} key"
-                )
+        held = self._held_keys(user, ("current", "pending"))
+        _refuse_if_held(self._store.location(user), user, key_id, held, verb)
 
-    def _refuse_if_stale(self, record: RotationRecord, keys: list[IamKey]) -> None:
+    def _refuse_if_stale(
+        self, record: RotationRecord, keys: list[IamKey], current: str | None
+    ) -> None:
         """An intent older than the key the store serves is not the latest rotation's: a
         later rotation stored a key after it, so a crash of this one cannot have left a
         lost key behind. A genuine (sealed) old intent put back by a tag-writer is exactly
         that shape, and must never turn the previous rotation's key into an "orphan"."""
-        user = record.user
-        current = self._store.key_id(user, "current")
         served = next((key for key in keys if key.key_id == current), None)
         if served is not None and served.created > record.intent_at + CLOCK_SKEW:
             raise OperationFailedError(
-                f"{user}: the journal's intent ({record.intent_at:%Y-%m-%d %H:%M} UTC) is older "
-                f"than the key {self._store.location(user)} serves ({served.key_id}): a stale or "
-                "replayed entry; not deleting anything as lost"
+                f"{record.user}: the journal's intent ({record.intent_at:%Y-%m-%d %H:%M} UTC) "
+                f"is older than the key {self._store.location(record.user)} serves "
+                f"({served.key_id}): a stale or replayed entry; not deleting anything as lost"
             )
-
-    def _refuse_if_stored(self, user: str, key_id: str) -> None:
-        """An orphan is a key whose secret is in no store entry: check every stage's key id
-        now (a store's `describe` may not name them), the previous one included, since an
-        older rotation's genuine intent, put back by a tag-writer, would otherwise take the
-        key of the current overlap for a lost one."""
-        for stage in ("current", "pending", "previous"):
-            if self._store.key_id(user, stage) == key_id:
-                raise OperationFailedError(
-                    f"{user}: not deleting {key_id} as a lost key: "
-                    f"{self._store.location(user)} holds it as the {stage} key (a stale or "
-                    "replayed journal entry?); nothing changed"
-                )
 
     def _delete_old(self, record: RotationRecord) -> None:
         """Delete the replaced key, but never one a store entry still serves."""
@@ -751,6 +751,23 @@ class RotationService:
         spending IAM's budget on them would slow the run for nothing.
         """
         self._limiter.acquire(priority)
+
+
+def _refuse_if_held(
+    where: str,
+    user: str,
+    key_id: str,
+    held: dict[str, str | None],
+    verb: str,
+    *,
+    note: str = "",
+) -> None:
+    """Refuse to `verb` a key that one of the `held` store stages holds."""
+    for stage, found in held.items():
+        if found == key_id:
+            raise OperationFailedError(
+                f"{user}: not going to {verb} {key_id}: {where} holds it as the {stage} key" + note
+            )
 
 
 @contextmanager
