@@ -11,7 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -168,6 +168,7 @@ class Aws:
     config: Config
     endpoint_url: str | None
     deadline: Deadline | None = None
+    _account: str | None = field(default=None, init=False, repr=False)
 
     def client(self, service: str, **kwargs: Any) -> Any:
         kwargs.setdefault("config", self.config)
@@ -189,12 +190,10 @@ class Aws:
 
     def account_id(self) -> str:
         """The account these credentials act in (sts:GetCallerIdentity, asked once)."""
-        found = self.__dict__.get("_account")
-        if found is None:
+        if self._account is None:
             with translate("sts:GetCallerIdentity"):
-                found = str(self.sts().get_caller_identity()["Account"])
-            self.__dict__["_account"] = found
-        return str(found)
+                self._account = str(self.sts().get_caller_identity()["Account"])
+        return self._account
 
 
 def client_config(
@@ -661,8 +660,10 @@ def build_enrollment(
     *,
     checkpoint: Callable[[str, str], None] | None = None,
     store: Any = None,
+    rotation: RotationService | None = None,
 ) -> Any:
-    """The enrollment service over the configured store, sharing one rotation service."""
+    """The enrollment service over the configured store. A caller that already built the
+    rotation service for that store passes it (and the store), so it is not built twice."""
     from datetime import timedelta
 
     from keyturn.adapters.iam_enrollment import IamTagEnrollments
@@ -672,7 +673,8 @@ def build_enrollment(
     aws = aws or build_aws(settings)
     if store is None:
         store = build_store(settings, aws)
-    rotation = build_rotation(settings, aws, checkpoint=checkpoint, store=store)
+    if rotation is None:
+        rotation = build_rotation(settings, aws, checkpoint=checkpoint, store=store)
     registry = IamTagEnrollments(
         aws.iam(),
         build_authenticator(settings, aws),

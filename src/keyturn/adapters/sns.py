@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from keyturn.adapters.aws_errors import translate
+from keyturn.domain.model import IAM_USER_NAME
 from keyturn.permissions import requires
 
 # IAM's alphabets: user names `[\w+=,.@-]` (after the account id and a slash in a
 # multi-account run), access key ids upper-case letters and digits.
-USER_NAME = re.compile(r"^(\d{12}/)?[\w+=,.@-]{1,64}$")
+USER_NAME = re.compile(rf"^(\d{{12}}/)?{IAM_USER_NAME.pattern}$")  # account/ in fan-out
 KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 WORD = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")

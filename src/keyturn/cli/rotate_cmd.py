@@ -209,7 +209,9 @@ def rotate(
             chosen = list(dict.fromkeys(named + selected)) or service.pending_users()
             action = service.resume
         else:
-            enrollment = build_enrollment(settings, aws, store=secret_store, checkpoint=steps)
+            enrollment = build_enrollment(
+                settings, aws, store=secret_store, checkpoint=steps, rotation=service
+            )
             chosen, refused, action = _enrolled_only(
                 service, enrollment, named, selected, enroll, err, where, account, settings
             )

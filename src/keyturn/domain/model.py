@@ -7,12 +7,16 @@ repr hides it (invariant 5).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 ROOT_USER = "<root_account>"
+# IAM's own grammar for user names (CreateUser): the one check every input naming a user
+# (an event, a secret's claim, a notice) goes through. Match it with `fullmatch`.
+IAM_USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
 
 
 class KeyStatus(StrEnum):

@@ -22,7 +22,6 @@ enrolled, and state that failed its seal, are reported in the result, never acte
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -35,6 +34,7 @@ from keyturn.adapters.secretsmanager import SecretsManagerStore
 from keyturn.adapters.sns import Outcome as NoticeOutcome
 from keyturn.adapters.sns import RunNotice, SnsNotices, UserResult
 from keyturn.domain.errors import BadInputError, KeyturnError, OperationFailedError
+from keyturn.domain.model import IAM_USER_NAME
 
 # What this function calls with Secrets Manager as the store (Vault KV needs no AWS
 # permission: its writes go to Vault, and AWS-auth login signs sts:GetCallerIdentity, which
@@ -70,7 +70,6 @@ EVENT_FIELDS = frozenset({"users", "due"})
 ENVELOPE = frozenset(
     {"version", "id", "detail-type", "source", "account", "time", "region", "resources"}
 )
-USER_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
@@ -130,7 +129,7 @@ def _notice(result: dict[str, Any], request_id: str | None) -> RunNotice:
             )
         except ValueError:
             continue
-    failed = [item["user"] for item in result["failed"] if USER_NAME.match(item["user"])]
+    failed = [item["user"] for item in result["failed"] if IAM_USER_NAME.fullmatch(item["user"])]
     outcome: NoticeOutcome = "failed" if result["failed"] else "ok"
     counts = {k: v for k, v in result["summary"].items() if isinstance(v, int)}
     return RunNotice(
@@ -180,7 +179,7 @@ def _parse(event: Any) -> tuple[list[str], bool]:
         )
     users = event.get("users", [])
     if not isinstance(users, list) or not all(
-        isinstance(u, str) and USER_NAME.match(u) for u in users
+        isinstance(u, str) and IAM_USER_NAME.fullmatch(u) for u in users
     ):
         raise BadInputError("rotate event: users must be a list of IAM user names")
     due = event.get("due", not users)
@@ -199,7 +198,7 @@ def run(users: list[str], due: bool, *, settings: Any = None, aws: Any = None) -
     aws = aws or build_aws(settings)
     store = build_store(settings, aws)
     service = build_rotation(settings, aws, store=store)
-    enrollment = build_enrollment(settings, aws, store=store)
+    enrollment = build_enrollment(settings, aws, store=store, rotation=service)
     workers = settings.rotate.worker_count()
     outcomes: list[Outcome] = []
     # 1. finish what earlier runs left, including deleting old keys whose grace passed

@@ -55,7 +55,6 @@ be changed by anyone who can only write values.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -64,6 +63,7 @@ from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
 from keyturn.adapters.mac_kms import KmsAuthenticator
 from keyturn.adapters.secretsmanager import SecretsManagerStore, secret_name
 from keyturn.domain.errors import BadInputError, KeyturnError
+from keyturn.domain.model import IAM_USER_NAME
 from keyturn.domain.store_paths import path_problem, render, require_user_placeholder
 from keyturn.ports import EventSink
 
@@ -92,7 +92,6 @@ STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 SERVICE = "keyturn-secretsmanager-rotation"
 USER_FIELD = "UserName"
 SHOWN_CLAIM = 64  # characters of a claimed user name shown in a refusal (hostile input)
-IAM_USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")  # IAM's own grammar for user names
 
 
 class BindingRefusedError(BadInputError):
@@ -203,7 +202,7 @@ def bind(
             f"secret {name} has the wrong shape: its AWSCURRENT version needs a "
             f'"{USER_FIELD}" naming the IAM user whose key it holds'
         )
-    account = _caller_account(aws) if "{account}" in template else ""
+    account = aws.account_id() if "{account}" in template else ""
     expected: str | None = None  # not a user name, or no valid secret name: not this one
     if IAM_USER_NAME.fullmatch(claimed):
         with contextlib.suppress(BadInputError):
@@ -249,14 +248,6 @@ def _shown(claimed: str) -> str:
     """A claimed name as one short printable token (it is hostile input)."""
     cut = claimed[:SHOWN_CLAIM] + ("..." if len(claimed) > SHOWN_CLAIM else "")
     return repr(cut)
-
-
-def _caller_account(aws: Any) -> str:
-    from keyturn.adapters.aws_errors import translate
-
-    with translate("sts:GetCallerIdentity"):
-        account: str = aws.sts().get_caller_identity()["Account"]
-    return account
 
 
 def _ids(step: str, user: str, key_id: str | None) -> dict[str, str]:
