@@ -329,3 +329,43 @@ def test_hold_keeps_the_old_key_until_it_ends() -> None:
     world.clock.advance(days=1)
     world.service().resume("alice")
     assert world.iam.status("alice")[old] == "Inactive"
+
+
+def test_an_orphan_candidate_any_store_stage_holds_is_never_deleted() -> None:
+    """The same crash as above, but a store writer has since put the "lost" key into the
+    previous entry (or an older rotation did): the key is stored, so it is not lost, and
+    the resume refuses rather than delete it. (The intent is newer than the served key,
+    so only this check, not the stale-intent one, can stop it.)"""
+    from keyturn.domain.model import NewKeySecret
+    from keyturn.domain.rotation import StoredEntry, StoreView
+    from tests.unit.rotate_fakes import FakeStore
+
+    class TokensOnly(FakeStore):
+        """Like Secrets Manager: `describe` names versions, not the key ids they hold."""
+
+        def describe(self, user: str) -> StoreView:
+            full = super().describe(user)
+            bare = [
+                None if e is None else StoredEntry(e.token)
+                for e in (full.current, full.pending, full.previous)
+            ]
+            return StoreView(*bare)
+
+    world = World()
+    world.store = TokensOnly()
+    old = world.iam.add("alice")
+
+    def crash_after_create(step: str, user: str) -> None:
+        if step == "create":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        world.service(checkpoint=crash_after_create).rotate("alice")
+    orphan = next(k for k in world.iam.status("alice") if k != old)
+    world.store.entries["alice"] = {
+        "current": ("t-old", NewKeySecret(old, world.iam.secrets[old])),
+        "previous": ("t-prev", NewKeySecret(orphan, world.iam.secrets[orphan])),
+    }
+    with pytest.raises(OperationFailedError, match="holds it as the previous key"):
+        world.service().resume("alice")
+    assert world.iam.status("alice") == {old: "Active", orphan: "Active"}
