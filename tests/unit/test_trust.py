@@ -166,3 +166,13 @@ def test_hold_survives_the_journal(auth: LocalAuthenticator) -> None:
         hold_until=T0 + timedelta(days=7),
     )
     assert journal.open("alice", sealed(auth, held)) == held
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another uid needs root")
+def test_a_key_file_another_user_owns_is_refused(tmp_path: Path) -> None:
+    """Whoever owns the key file can rewrite it, and so make seals keyturn would believe."""
+    path = tmp_path / "keyturn" / "journal.key"
+    LocalAuthenticator(path)
+    os.chown(path, 65534, -1)  # nobody
+    with pytest.raises(ConfigError, match="owned by uid 65534"):
+        LocalAuthenticator(path)
