@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 import string
 import sys
@@ -45,6 +46,7 @@ from keyturn.domain.policy import PolicySettings
 DEFAULT_FILE = "keyturn.toml"
 CONFIG_ENV = "KEYTURN_CONFIG"
 ENV_PREFIX = "KEYTURN_"
+REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 
 
 class _Section(BaseModel):
@@ -268,6 +270,30 @@ class FanoutSettings(_Section):
     workers: int = Field(default=4, ge=1, le=64)
 
 
+class TrailSettings(_Section):
+    """What an exposed key did: the CloudTrail `LookupEvents` summary (adapters/cloudtrail.py).
+
+    LookupEvents allows 2 requests a second per account and region and 50 events a page, so
+    `max_events` bounds the time too: 10,000 events in one region is about 100 s.
+    """
+
+    window_hours: float = Field(default=24.0, gt=0, le=90 * 24)  # event history: 90 days
+    max_events: int = Field(default=10_000, ge=1, le=100_000)
+    workers: int = Field(default=8, ge=1, le=32)
+    rate: float = Field(default=2.0, gt=0, le=2.0)  # LookupEvents requests/s per region
+    budget_seconds: float = Field(default=300.0, gt=0, le=900)
+    regions: list[str] = Field(default_factory=list)  # empty: ec2:DescribeRegions
+    cloudtrail_endpoint_url: str | None = Field(default=None, pattern=r"^https?://")
+
+    @field_validator("regions")
+    @classmethod
+    def _region_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not REGION_NAME.fullmatch(name):
+                raise ValueError(f"{name[:40]!r} is not a region name (like eu-west-1)")
+        return value
+
+
 class Settings(_Section):
     aws: AwsSettings = Field(default_factory=AwsSettings)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
@@ -278,6 +304,7 @@ class Settings(_Section):
     rotate: RotateSettings = Field(default_factory=RotateSettings)
     fanout: FanoutSettings = Field(default_factory=FanoutSettings)
     trust: TrustSettings = Field(default_factory=TrustSettings)
+    trail: TrailSettings = Field(default_factory=TrailSettings)
 
 
 SECTIONS: dict[str, type[_Section]] = {
@@ -333,6 +360,7 @@ SECURITY_SETTINGS = frozenset(
         "notify.source_email",
         "notify.fallback_contact",
         "notify.sns_topic_arn",
+        "trail.cloudtrail_endpoint_url",
     }
 )
 

@@ -174,6 +174,20 @@ MEANINGS: dict[str, str] = {
         "the deployment's KMS HMAC key (id, ARN or alias; the template's JournalKeyArn output)"
     ),
     "trust.local_key_path": "where the `local` key lives (default: keyturn's state directory)",
+    # [trail]
+    "trail.window_hours": "how far back an exposed key's CloudTrail activity is read "
+    "(event history keeps 90 days)",
+    "trail.max_events": "stop reading an exposed key's events after this many (the summary "
+    "then says it is truncated); 10,000 take about 100 s in one region",
+    "trail.workers": "regions searched at once",
+    "trail.rate": "LookupEvents requests per second per region (AWS allows 2; lower it when "
+    "other tools share the budget)",
+    "trail.budget_seconds": "stop reading events after this long (the summary then says it is "
+    "truncated)",
+    "trail.regions": "regions to search; empty: every region enabled for the account "
+    "(`ec2:DescribeRegions`)",
+    "trail.cloudtrail_endpoint_url": "endpoint for CloudTrail only (the sandbox responder in "
+    "tests and the demo); unset: `aws.endpoint_url`",
 }
 
 

@@ -23,6 +23,13 @@ from keyturn import __version__
 from keyturn.adapters import log_redaction
 from keyturn.adapters.aws_errors import DeadlineExceededError, translate
 from keyturn.adapters.clock import SystemClock
+from keyturn.adapters.cloudtrail import (
+    CloudTrailActivity,
+    EnabledRegions,
+    FixedRegions,
+    Pacer,
+    Regions,
+)
 from keyturn.adapters.iam import IamDirectory
 from keyturn.adapters.iam_keys import IamKeyWriter
 from keyturn.adapters.lease_dynamodb import DynamoLeaseStore
@@ -44,6 +51,8 @@ from keyturn.services.leases import LeaseEngineSettings, LeaseService
 from keyturn.services.rotate import RotationService
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudtrail import CloudTrailClient
+    from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_organizations import OrganizationsClient
     from mypy_boto3_ses import SESClient
@@ -287,6 +296,46 @@ def build_aws_in_account(base: Aws, account_id: str, role_name: str) -> Aws:
 def build_organizations(aws: Aws) -> OrganizationDirectory:
     client: OrganizationsClient = aws.client("organizations")
     return OrganizationDirectory(client)
+
+
+def build_activity(settings: Settings, aws: Aws | None = None) -> CloudTrailActivity:
+    """What a key did (`trail.*`): CloudTrail clients per region, at
+    `trail.cloudtrail_endpoint_url` if set (the sandbox responder), one rate limiter per
+    region shared by every lookup this object makes (AWS's limit is per account and region,
+    not per key)."""
+    from keyturn.services.ratelimit import RateLimiter
+
+    trail = settings.trail
+    aws = aws or build_aws(settings)
+    home = aws.session.region_name or DEFAULT_REGION
+    endpoint = trail.cloudtrail_endpoint_url or aws.endpoint_url
+    pacers: dict[str, Pacer] = {}
+    lock = threading.Lock()
+
+    def client_for(region: str) -> CloudTrailClient:
+        client: CloudTrailClient = aws.client(
+            "cloudtrail", region_name=region, endpoint_url=endpoint
+        )
+        return client
+
+    def pacer_for(region: str) -> Pacer:
+        with lock:
+            return pacers.setdefault(region, RateLimiter(trail.rate, burst=1))
+
+    regions: Callable[[], Regions]
+    if trail.regions:
+        regions = FixedRegions(trail.regions)
+    else:
+        ec2: EC2Client = aws.client("ec2", region_name=home)
+        regions = EnabledRegions(ec2, home)  # falls back to home + us-east-1, and says so
+    return CloudTrailActivity(
+        client_for,
+        regions,
+        pacer_for,
+        max_events=trail.max_events,
+        workers=trail.workers,
+        budget_seconds=trail.budget_seconds,
+    )
 
 
 def build_account_queue(settings: Settings, aws: Aws | None = None) -> AccountQueue:
