@@ -28,7 +28,9 @@ Region discovery: `ec2:DescribeRegions` with `AllRegions=False`, which returns e
 regions enabled for the account (opt-in regions only once opted in) in one unpaginated
 call, is granted by ReadOnlyAccess and SecurityAudit, and runs on the local emulator.
 `account:ListRegions` would name opt-in status too, but it is paginated, granted by fewer
-managed policies, and moto answers it 404. If discovery fails, the configured fallback
+managed policies, and moto answers it 404. The answer is filtered again by `OptInStatus`
+and partition (moto ignores AllRegions=False and lists cn-* and us-gov-* regions; a client
+in one partition cannot search another). If discovery fails, the configured fallback
 regions are searched and the summary names the failure (so it is not `complete`).
 
 CloudTrailEvent is attacker-influenced JSON text (the user agent, the source address and
