@@ -255,6 +255,10 @@ class CloudTrailActivity:
         if start.tzinfo is None or end.tzinfo is None or start >= end:
             raise BadInputError("the activity window needs timezone-aware start < end")
         regions = self._regions()
+        # us-east-1 first: IAM's and the global STS endpoint's events land there, so it is
+        # usually the busiest region, and the lookup ends when the busiest region does.
+        names = sorted(regions.names, key=lambda region: region != "us-east-1")
+        regions = Regions(tuple(names), regions.failure)
         clients = {region: self._client_for(region) for region in regions.names}
         pacers = {region: self._pacer_for(region) for region in regions.names}
         cap = _Cap(self._max_events, self._monotonic() + self._budget, self._monotonic)

@@ -213,7 +213,9 @@ class CloudTrailResponder(ForwardingProxy):
 
     `upstream`: moto's URL to forward every other request to; None answers them
     `UnknownOperationException` (standalone). `throttle`: enforce AWS's 2 requests a second
-    per region (`rate`, bucket of one second's worth).
+    per region (`rate`, bucket of one second's worth). `latency`: seconds added to every
+    LookupEvents answer, refusals included (a round trip to a region, as in the rotation
+    bench's latency model).
     """
 
     def __init__(
@@ -223,6 +225,7 @@ class CloudTrailResponder(ForwardingProxy):
         upstream: str | None = None,
         throttle: bool = False,
         rate: float = RATE,
+        latency: float = 0.0,
     ) -> None:
         super().__init__(upstream or _NO_UPSTREAM)
         self._standalone = upstream is None
@@ -230,6 +233,7 @@ class CloudTrailResponder(ForwardingProxy):
         self._history: dict[str, list[TrailEvent]] = {}
         self.throttle = throttle
         self.rate = rate
+        self.latency = latency
         self._buckets: dict[str, _Bucket] = {}
         self.usage = Usage()
         self.add(events)
@@ -259,6 +263,8 @@ class CloudTrailResponder(ForwardingProxy):
                 )
             return self.forward(request)
         region = _region(request.headers.get("Authorization", ""))
+        if self.latency > 0:
+            time.sleep(self.latency)
         with self._lock:
             self.usage.requests[region] += 1
             if self.throttle and not self._bucket(region).take(time.monotonic()):
