@@ -174,6 +174,13 @@ MEANINGS: dict[str, str] = {
         "the deployment's KMS HMAC key (id, ARN or alias; the template's JournalKeyArn output)"
     ),
     "trust.local_key_path": "where the `local` key lives (default: keyturn's state directory)",
+    # [quarantine]
+    "quarantine.security_contact": "address told of every exposed key, beside the key's owner "
+    "(its Contact tag), by SES from `notify.source_email`",
+    "quarantine.record_location": "where incident records go: a directory or `s3://BUCKET/PREFIX`"
+    " (default: keyturn's state directory, `incidents/`; the Lambda: the template's bucket)",
+    "quarantine.activity_hours": "how far back before the incident CloudTrail is searched for "
+    "what the exposed key did",
 }
 
 
