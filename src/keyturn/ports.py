@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from keyturn.adapters.events import KeyEvent
     from keyturn.adapters.iam import KeyMetadata, UserInfo
     from keyturn.adapters.ses import SendQuota
+    from keyturn.domain.activity import ActivitySummary
     from keyturn.domain.leases import Lease, ManagedUser, Role, StsCredentials
     from keyturn.domain.model import AccessKey, KeyStatus, LastUse, NewKeySecret
     from keyturn.domain.rotation import IamKey, RotationRecord, StoreView
@@ -238,3 +239,17 @@ class KeyVerifier(Protocol):
     """Proves a new key works (several consecutive successful calls signed with it)."""
 
     def verify(self, user: str, secret: NewKeySecret) -> None: ...
+
+
+# -- quarantine: what an exposed key did ---------------------------------------------------
+
+
+class KeyActivitySource(Protocol):
+    """What an access key did in a time window (keyturn.adapters.cloudtrail reads CloudTrail).
+
+    Never raises for one region's failure: a region it could not search is listed in the
+    summary's `regions_failed` and the summary is then not `complete`. Raises a KeyturnError
+    only when it could search nothing at all.
+    """
+
+    def summary(self, access_key_id: str, start: datetime, end: datetime) -> ActivitySummary: ...
