@@ -51,7 +51,8 @@ def test_the_documented_sample_event_is_understood() -> None:
     request = parse_health_event(sample_event("AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"))
     assert request.key_ids == ("AKIAIOSFODNN7EXAMPLE",)  # the same key twice: once
     assert request.account == ACCOUNT
-    assert request.event_arn and request.event_arn.startswith("arn:aws:health:")
+    assert request.event_arn
+    assert request.event_arn.startswith("arn:aws:health:")
 
 
 def test_the_unmodified_sample_names_no_key() -> None:
@@ -241,7 +242,8 @@ class World:
         )  # fmt: skip
         return QuarantineService(
             self.owners, self.keys, self.ledger, self.clock,
-            QuarantineConfig(ACCOUNT, sender="keys@example.com", security_contact="sec@example.com"),
+            QuarantineConfig(ACCOUNT, sender="keys@example.com",
+                             security_contact="sec@example.com"),
             enrollments=self.enrollments, store=self.store, rotation=rotation,
             activity=self.activity, tags=self, mailer=self.mailer, incidents=self.incidents,
             checkpoint=self.checkpoint,
@@ -267,7 +269,8 @@ def test_contains_deactivates_before_rotating_and_serves_a_verified_new_key() ->
     assert outcome.ok, outcome
     assert world.keys.status("app")[exposed] == "Inactive"
     new = world.store.key_id("app", "current")
-    assert new not in (None, exposed) and outcome.new_key_id == new
+    assert new not in (None, exposed)
+    assert outcome.new_key_id == new
     assert world.keys.calls.index(f"deactivate {exposed}") < world.keys.calls.index("create")
     assert world.order.index("quarantine_opened") < world.order.index("quarantine_deactivated")
     assert [m["to"] for m in world.mailer.sent] == ["owner@example.com", "sec@example.com"]
@@ -286,7 +289,8 @@ def test_the_same_key_twice_does_the_work_once() -> None:
     state = (copy.deepcopy(world.keys.keys), copy.deepcopy(world.store.entries))
     writes, mails = world.ledger.writes, len(world.mailer.sent)
     again = world.service().contain(exposed)
-    assert again.ok and again.state == "already contained"
+    assert again.ok
+    assert again.state == "already contained"
     assert (world.keys.keys, world.store.entries) == state
     assert (world.ledger.writes, len(world.mailer.sent)) == (writes, mails)
 
@@ -309,7 +313,8 @@ def test_a_crash_at_any_step_is_finished_by_the_next_delivery(step: str) -> None
     assert world.keys.status("app")[exposed] == "Inactive"
     assert sorted(world.keys.status("app").values()) == ["Active", "Inactive"]
     new = world.store.key_id("app", "current")
-    assert new != exposed and world.keys.status("app")[new or ""] == "Active"
+    assert new != exposed
+    assert world.keys.status("app")[new or ""] == "Active"
     assert outcome.rotation == "rotated", outcome
     marks = world.ledger.tags[("app", exposed)]
     assert isinstance(marks, IncidentMarks)
@@ -325,7 +330,8 @@ def test_a_key_the_store_does_not_serve_is_deactivated_not_rotated() -> None:
     world.served_user()
     second = world.keys.add("app", age_days=10)
     outcome = world.service().contain(second)
-    assert outcome.ok and outcome.rotation == "not-served"
+    assert outcome.ok
+    assert outcome.rotation == "not-served"
     assert world.keys.status("app")[second] == "Inactive"
     assert "create" not in world.keys.calls
 
@@ -349,7 +355,8 @@ def test_a_forged_complete_record_skips_nothing() -> None:
     exposed = world.served_user()
     world.ledger.tags[("app", exposed)] = Rejected("app", "not sealed")
     outcome = world.service().contain(exposed)
-    assert outcome.ok and world.keys.status("app")[exposed] == "Inactive"
+    assert outcome.ok
+    assert world.keys.status("app")[exposed] == "Inactive"
     assert any("did not write" in w for w in outcome.warnings)
 
 
@@ -369,8 +376,10 @@ def test_refusals_are_one_line_and_change_nothing(case: str) -> None:
     before = copy.deepcopy(world.keys.keys)
     world.keys.calls.clear()
     outcome = world.service().contain(key_id)
-    assert not outcome.ok and "\n" not in outcome.message
-    assert world.keys.keys == before and world.ledger.writes == 0
+    assert not outcome.ok
+    assert "\n" not in outcome.message
+    assert world.keys.keys == before
+    assert world.ledger.writes == 0
     assert not any(c.startswith(("deactivate", "create", "delete")) for c in world.keys.calls)
 
 
@@ -378,19 +387,22 @@ def test_a_root_key_is_reported_not_guessed() -> None:
     world = World()
     world.owners.owner = lambda key_id: "root"  # type: ignore[method-assign]
     outcome = world.service().contain("AKIA" + "1" * 16)
-    assert outcome.state == "root" and not outcome.ok
+    assert outcome.state == "root"
+    assert not outcome.ok
 
 
 def test_delete_comes_after_the_record_and_never_for_a_served_key() -> None:
     world = World()
     exposed = world.served_user(enrolled=False)  # not rotated: the store still serves it
     outcome = world.service().contain(exposed, delete=True)
-    assert not outcome.ok and exposed in world.keys.status("app")
+    assert not outcome.ok
+    assert exposed in world.keys.status("app")
     assert any("holds it as the current key" in w for w in outcome.warnings)
     world2 = World()
     exposed2 = world2.served_user()
     outcome2 = world2.service().contain(exposed2, delete=True)
-    assert outcome2.ok and exposed2 not in world2.keys.status("app")
+    assert outcome2.ok
+    assert exposed2 not in world2.keys.status("app")
     assert world2.keys.calls.index(f"delete {exposed2}") > world2.keys.calls.index(
         f"deactivate {exposed2}"
     )
@@ -422,5 +434,7 @@ def test_dry_run_changes_nothing() -> None:
     world = World()
     exposed = world.served_user()
     outcome = world.service().contain(exposed, dry_run=True)
-    assert outcome.ok and outcome.state == "would contain"
-    assert world.keys.status("app")[exposed] == "Active" and world.ledger.writes == 0
+    assert outcome.ok
+    assert outcome.state == "would contain"
+    assert world.keys.status("app")[exposed] == "Active"
+    assert world.ledger.writes == 0
