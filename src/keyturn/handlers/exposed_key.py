@@ -54,9 +54,8 @@ CALLS = (
     SecretsManagerStore.describe,
     SecretsManagerStore.key_id,
     SecretsManagerStore.read_pending,
-    SecretsManagerStore.put_pending,
-    SecretsManagerStore._create_placeholder,
-    SecretsManagerStore.promote,
+    SecretsManagerStore.put_pending,  # the secret exists: it serves the exposed key, so
+    SecretsManagerStore.promote,  # no CreateSecret (rotate's first-rotation placeholder)
     # what the key did
     CloudTrailActivity.summary,
     EnabledRegions.__call__,
@@ -115,8 +114,14 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
         "results": results,
     }
     if bad or request.rejected:
-        lines = [f"{r['key_id']}: {r['message']}" for r in bad[:3]] + list(request.rejected[:3])
+        lines = [_line(r) for r in bad[:3]] + list(request.rejected[:3])
         raise OperationFailedError(
             f"{len(bad) + len(request.rejected)} exposed key(s) not contained: " + "; ".join(lines)
         )
     return summary
+
+
+def _line(row: dict[str, Any]) -> str:
+    """One key's failure with its reasons (the warnings name the refused call)."""
+    why = "; ".join(row.get("warnings") or [])
+    return f"{row['key_id']}: {row['message']}" + (f" ({why[:600]})" if why else "")
