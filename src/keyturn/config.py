@@ -294,6 +294,17 @@ class TrailSettings(_Section):
         return value
 
 
+class QuarantineSettings(_Section):
+    """The exposed-key response (`keyturn quarantine`, the AWS Health Lambda)."""
+
+    # Told beside the key's owner (its Contact tag), by SES from notify.source_email.
+    security_contact: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    # A directory, or s3://BUCKET/PREFIX; default: $XDG_STATE_HOME/keyturn/incidents.
+    record_location: str | None = Field(default=None, min_length=1, max_length=1024)
+    # How far back from the incident CloudTrail is searched for what the key did.
+    activity_hours: float = Field(default=24, gt=0, le=24 * 90)
+
+
 class Settings(_Section):
     aws: AwsSettings = Field(default_factory=AwsSettings)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
@@ -305,6 +316,7 @@ class Settings(_Section):
     fanout: FanoutSettings = Field(default_factory=FanoutSettings)
     trust: TrustSettings = Field(default_factory=TrustSettings)
     trail: TrailSettings = Field(default_factory=TrailSettings)
+    quarantine: QuarantineSettings = Field(default_factory=QuarantineSettings)
 
 
 SECTIONS: dict[str, type[_Section]] = {
@@ -361,6 +373,8 @@ SECURITY_SETTINGS = frozenset(
         "notify.fallback_contact",
         "notify.sns_topic_arn",
         "trail.cloudtrail_endpoint_url",
+        "quarantine.security_contact",
+        "quarantine.record_location",
     }
 )
 

@@ -188,6 +188,13 @@ MEANINGS: dict[str, str] = {
     "(`ec2:DescribeRegions`)",
     "trail.cloudtrail_endpoint_url": "endpoint for CloudTrail only (the sandbox responder in "
     "tests and the demo); unset: `aws.endpoint_url`",
+    # [quarantine]
+    "quarantine.security_contact": "address told of every exposed key, beside the key's owner "
+    "(its Contact tag), by SES from `notify.source_email`",
+    "quarantine.record_location": "where incident records go: a directory or `s3://BUCKET/PREFIX`"
+    " (default: keyturn's state directory, `incidents/`; the Lambda: the template's bucket)",
+    "quarantine.activity_hours": "how far back before the incident CloudTrail is searched for "
+    "what the exposed key did",
 }
 
 

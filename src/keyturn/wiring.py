@@ -687,6 +687,7 @@ def build_rotation(
         checkpoint=checkpoint or rotation_checkpoint(),
         keep_secret=keep_secret,
         events=build_rotation_events(settings, aws),
+        quarantined=quarantine_checker(settings, aws),
     )
 
 
@@ -819,3 +820,110 @@ def _sts_with(aws: Aws, secret: Any) -> Any:
                 read_timeout=getattr(aws.config, "read_timeout", 15),
             ),
         )
+
+
+# -- quarantine (the exposed-key response) --------------------------------------------------
+
+
+def build_key_activity(aws: Aws) -> Any:
+    """What an exposed key did: CloudTrail LookupEvents by key id over the account's enabled
+    regions, each region paced at LookupEvents' 2 requests a second."""
+    from keyturn.adapters.cloudtrail import CloudTrailActivity, EnabledRegions
+    from keyturn.services.ratelimit import RateLimiter
+
+    home = aws.session.region_name or DEFAULT_REGION
+    return CloudTrailActivity(
+        lambda region: aws.client("cloudtrail", region_name=region),
+        EnabledRegions(aws.client("ec2", region_name=home), home),
+        lambda region: RateLimiter(2.0, burst=1),
+    )
+
+
+def quarantine_checker(settings: Settings, aws: Aws) -> Callable[[str, str], str | None]:
+    """For `rotate --rollback`: why a key may never be reactivated (keyturn's sealed
+    incident record names it), or None; a forged record is no record."""
+    from keyturn.adapters.iam_quarantine import IamIncidentTags
+    from keyturn.domain.quarantine import IncidentMarks, Step
+
+    def check(user: str, key_id: str) -> str | None:
+        tags = IamIncidentTags(aws.iam(), build_authenticator(settings, aws), aws.account_id())
+        found = tags.read(user, key_id)
+        if not isinstance(found, IncidentMarks):
+            return None
+        opened = found.at(Step.OPENED)
+        return f"incident opened {opened:%Y-%m-%d %H:%M} UTC" if opened else "incident open"
+
+    return check
+
+
+def build_incidents(settings: Settings, aws: Aws) -> Any:
+    """Where incident records go: `quarantine.record_location` (a directory or s3://)."""
+    from keyturn.adapters.incident_store import LocalIncidents, S3Incidents, split_s3
+    from keyturn.adapters.private_files import state_path
+
+    location = settings.quarantine.record_location
+    if location and location.startswith("s3://"):
+        bucket, prefix = split_s3(location)
+        return S3Incidents(aws.client("s3"), bucket, prefix)
+    if not location and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        raise ConfigError(
+            "KEYTURN_QUARANTINE_RECORD_LOCATION must name an s3:// prefix in a Lambda"
+        )
+    return LocalIncidents(Path(location) if location else state_path("incidents"))
+
+
+def build_quarantine(
+    settings: Settings,
+    aws: Aws | None = None,
+    *,
+    activity: Any = None,
+    checkpoint: Callable[[str, str], None] | None = None,
+) -> Any:
+    """The exposed-key response over IAM, the rotation store, CloudTrail, SES and SNS.
+
+    The store and the enrollment registry are built only when the rotation store is
+    configured (a Vault store without an address means "no store": keys are still
+    contained, consumers are not rotated, and the outcome says so)."""
+    from datetime import timedelta
+
+    from keyturn.adapters.iam_enrollment import IamTagEnrollments
+    from keyturn.adapters.iam_quarantine import IamIncidentTags, KeyOwners
+    from keyturn.adapters.iam_rotation import IamKeys
+    from keyturn.services.quarantine import QuarantineConfig, QuarantineService
+
+    aws = aws or build_aws(settings)
+    account = aws.account_id()
+    authenticator = build_authenticator(settings, aws)
+    iam = aws.iam()
+    checkpoint = checkpoint or rotation_checkpoint()
+    store = enrollments = rotation = None
+    if settings.rotate.store == "secretsmanager" or settings.vault.addr:
+        store = build_store(settings, aws)
+        rotation = build_rotation(settings, aws, store=store, checkpoint=checkpoint)
+        enrollments = IamTagEnrollments(
+            iam, authenticator, settings.rotate.store, store.location, account=account
+        )
+    ses_region = settings.enforce.ses_region or aws.session.region_name
+    return QuarantineService(
+        KeyOwners(iam, aws.sts()),
+        IamKeys(iam),
+        IamIncidentTags(iam, authenticator, account),
+        SystemClock(),
+        QuarantineConfig(
+            account=account,
+            activity_window=timedelta(hours=settings.quarantine.activity_hours),
+            sender=settings.notify.source_email,
+            security_contact=settings.quarantine.security_contact,
+            contact_tag=settings.policy.contact_tag,
+            max_recipients=settings.enforce.max_recipients,
+        ),
+        enrollments=enrollments,
+        store=store,
+        rotation=rotation,
+        activity=activity if activity is not None else build_key_activity(aws),
+        tags=IamDirectory(iam),
+        mailer=SesMailer(aws.client("ses", region_name=ses_region)),
+        notices=build_notices(settings, aws),
+        incidents=build_incidents(settings, aws),
+        checkpoint=checkpoint,
+    )

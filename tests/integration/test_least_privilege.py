@@ -72,6 +72,17 @@ UNREACHABLE_ON_MOTO: dict[tuple[str, str], str] = {
         " create); moto does not check it"
         for name in ("rotate",)
     },
+    **{
+        ("exposed-key", action): "moto has no CloudTrail LookupEvents: the flow's activity"
+        " source is a stand-in (tests/integration/test_exposed_key.py); the adapter's calls are"
+        " proven with botocore's Stubber (tests/unit/test_cloudtrail_stubbed.py)"
+        for action in ("cloudtrail:LookupEvents", "ec2:DescribeRegions")
+    },
+    **{
+        ("exposed-key", action): "as for rotate: moto's Secrets Manager does not call KMS nor"
+        " check TagResource on create"
+        for action in ("kms:GenerateDataKey", "kms:Decrypt")
+    },
     ("lease-issuer", "iam:TagUser"): "CreateUser with Tags needs iam:TagUser on AWS (tag on"
     " create); moto does not check it. enforce proves iam:TagUser on moto.",
 }
@@ -529,6 +540,22 @@ def run_sm_rotation(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
             handler({"SecretId": "keyturn/alice", "ClientRequestToken": token, "Step": step})
 
 
+def seed_exposed_key(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
+    from tests.integration.test_exposed_key import seed
+
+    env.setenv("EXPOSED_KEY_ID", seed(aws, env))
+
+
+def run_exposed_key(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
+    import os
+
+    from tests.integration.test_exposed_key import run
+
+    result = run(aws, env, os.environ["EXPOSED_KEY_ID"])
+    assert result["results"][0]["rotation"] == "rotated", result
+    assert result["results"][0]["warnings"] == [], result
+
+
 FLOWS: dict[str, Flow] = {
     "enforce": Flow(seed_enforce, run_enforce),
     "audit": Flow(seed_audit, run_audit),
@@ -538,6 +565,7 @@ FLOWS: dict[str, Flow] = {
     "fanout-worker": Flow(seed_worker, run_worker),
     "rotate": Flow(seed_rotate, run_rotate),
     "secretsmanager-rotation": Flow(seed_sm_rotation, run_sm_rotation),
+    "exposed-key": Flow(seed_exposed_key, run_exposed_key),
 }
 
 

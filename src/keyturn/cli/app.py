@@ -15,6 +15,7 @@ from keyturn.cli import (
     enroll_cmd,
     lease_cmd,
     policy_cmd,
+    quarantine_cmd,
     rotate_cmd,
 )
 from keyturn.cli.context import CliContext
@@ -116,3 +117,4 @@ app.add_typer(lease_cmd.role_app, name="role")
 app.command("creds")(lease_cmd.creds)
 app.add_typer(lease_cmd.lease_app, name="lease")
 app.command("policy")(policy_cmd.policy)
+app.command("quarantine")(quarantine_cmd.quarantine)

@@ -163,6 +163,14 @@ FUNCTIONS: dict[str, Function] = {
             runtime=_runtime("fanout-worker", dlq=False, poll=True),
             async_dlq=False,  # SQS redrives its own failures to the DLQ
         ),
+        Function(
+            name="exposed-key",
+            logical_id="ExposedKey",
+            handler="keyturn.handlers.exposed_key.handler",
+            description="AWS Health AWS_RISK_CREDENTIALS_EXPOSED: deactivate, rotate, tell.",
+            calls_ref="keyturn.handlers.exposed_key:CALLS",
+            runtime=_runtime("exposed-key"),
+        ),
         # Not Lambda functions: the roles people and CI use, and the member-account role.
         Function(
             name="audit",
@@ -228,6 +236,7 @@ _SID_OF_KIND = {
     "log-stream": "Logs",
     "topic": "NoticeTopic",
     "event-bus": "RotationEventBus",
+    "incident-object": "IncidentRecords",
 }
 
 

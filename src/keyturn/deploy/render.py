@@ -35,7 +35,13 @@ HEADER = (
 ENFORCE_SCHEDULE = "cron(0 8 * * ? *)"
 # The functions that seal or check keyturn's state tags with JournalKey: named in its key
 # policy and given KEYTURN_TRUST_MAC_KEY.
-SEALERS = ("rotate", "secretsmanager-rotation", "enforce", "fanout-worker")
+SEALERS = ("rotate", "secretsmanager-rotation", "enforce", "fanout-worker", "exposed-key")
+# AWS Health's exposed-key event, as EventBridge matches it (keyturn.domain.quarantine).
+EXPOSED_KEY_PATTERN = {
+    "source": ["aws.health"],
+    "detail-type": ["AWS Health Event"],
+    "detail": {"service": ["RISK"], "eventTypeCode": ["AWS_RISK_CREDENTIALS_EXPOSED"]},
+}
 
 
 def sub(text: str) -> Any:
@@ -152,6 +158,11 @@ def parameters() -> dict[str, Any]:
         "FanoutTask": text(
             "What the worker does in each account.", "enforce", AllowedValues=["enforce", "audit"]
         ),
+        "SecurityContact": text(
+            "Address told of every exposed key beside its owner (empty: the owner only).",
+            "",
+            AllowedPattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        ),
         "FanoutEnabled": text(
             "Run the Organization fan-out (management or delegated admin account).",
             "false",
@@ -210,6 +221,13 @@ def events(function: Function) -> dict[str, Any]:
         return {"Hourly": schedule("rate(1 hour)")}
     if function.name == "fanout-scheduler":
         return {"Scheduled": schedule({"Ref": "FanoutSchedule"})}
+    if function.name == "exposed-key":
+        return {
+            "HealthEvent": {
+                "Type": "EventBridgeRule",
+                "Properties": {"Pattern": EXPOSED_KEY_PATTERN},
+            }
+        }
     if function.name == "fanout-worker":
         return {
             "Accounts": {
@@ -258,8 +276,15 @@ def function_resources(function: Function) -> dict[str, Any]:
         },
     }
     environment = common_environment()
-    if function.name in ("rotate", "secretsmanager-rotation"):
+    if function.name in ("rotate", "secretsmanager-rotation", "exposed-key"):
         environment.update(rotate_environment())
+    if function.name == "exposed-key":
+        environment["KEYTURN_QUARANTINE_RECORD_LOCATION"] = {
+            "Fn::Sub": "s3://${IncidentBucket}/incidents/"
+        }
+        environment["KEYTURN_QUARANTINE_SECURITY_CONTACT"] = {
+            "Fn::If": ["HasSecurityContact", {"Ref": "SecurityContact"}, {"Ref": "AWS::NoValue"}]
+        }
     if function.name == "rotate":  # the scheduled rotation tells consumers (issue 16)
         environment["KEYTURN_ROTATE_EVENT_BUS"] = {"Ref": "RotationEventBus"}
     if function.name in SEALERS:
@@ -273,7 +298,7 @@ def function_resources(function: Function) -> dict[str, Any]:
         "Role": {"Fn::GetAtt": [f"{logical}Role", "Arn"]},
         "Environment": {"Variables": environment},
     }
-    if function.name == "fanout-worker":
+    if function.name in ("fanout-worker", "exposed-key"):  # exposed-key: CloudTrail's pace
         properties["Timeout"] = 900
     found_events = events(function)
     if found_events:
@@ -468,6 +493,28 @@ def template() -> tuple[dict[str, Any], list[str]]:
                 "KmsMasterKeyId": "alias/aws/sns",
             },
         },
+        # Incident records of the exposed-key response: only keyturn writes them (its role's
+        # s3:PutObject on incidents/*); nothing keyturn decides is read back from here.
+        "IncidentBucket": {
+            "Type": "AWS::S3::Bucket",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "VersioningConfiguration": {"Status": "Enabled"},
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [
+                        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                    ]
+                },
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "IgnorePublicAcls": True,
+                    "RestrictPublicBuckets": True,
+                },
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+            },
+        },
         "LeaseTable": {
             "Type": "AWS::DynamoDB::Table",
             "Condition": "CreateLeaseTable",
@@ -505,8 +552,9 @@ def template() -> tuple[dict[str, Any], list[str]]:
         "FanOut": {"Fn::Equals": [{"Ref": "FanoutEnabled"}, "true"]},
         "HasOperatorRole": {"Fn::Not": [{"Fn::Equals": [{"Ref": "OperatorRoleArn"}, ""]}]},
         "HasKeyAdmin": {"Fn::Not": [{"Fn::Equals": [{"Ref": "KeyAdminArn"}, ""]}]},
+        "HasSecurityContact": {"Fn::Not": [{"Fn::Equals": [{"Ref": "SecurityContact"}, ""]}]},
     }
-    if "RotateFunction" in resources or "SecretsManagerRotationFunction" in resources:
+    if {"RotateFunction", "SecretsManagerRotationFunction", "ExposedKeyFunction"} & set(resources):
         conditions["UseVault"] = {"Fn::Equals": [{"Ref": "StoreKind"}, "vault"]}
     document: dict[str, Any] = {
         "AWSTemplateFormatVersion": "2010-09-09",

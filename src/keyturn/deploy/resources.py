@@ -93,6 +93,11 @@ RESOURCE_KIND: dict[str, str] = {
     "sns:Publish": "topic",
     # EventBridge (the consumers' bus: rotated / retired events)
     "events:PutEvents": "event-bus",
+    # The exposed-key response (issue 15): whose key, what it did, where the record goes
+    "sts:GetAccessKeyInfo": "",
+    "cloudtrail:LookupEvents": "",
+    "ec2:DescribeRegions": "",
+    "s3:PutObject": "incident-object",
     # CloudWatch Logs (the Lambda runtime writes the function's log stream)
     "logs:CreateLogStream": "log-stream",
     "logs:PutLogEvents": "log-stream",
@@ -113,6 +118,7 @@ REFERENCE_NAME = {
     "log-stream": "log-stream",
     "topic": "topic",
     "event-bus": "event-bus",
+    "incident-object": "object",
 }
 
 _IAM = "arn:${AWS::Partition}:iam::${AWS::AccountId}"
@@ -137,6 +143,7 @@ DEFAULT_SCOPE: dict[str, tuple[str, ...]] = {
     "mac-key": ("${JournalKey.Arn}",),
     "topic": ("${NoticeTopic}",),
     "event-bus": (regional("events", "event-bus/${RotationEventBus}"),),
+    "incident-object": ("${IncidentBucket.Arn}/incidents/*",),
     "log-stream": (regional("logs", "log-group:/aws/lambda/${AWS::StackName}-{function}:*"),),
 }
 
@@ -158,4 +165,5 @@ PLACEHOLDER_DEFAULTS: dict[str, str] = {
     "DeadLetterQueue.Arn": regional("sqs", "${AWS::StackName}-dead-letters"),
     "NoticeTopic": regional("sns", "${AWS::StackName}-notices"),
     "RotationEventBus": "default",
+    "IncidentBucket.Arn": "arn:${AWS::Partition}:s3:::${AWS::StackName}-incidents",
 }

@@ -43,6 +43,10 @@ ENROLLMENT_PURPOSE = "keyturn-enrollment"
 # over the user, the key id and the marks, so a value is believed only on the key it was
 # written for.
 ENFORCE_PURPOSE = "keyturn-enforce"
+# Incident state tags (`keyturn:incident:<KEYID>`, keyturn.domain.quarantine): sealed over
+# the account, the user, the key id and the progress marks. Read by the quarantine service
+# to resume, and by `rotate --rollback`, which never reactivates a key sealed as exposed.
+QUARANTINE_PURPOSE = "keyturn-quarantine"
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,7 @@ class RotationService:
         new_token: Callable[[], str] = lambda: str(uuid.uuid4()),
         keep_secret: bool = False,
         events: RotationEvents | None = None,
+        quarantined: Callable[[str, str], str | None] | None = None,
     ) -> None:
         self._iam = keys
         self._store = store
@@ -132,6 +133,9 @@ class RotationService:
         self._new_token = new_token
         self._keep_secret = keep_secret
         self._events = events
+        # (user, key id) -> why the key may never be active again (a sealed incident record,
+        # keyturn.services.quarantine), or None. Rollback asks before reactivating.
+        self._quarantined = quarantined
         self._rejected: dict[str, Rejected] = {}
 
     # -- public operations ---------------------------------------------------------------
@@ -353,6 +357,7 @@ class RotationService:
         if not new_id:
             new_id = self._store.key_id(user, "current")
         self._check_restorable(user, old.key_id, new_id)
+        self._refuse_if_quarantined(user, old.key_id)
         self._iam_call()
         self._iam.set_active(user, old.key_id, True)
         self._checkpoint("rollback_reactivate", user)
@@ -361,6 +366,21 @@ class RotationService:
         return self._finish_rollback(
             replace(derived, new_key_id=new_id), [*keys, replace(old, status=KeyStatus.ACTIVE)]
         )
+
+    def _refuse_if_quarantined(self, user: str, key_id: str) -> None:
+        """Never reactivate a key keyturn contained as exposed: the only evidence believed
+        is keyturn's own sealed incident record (a forged one is no record), and the check
+        comes before the rollback's first write."""
+        if self._quarantined is None:
+            return
+        self._iam_call()
+        why = self._quarantined(user, key_id)
+        if why is not None:
+            raise OperationFailedError(
+                f"cannot roll back {user}: old key {key_id} was quarantined as exposed "
+                f"({why}); it is never reactivated. Nothing changed; to replace the current "
+                f"key, rotate again: `keyturn rotate {user}`"
+            )
 
     def _check_restorable(self, user: str, old_id: str, new_id: str | None) -> None:
         """Refuse, before any write, a rollback whose restore would strand consumers.
@@ -402,6 +422,7 @@ class RotationService:
                 f"new key {new_id or '(unknown)'} left as it is"
             )
         if not old.active:  # the restored entry serves it: it must work (invariant 4)
+            self._refuse_if_quarantined(user, old.key_id)
             self._iam_call()
             self._iam.set_active(user, old.key_id, True)
             self._checkpoint("rollback_reactivate", user)

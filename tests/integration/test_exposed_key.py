@@ -1,0 +1,176 @@
+"""Acceptance (issue 15): AWS's documented sample Health event, with the key id replaced,
+drives the exposed-key Lambda against moto's server.
+
+The key ends inactive (not deleted); the store (Secrets Manager) serves a new key that
+authenticates; the owner and the security contact are mailed (SES, read back from moto);
+the incident record (S3) lists what the key did; the same event again changes nothing.
+
+What the key did: moto has no CloudTrail LookupEvents, so until the sandbox responder is
+wired here the activity source is replaced by one that folds two events through the real
+`summarize` (keyturn.domain.activity).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keyturn.domain.activity import ActivityEvent, summarize
+from keyturn.sandbox.aws import ACCOUNT, LocalAws
+from tests.rotate_fixtures import enroll_users
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "health_credentials_exposed.json"
+SENDER = "keys@example.com"
+SECURITY = "security@example.com"
+OWNER = "alice@example.com"
+BUCKET = "keyturn-incidents"
+
+
+def health_event(key_id: str) -> dict[str, Any]:
+    event = json.loads(FIXTURE.read_text())
+    event.pop("_source")
+    event["account"] = ACCOUNT
+    event["detail"]["affectedEntities"][0]["entityValue"] = key_id
+    return event
+
+
+class TwoEvents:
+    """A stand-in KeyActivitySource: a CreateUser (access-creating) and a ListBuckets."""
+
+    def summary(self, access_key_id: str, start: datetime, end: datetime) -> Any:
+        now = datetime.now(UTC)
+        events = [
+            ActivityEvent.of(time=now - timedelta(minutes=5), name="CreateUser",
+                             source="iam.amazonaws.com", region="us-east-1",
+                             source_ip="198.51.100.7", user_agent="aws-cli/2"),
+            ActivityEvent.of(time=now - timedelta(minutes=4), name="ListBuckets",
+                             source="s3.amazonaws.com", region="us-east-1",
+                             source_ip="198.51.100.7", user_agent="aws-cli/2"),
+        ]  # fmt: skip
+        return summarize(
+            [e for e in events if e is not None], key_id=access_key_id, start=start, end=end,
+            regions_searched=("us-east-1",),
+        )  # fmt: skip
+
+
+def seed(aws: LocalAws, env: pytest.MonkeyPatch) -> str:
+    """alice: enrolled, her store serving her one key; mail and record destinations."""
+    for name, value in {
+        "KEYTURN_ROTATE_STORE": "secretsmanager",
+        "KEYTURN_ROTATE_PATH": "keyturn/{user}",
+        "KEYTURN_ROTATE_VERIFY_INTERVAL_SECONDS": "0",
+        "KEYTURN_ROTATE_VERIFY_SUCCESSES": "1",
+        "SOURCEMAIL": SENDER,
+        "KEYTURN_QUARANTINE_SECURITY_CONTACT": SECURITY,
+        "KEYTURN_QUARANTINE_RECORD_LOCATION": f"s3://{BUCKET}/incidents/",
+    }.items():
+        env.setenv(name, value)
+    made = aws.client("kms").create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
+    env.setenv("KEYTURN_TRUST_MAC_KEY", made["KeyMetadata"]["Arn"])
+    arn = aws.client("sns").create_topic(Name="keyturn-notices")["TopicArn"]
+    env.setenv("KEYTURN_NOTIFY_SNS_TOPIC_ARN", arn)
+    aws.client("s3").create_bucket(Bucket=BUCKET)
+    ses = aws.client("ses")
+    for address in (SENDER, SECURITY, OWNER):
+        ses.verify_email_identity(EmailAddress=address)
+    aws.create_user("alice", tags={"Contact": OWNER})
+    key = aws.add_key("alice", age_days=60)
+    # a second, inactive key: the rotation retires it to make room (iam:DeleteAccessKey)
+    aws.add_key("alice", age_days=200, active=False)
+    document = {"UserName": "alice", "AccessKeyId": key.key_id, "SecretAccessKey": key.secret}
+    aws.client("secretsmanager").create_secret(
+        Name="keyturn/alice", SecretString=json.dumps(document)
+    )
+    enroll_users("alice")
+    return key.key_id
+
+
+def run(aws: LocalAws, env: pytest.MonkeyPatch, key_id: str) -> dict[str, Any]:
+    from keyturn.handlers.exposed_key import handler
+
+    env.setattr("keyturn.wiring.build_key_activity", lambda aws: TwoEvents())
+    return handler(health_event(key_id), None)
+
+
+def keys_of(aws: LocalAws, user: str) -> dict[str, str]:
+    found = aws.client("iam").list_access_keys(UserName=user)["AccessKeyMetadata"]
+    return {k["AccessKeyId"]: k["Status"] for k in found}
+
+
+def test_the_documented_event_contains_rotates_tells_and_records(
+    aws: LocalAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    exposed = seed(aws, monkeypatch)
+    result = run(aws, monkeypatch, exposed)
+    [row] = result["results"]
+    assert row["ok"], row
+    keys = keys_of(aws, "alice")
+    assert keys[exposed] == "Inactive"  # contained, not deleted
+    served = json.loads(
+        aws.client("secretsmanager").get_secret_value(
+            SecretId="keyturn/alice", VersionStage="AWSCURRENT"
+        )["SecretString"]
+    )
+    assert served["AccessKeyId"] != exposed
+    assert keys[served["AccessKeyId"]] == "Active"
+    sts = boto3.client("sts", endpoint_url=aws.url, region_name="us-east-1",
+                       aws_access_key_id=served["AccessKeyId"],
+                       aws_secret_access_key=served["SecretAccessKey"])  # fmt: skip
+    assert sts.get_caller_identity()["Arn"].endswith("user/alice")
+    mails = [m for m in aws.data()["ses"]["Message"] if exposed in m["subject"]]
+    told = sorted(address for m in mails for address in m["destinations"]["ToAddresses"])
+    assert told == [OWNER, SECURITY]
+    assert all(served["SecretAccessKey"] not in m["body"] for m in mails)
+    listed = aws.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="incidents/")["Contents"]
+    [json_key] = [o["Key"] for o in listed if o["Key"].endswith(".json")]
+    record = json.loads(aws.client("s3").get_object(Bucket=BUCKET, Key=json_key)["Body"].read())
+    assert record["activity"]["total_events"] == 2
+    assert "CreateUser" in json.dumps(record["activity"])
+    assert [a["step"] for a in record["actions"]][:3] == ["opened", "deactivated", "rotated"]
+
+    # the same event again: nothing more changes, nobody is mailed again
+    again = run(aws, monkeypatch, exposed)
+    assert again["results"][0]["state"] == "already contained", again
+    assert keys_of(aws, "alice") == keys
+    assert len([m for m in aws.data()["ses"]["Message"] if exposed in m["subject"]]) == 2
+
+
+def test_rollback_refuses_to_reactivate_the_exposed_key(
+    aws: LocalAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keyturn.config import load_settings
+    from keyturn.domain.errors import OperationFailedError
+    from keyturn.wiring import build_rotation
+
+    exposed = seed(aws, monkeypatch)
+    run(aws, monkeypatch, exposed)
+    rotation = build_rotation(load_settings().settings)
+    with pytest.raises(OperationFailedError, match="quarantined as exposed"):
+        rotation.rollback("alice")
+    assert keys_of(aws, "alice")[exposed] == "Inactive"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"source": "aws.health", "detail-type": "AWS Health Event", "detail": {}},
+        {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}},
+        "not json",
+    ],
+)
+def test_other_events_change_nothing(
+    aws: LocalAws, monkeypatch: pytest.MonkeyPatch, event: Any
+) -> None:
+    from keyturn.domain.errors import BadInputError
+    from keyturn.handlers.exposed_key import handler
+
+    exposed = seed(aws, monkeypatch)
+    with pytest.raises(BadInputError):
+        handler(event, None)
+    assert keys_of(aws, "alice")[exposed] == "Active"
