@@ -257,6 +257,13 @@ class LeasesSettings(_Section):
     tidy_margin: str = Field(default="15m", pattern=r"^(\d+|(\d+[dhms])+)$")
     max_revoke_attempts: int = Field(default=5, ge=1, le=100)
     roles: dict[str, LeaseRoleConfig] = Field(default_factory=dict)
+    # An iam_user key is handed out only after this many sts:GetCallerIdentity successes in
+    # a row (the rotation verifier's rule), within ready_timeout_seconds; else it is revoked.
+    ready_successes: int = Field(default=5, ge=1, le=50)
+    ready_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
+    ready_interval_seconds: float = Field(default=1.0, ge=0, le=60)
+    # Cached credentials are reused until this long before they expire (`creds`, `exec`).
+    cache_margin: str = Field(default="5m", pattern=r"^(\d+|(\d+[dhms])+)$")
 
 
 class FanoutSettings(_Section):
