@@ -262,8 +262,9 @@ class LeasesSettings(_Section):
     ready_successes: int = Field(default=5, ge=1, le=50)
     ready_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
     ready_interval_seconds: float = Field(default=1.0, ge=0, le=60)
-    # Cached credentials are reused until this long before they expire (`creds`, `exec`).
-    cache_margin: str = Field(default="5m", pattern=r"^(\d+|(\d+[dhms])+)$")
+    # Cached credentials are reused until this long before they expire (`creds --format
+    # process`, `exec`); 15m: botocore refreshes 15 minutes before expiry (lease_cache.py).
+    cache_margin: str = Field(default="15m", pattern=r"^(\d+|(\d+[dhms])+)$")
 
 
 class FanoutSettings(_Section):
