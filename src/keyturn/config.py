@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 import string
 import sys
 import tomllib
@@ -39,6 +38,7 @@ from pydantic import (
     model_validator,
 )
 
+from keyturn.config_trust import check_file_trust
 from keyturn.domain.errors import ConfigError
 from keyturn.domain.policy import PolicySettings
 
@@ -408,38 +408,6 @@ def _config_path(path: str | Path | None, env: Mapping[str, str]) -> tuple[Path 
         return candidate, False
     default = Path(DEFAULT_FILE)
     return (default, True) if default.is_file() else (None, False)
-
-
-def check_file_trust(file: Path) -> None:
-    """Refuse a config file that someone other than this user (or root) owns or may write.
-
-    The same rule as ssh's for ~/.ssh/config: the owner must be the current user or root,
-    and neither group nor others may write it. (On a platform without POSIX owners, such
-    as Windows, there is nothing to check.)
-    """
-    getuid = getattr(os, "getuid", None)
-    if getuid is None:
-        return
-    try:
-        found = file.stat()
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
-    me = getuid()
-    if found.st_uid not in (me, 0):
-        raise ConfigError(
-            f"{file}: refused: owned by uid {found.st_uid}, not by you (uid {me}) or root;"
-            " anyone who owns it could steer keyturn"
-        )
-    if found.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        who = " and ".join(
-            name
-            for bit, name in ((stat.S_IWGRP, "its group"), (stat.S_IWOTH, "others"))
-            if found.st_mode & bit
-        )
-        raise ConfigError(
-            f"{file}: refused: writable by {who} (mode {stat.S_IMODE(found.st_mode):04o});"
-            f" run: chmod go-w {file}"
-        )
 
 
 def _name_security_settings(file: Path, origins: Mapping[str, str]) -> None:

@@ -59,7 +59,7 @@ COMMANDS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
         "keyturn.cli.exec_cmd:exec_command",
         "command",
         "Run COMMAND with leased credentials in its environment; exit with its status.",
-        {"context_settings": {"allow_interspersed_args": False}},
+        {},
     ),
     "policy": (
         "keyturn.cli.policy_cmd:policy",

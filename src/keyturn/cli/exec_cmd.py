@@ -85,9 +85,12 @@ def exec_command(
     ] = False,
 ) -> int:
     """Run COMMAND with leased credentials in its environment; exit with its status."""
+    from keyturn.domain.errors import BadInputError
     from keyturn.domain.leases import parse_duration
     from keyturn.wiring import build_leases
 
+    if not command:
+        raise BadInputError("exec: no command given (keyturn exec ROLE -- COMMAND [ARGS])")
     wanted = parse_duration(ttl, "--ttl") if ttl else None
     who = display_name or lease_client.login()
     loaded = ctx.obj.settings()
