@@ -67,7 +67,8 @@ def test_a_group_or_world_readable_entry_is_refused(cache) -> None:  # type: ign
     entry(store).chmod(0o644)
     assert store.get(KEY, NOW) is None
     [line] = warnings
-    assert "mode 0644" in line and SECRET not in line
+    assert "mode 0644" in line
+    assert SECRET not in line
 
 
 def test_an_entry_owned_by_someone_else_is_refused(cache, monkeypatch) -> None:  # type: ignore[no-untyped-def]
