@@ -151,6 +151,20 @@ def headline(results_dir: Path = RESULTS_DIR) -> str:
                 f"<= 10%: {_met(m['overhead_percent'] <= 10)}",
             )
         )
+    startup = _load("startup", results_dir)
+    if startup:
+        m = startup["medians"]
+        ratio = m["ratio_to_import_boto3"]
+        rows.append(
+            (
+                "start-up: `keyturn --help` / cached `creds ROLE --format process` (medians)",
+                f"{m['help']:.3f} s / {m['cached_process']:.3f} s",
+                f'`python -c "import boto3"` {m["import_boto3"]:.3f} s',
+                f"{ratio['help']:.2f}x / {ratio['cached_process']:.2f}x importing boto3",
+                f"<= 0.25 s: {_met(m['help'] <= 0.25)}; "
+                f"<= 0.15 s: {_met(m['cached_process'] <= 0.15)}",
+            )
+        )
     enforce = _load("enforce", results_dir)
     if enforce:
         m = enforce["medians"]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import stat
 import string
 import sys
 import tomllib
@@ -40,6 +39,7 @@ from pydantic import (
     model_validator,
 )
 
+from keyturn.config_trust import check_file_trust
 from keyturn.domain.errors import ConfigError
 from keyturn.domain.policy import PolicySettings
 
@@ -259,6 +259,14 @@ class LeasesSettings(_Section):
     tidy_margin: str = Field(default="15m", pattern=r"^(\d+|(\d+[dhms])+)$")
     max_revoke_attempts: int = Field(default=5, ge=1, le=100)
     roles: dict[str, LeaseRoleConfig] = Field(default_factory=dict)
+    # An iam_user key is handed out only after this many sts:GetCallerIdentity successes in
+    # a row (the rotation verifier's rule), within ready_timeout_seconds; else it is revoked.
+    ready_successes: int = Field(default=5, ge=1, le=50)
+    ready_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
+    ready_interval_seconds: float = Field(default=1.0, ge=0, le=60)
+    # Cached credentials are reused until this long before they expire (`creds --format
+    # process`, `exec`); 15m: botocore refreshes 15 minutes before expiry (lease_cache.py).
+    cache_margin: str = Field(default="15m", pattern=r"^(\d+|(\d+[dhms])+)$")
 
 
 class FanoutSettings(_Section):
@@ -442,38 +450,6 @@ def _config_path(path: str | Path | None, env: Mapping[str, str]) -> tuple[Path 
         return candidate, False
     default = Path(DEFAULT_FILE)
     return (default, True) if default.is_file() else (None, False)
-
-
-def check_file_trust(file: Path) -> None:
-    """Refuse a config file that someone other than this user (or root) owns or may write.
-
-    The same rule as ssh's for ~/.ssh/config: the owner must be the current user or root,
-    and neither group nor others may write it. (On a platform without POSIX owners, such
-    as Windows, there is nothing to check.)
-    """
-    getuid = getattr(os, "getuid", None)
-    if getuid is None:
-        return
-    try:
-        found = file.stat()
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
-    me = getuid()
-    if found.st_uid not in (me, 0):
-        raise ConfigError(
-            f"{file}: refused: owned by uid {found.st_uid}, not by you (uid {me}) or root;"
-            " anyone who owns it could steer keyturn"
-        )
-    if found.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        who = " and ".join(
-            name
-            for bit, name in ((stat.S_IWGRP, "its group"), (stat.S_IWOTH, "others"))
-            if found.st_mode & bit
-        )
-        raise ConfigError(
-            f"{file}: refused: writable by {who} (mode {stat.S_IMODE(found.st_mode):04o});"
-            f" run: chmod go-w {file}"
-        )
 
 
 def _name_security_settings(file: Path, origins: Mapping[str, str]) -> None:

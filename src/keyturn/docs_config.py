@@ -109,6 +109,13 @@ MEANINGS: dict[str, str] = {
     "leases.tidy_margin": "how old an orphaned user must be before `tidy` removes it "
     "(`15m`, `2h`, `1d`, or seconds)",
     "leases.max_revoke_attempts": "failed revokes before a lease is marked irrevocable",
+    "leases.ready_successes": "successful `sts:GetCallerIdentity` calls in a row a new "
+    "`iam_user` key must make before `creds` hands it out",
+    "leases.ready_timeout_seconds": "how long `creds` waits for a new `iam_user` key to work "
+    "before it revokes the lease and fails (`--no-wait` skips the wait)",
+    "leases.ready_interval_seconds": "pause between those calls (jittered)",
+    "leases.cache_margin": "cached credentials are reused until this long before they "
+    "expire (`5m`, `1h`, or seconds)",
     "leases.roles": "roles declared in the file, one `[leases.roles.NAME]` table each "
     "(fields below)",
     # [leases.roles.NAME]

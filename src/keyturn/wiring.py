@@ -493,6 +493,21 @@ def build_leases(loaded: LoadedSettings, aws: Aws | None = None) -> LeaseService
         engine,
         roles,
         checkpoint=checkpoint,
+        ready=build_lease_ready(settings, aws),
+    )
+
+
+def build_lease_ready(settings: Settings, aws: Aws) -> Any:
+    """Proves a new lease key works before it is handed out: the rotation verifier, with
+    the [leases] ready_* settings (a new IAM key takes ~5-15 s to work everywhere)."""
+    from keyturn.adapters.sts_verify import StsVerifier
+
+    leases = settings.leases
+    return StsVerifier(
+        lambda secret: _sts_with(aws, secret),
+        successes=leases.ready_successes,
+        timeout=leases.ready_timeout_seconds,
+        interval=leases.ready_interval_seconds,
     )
 
 

@@ -38,6 +38,8 @@ def cli(aws: LocalAws, tmp_path: Path) -> Any:
         **aws.env(),
         "XDG_STATE_HOME": str(tmp_path / "state"),
         "KEYTURN_LEASES_TIDY_MARGIN": "0s",
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "KEYTURN_LEASES_READY_INTERVAL_SECONDS": "0",
     }
 
     def run(*args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -82,6 +82,8 @@ def cli_env(aws: LocalAws, tmp_path: Path) -> dict[str, str]:
         **aws.env(),
         "XDG_STATE_HOME": str(tmp_path / "state"),
         "KEYTURN_LEASES_TIDY_MARGIN": "0s",
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "KEYTURN_LEASES_READY_INTERVAL_SECONDS": "0",
         "KEYTURN_ENFORCE_RECIPIENT_VERIFICATION": "never",
         "SOURCEMAIL": "keys@example.com",
         "COLUMNS": "200",

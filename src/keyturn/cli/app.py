@@ -2,23 +2,150 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from keyturn import __version__
-from keyturn.cli import (
-    audit_cmd,
-    config_cmd,
-    enforce_cmd,
-    enroll_cmd,
-    lease_cmd,
-    policy_cmd,
-    quarantine_cmd,
-    rotate_cmd,
-)
 from keyturn.cli.context import CliContext
+
+# The command tree, loaded lazily: name -> (module:attribute, kind, one-line help,
+# extra command settings). A command's module (and boto3, pydantic, ... behind it) is
+# imported only when that command runs or shows its own help, so `keyturn --help` and
+# the cached `creds --format process` start in a fraction of the time (issue 14). The
+# one-line help is the first paragraph of the command's docstring (tests/unit/
+# test_lazy_cli.py checks they agree). To add a command, add a line here.
+COMMANDS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
+    "audit": (
+        "keyturn.cli.audit_cmd:audit",
+        "command",
+        "Inventory every access key: age, last use, owner and policy finding.",
+        {},
+    ),
+    "enforce": (
+        "keyturn.cli.enforce_cmd:enforce",
+        "command",
+        "Apply the key-age policy: notify, then deactivate, optionally delete.",
+        {},
+    ),
+    "rotate": (
+        "keyturn.cli.rotate_cmd:rotate",
+        "command",
+        "Rotate access keys: create, store as pending, verify, promote, retire the old key.",
+        {},
+    ),
+    "enroll": (
+        "keyturn.cli.enroll_cmd:enroll",
+        "command",
+        "Enroll users for scheduled rotation: their consumers read the store from now on.",
+        {},
+    ),
+    "unenroll": (
+        "keyturn.cli.enroll_cmd:unenroll",
+        "command",
+        "Stop scheduled rotation of users; their keys and store entries stay as they are.",
+        {},
+    ),
+    "creds": (
+        "keyturn.cli.lease_cmd:creds",
+        "command",
+        "Issue credentials under a new lease and print them (secret included: you asked).",
+        {},
+    ),
+    "exec": (
+        "keyturn.cli.exec_cmd:exec_command",
+        "command",
+        "Run COMMAND with leased credentials in its environment; exit with its status.",
+        {},
+    ),
+    "quarantine": (
+        "keyturn.cli.quarantine_cmd:quarantine",
+        "command",
+        "Contain an exposed access key: deactivate it, move its consumers, say what it did.",
+        {},
+    ),
+    "policy": (
+        "keyturn.cli.policy_cmd:policy",
+        "command",
+        "Print a function's IAM policy document as JSON.",
+        {},
+    ),
+    "config": (
+        "keyturn.cli.config_cmd:config_app",
+        "group",
+        "Inspect keyturn's configuration.",
+        {},
+    ),
+    "role": (
+        "keyturn.cli.lease_cmd:role_app",
+        "group",
+        "Define what `keyturn creds ROLE` issues.",
+        {},
+    ),
+    "lease": (
+        "keyturn.cli.lease_cmd:lease_app",
+        "group",
+        "List, renew and revoke issued credentials.",
+        {},
+    ),
+}
+
+
+class LazyGroup(TyperGroup):
+    """typer's group, with subcommands built from COMMANDS on first use.
+
+    While the group's own help is drawn, a subcommand is a stub carrying its one-line help
+    (nothing imported); any other use (running it, its own help, completion of its
+    options) imports its module and builds the real click command once.
+    """
+
+    _listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*COMMANDS, *(name for name in super().list_commands(ctx) if name not in COMMANDS)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in self.commands or cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        target, kind, summary, extra = COMMANDS[cmd_name]
+        if self._listing:
+            import click
+
+            return click.Command(cmd_name, help=summary)
+        command = load_command(cmd_name, target, kind, extra, self.rich_markup_mode)
+        self.commands[cmd_name] = command
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+def load_command(name: str, target: str, kind: str, extra: dict[str, Any], markup: Any) -> Any:
+    """The click command typer would have built for `target` at start-up."""
+    from typer import main as typer_main
+    from typer.models import TyperInfo
+
+    module, _, attribute = target.partition(":")
+    found = getattr(importlib.import_module(module), attribute)
+    if kind == "group":
+        return typer_main.get_group_from_info(
+            TyperInfo(found, name=name),
+            pretty_exceptions_short=True,
+            suggest_commands=True,
+            rich_markup_mode=markup,
+        )
+    holder = typer.Typer(rich_markup_mode=markup)
+    holder.command(name, **extra)(found)
+    return typer_main.get_command_from_info(
+        holder.registered_commands[0], pretty_exceptions_short=True, rich_markup_mode=markup
+    )
 
 
 def _plain_help_types() -> None:
@@ -57,6 +184,7 @@ def _exit_with(result: object, **_: object) -> None:
 
 
 app = typer.Typer(
+    cls=LazyGroup,
     result_callback=_exit_with,
     name="keyturn",
     help="Own the whole life of AWS access keys: audit, enforce, rotate, lease.",
@@ -105,16 +233,3 @@ def main_options(
         endpoint_url=endpoint_url,
         debug=debug,
     )
-
-
-app.command("audit")(audit_cmd.audit)
-app.command("enforce")(enforce_cmd.enforce)
-app.command("rotate")(rotate_cmd.rotate)
-app.command("enroll")(enroll_cmd.enroll)
-app.command("unenroll")(enroll_cmd.unenroll)
-app.add_typer(config_cmd.config_app, name="config")
-app.add_typer(lease_cmd.role_app, name="role")
-app.command("creds")(lease_cmd.creds)
-app.add_typer(lease_cmd.lease_app, name="lease")
-app.command("policy")(policy_cmd.policy)
-app.command("quarantine")(quarantine_cmd.quarantine)

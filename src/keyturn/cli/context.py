@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from keyturn.config import LoadedSettings, load_settings
+if TYPE_CHECKING:  # the settings model (pydantic) loads only when a command needs it
+    from keyturn.config import LoadedSettings
 
 
 @dataclass
@@ -25,6 +26,8 @@ class CliContext:
         flag_names: Mapping[str, str] | None = None,
     ) -> LoadedSettings:
         """Validated settings; global flags beat the command's own, which beat env/file."""
+        from keyturn.config import load_settings
+
         merged: dict[str, Any] = dict(flags or {})
         merged.update(
             {

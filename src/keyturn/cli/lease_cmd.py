@@ -11,6 +11,7 @@ import getpass
 import json
 import shlex
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -38,6 +39,7 @@ class CredsFormat(StrEnum):
     TABLE = "table"
     JSON = "json"
     ENV = "env"
+    PROCESS = "process"  # the AWS SDKs' credential_process JSON; cached (lease_client.py)
 
 
 class ListFormat(StrEnum):
@@ -183,19 +185,52 @@ def creds(
     role: Annotated[str, typer.Argument(help="The role to issue credentials for.")],
     ttl: Annotated[str | None, typer.Option("--ttl", help="Lease duration, e.g. 1h.")] = None,
     output_format: Annotated[
-        CredsFormat, typer.Option("--format", "-f", help="table, json or env (eval-able).")
+        CredsFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table, json, env (eval-able) or process (AWS credential_process JSON, "
+            "cached until shortly before expiry).",
+        ),
     ] = CredsFormat.TABLE,
     display_name: Annotated[
         str | None, typer.Option("--display-name", help="Who asks (default: your login).")
     ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="process: always issue a new lease.")
+    ] = False,
+    no_wait: Annotated[
+        bool,
+        typer.Option("--no-wait", help="iam_user: hand the key out before it is proven to work."),
+    ] = False,
 ) -> None:
     """Issue credentials under a new lease and print them (secret included: you asked)."""
     wanted = _duration(ttl, "--ttl")
+    who = display_name or _login()
+    if output_format is CredsFormat.PROCESS:
+        _print_process(ctx, role, wanted, who, no_cache=no_cache, wait=not no_wait)
+        return
     service = _service(ctx)
-    issued = service.issue(role, wanted, display_name or _login())
+    issued = service.issue(role, wanted, who, wait=not no_wait)
     for warning in issued.warnings:
         _warn(warning)
     _print_creds(issued, output_format)
+
+
+def _print_process(
+    ctx: typer.Context, role: str, ttl: Any, who: str, *, no_cache: bool, wait: bool
+) -> None:
+    """One JSON document on stdout, written whole once everything succeeded."""
+    from keyturn.cli import lease_client
+
+    loaded = ctx.obj.settings()
+    cache = None if no_cache else lease_client.open_cache(loaded)
+    key = lease_client.cache_key(role, lease_client.settings_source(loaded), ttl, who)
+    credential = lease_client.obtain(
+        cache, key, lambda: build_leases(loaded).issue(role, ttl, who, wait=wait)
+    )
+    sys.stdout.write(credential.process_json() + "\n")
+    sys.stdout.flush()
 
 
 def _login() -> str:
@@ -337,7 +372,9 @@ def lease_revoke(
 ) -> int:
     """Revoke one lease: remove its IAM user and everything attached to it. Exits 0 only
     when the lease is revoked."""
-    outcome = _service(ctx).revoke(lease_id)
+    service = _service(ctx)
+    _forget_cached([lease_id])
+    outcome = service.revoke(lease_id)
     _print_outcomes("revoke", [outcome], output_format)
     return exit_codes.OK if outcome.ok else exit_codes.FAILED
 
@@ -348,9 +385,22 @@ def lease_revoke_prefix(
 ) -> int:
     """Revoke every lease under a prefix, e.g. aws/creds/dev (all of role dev, by whole
     path segments: never dev-admin's or developers')."""
-    outcomes = _service(ctx).revoke_prefix(prefix)
+    service = _service(ctx)
+    outcomes = service.revoke_prefix(prefix)
+    _forget_cached(outcome.lease_id for outcome in outcomes)
     _print_outcomes("revoke-prefix", outcomes, output_format)
     return exit_codes.OK if all(outcome.ok for outcome in outcomes) else exit_codes.FAILED
+
+
+def _forget_cached(lease_ids: Iterable[str]) -> None:
+    """A lease being revoked is never served from this user's credential cache again
+    (whether or not the revoke succeeds)."""
+    from keyturn.adapters.lease_cache import CacheRefusedError, CredentialCache, cache_dir
+
+    try:
+        CredentialCache(cache_dir(), warn=_warn).forget(lease_ids)
+    except CacheRefusedError as exc:
+        _warn(str(exc))
 
 
 def _print_outcomes(command: str, outcomes: list[RevokeOutcome], chosen: ListFormat) -> None:

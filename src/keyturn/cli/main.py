@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sys
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from keyturn.cli import exit_codes
-from keyturn.cli.app import app
-from keyturn.cli.progress import waiting_shown
 from keyturn.domain.errors import KeyturnError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +21,18 @@ def main(argv: list[str] | None = None) -> int:
     `exit_code`), not by class.
     """
     args = sys.argv[1:] if argv is None else argv
+    if "creds" in args:
+        from keyturn.cli.fast import cached_process
+
+        answered = cached_process(args)
+        if answered is not None:
+            return answered
+    from rich.console import Console
+    from rich.text import Text
+
+    from keyturn.cli.app import app
+    from keyturn.cli.progress import waiting_shown
+
     debug = "--debug" in args
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
@@ -59,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _error(err: Console, message: str) -> None:
+    from rich.text import Text
+
     err.print(Text.assemble(("error: ", "bold red"), " ".join(message.split())))
 
 

@@ -48,10 +48,13 @@ def quarantine(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> int:
-    """Contain an exposed access key: deactivate it at once (kept as evidence), rotate its
-    user's consumers onto a verified new key if the user is enrolled and its store serves
-    the key, summarise what the key did (CloudTrail), tell its owner and the security
-    contact, and write the incident record. Running it again does nothing more."""
+    """Contain an exposed access key: deactivate it, move its consumers, say what it did.
+
+    Deactivates the key at once (kept as evidence), rotates its user's consumers onto a
+    verified new key if the user is enrolled and its store serves the key, summarises what
+    the key did (CloudTrail), tells its owner and the security contact, and writes the
+    incident record. Running it again does nothing more.
+    """
     cli: CliContext = ctx.obj
     if account is not None and not (len(account) == 12 and account.isdigit()):
         raise BadInputError(f"--account {account[:20]!r}: expected a 12-digit AWS account id")

@@ -67,7 +67,8 @@ from keyturn.domain.leases import (
     under_prefix,
     username_pattern,
 )
-from keyturn.ports import Clock, LeaseIam, LeaseStore, StsIssuer
+from keyturn.domain.model import NewKeySecret
+from keyturn.ports import Clock, KeyVerifier, LeaseIam, LeaseStore, StsIssuer
 
 # The adapter methods each use of this service calls with the DynamoDB store (the one a
 # deployment uses; SQLite needs no IAM). Their @requires declarations are the IAM policy
@@ -106,6 +107,7 @@ ISSUE_STEPS = (
     "put_policy",
     "add_groups",
     "create_access_key",
+    "ready",
     "active",
 )
 # Revoke's step boundaries: the claim, the sweep that empties and deletes the user (see
@@ -211,6 +213,7 @@ class LeaseService:
         token: Callable[[int], str] = _token,
         sleep: Callable[[float], None] = time.sleep,
         checkpoint: Callable[[str], None] = _no_checkpoint,
+        ready: KeyVerifier | None = None,
     ) -> None:
         self._store = store
         self._iam = iam
@@ -221,6 +224,9 @@ class LeaseService:
         self._token = token
         self._sleep = sleep
         self._checkpoint = checkpoint
+        # Proves a new iam_user key works before it is handed out (the rotation verifier's
+        # rule: N successful sts:GetCallerIdentity calls in a row, bounded). None: no wait.
+        self._ready = ready
         self._store_id: str | None = None
 
     # -- roles --------------------------------------------------------------------------
@@ -260,9 +266,16 @@ class LeaseService:
     # -- issue ----------------------------------------------------------------------------
 
     def issue(
-        self, role_name: str, ttl: timedelta | None = None, display_name: str = "keyturn"
+        self,
+        role_name: str,
+        ttl: timedelta | None = None,
+        display_name: str = "keyturn",
+        *,
+        wait: bool = True,
     ) -> IssuedCredential:
-        """Validate everything first (invariant 7), then issue."""
+        """Validate everything first (invariant 7), then issue. An iam_user key is returned
+        only once it has authenticated several times in a row (`wait=False`: at once, as
+        Vault does; IAM may then refuse it for 5-15 s); STS credentials work at once."""
         role = self.role(role_name)
         now = self._clock.now()
         window = issue_window(role, now, ttl)
@@ -291,10 +304,10 @@ class LeaseService:
             updated=now,
         )
         if role.credential_type is CredentialType.IAM_USER:
-            return self._issue_user(role, lease)
+            return self._issue_user(role, lease, wait=wait)
         return self._issue_sts(role, lease)
 
-    def _issue_user(self, role: Role, lease: Lease) -> IssuedCredential:
+    def _issue_user(self, role: Role, lease: Lease, *, wait: bool) -> IssuedCredential:
         tags = {
             **role.iam_tags,
             TAG_LEASE: lease.lease_id,
@@ -318,6 +331,11 @@ class LeaseService:
             self._checkpoint("add_groups")
             key = self._iam.create_access_key(user)
             self._checkpoint("create_access_key")
+            if wait and self._ready is not None:
+                # Still PENDING while it waits: a crash here leaves what tidy revokes, and a
+                # key that never works is rolled back below, never handed out half-ready.
+                self._await_ready(lease.lease_id, user, key)
+            self._checkpoint("ready")
         except KeyturnError as exc:
             raise self._roll_back(pending, exc) from exc
         active = self._store.replace(
@@ -339,6 +357,16 @@ class LeaseService:
             raise failure
         self._checkpoint("active")
         return IssuedCredential(active, key.access_key_id, key.secret_access_key)
+
+    def _await_ready(self, lease_id: str, user: str, key: NewKeySecret) -> None:
+        assert self._ready is not None
+        try:
+            self._ready.verify(user, key)
+        except KeyturnError as exc:
+            raise OperationFailedError(
+                f"{lease_id}: {exc}; no credential was handed out "
+                "(leases.ready_timeout_seconds sets the wait; `--no-wait` skips it)"
+            ) from exc
 
     def _roll_back(self, pending: Lease, cause: KeyturnError) -> KeyturnError:
         """An IAM step failed: remove what was created now, rather than wait for tidy."""

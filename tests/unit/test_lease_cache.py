@@ -1,0 +1,176 @@
+"""The credential cache refuses what it cannot prove only this user wrote (issue 14)."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from keyturn.adapters import lease_cache
+from keyturn.adapters.lease_cache import (
+    CachedCredential,
+    CacheKey,
+    CacheRefusedError,
+    CredentialCache,
+    duration_seconds,
+)
+from keyturn.cli.fast import _parse
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY"
+KEY = CacheKey("dev", "local:x", {"ttl": 3600, "display_name": "me"})
+
+
+def credential(
+    expires: datetime = NOW + timedelta(hours=1), lease: str = "aws/creds/dev/a"
+) -> CachedCredential:
+    return CachedCredential(lease, "AKIAEXAMPLE", SECRET, None, expires)
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> tuple[CredentialCache, list[str]]:
+    warnings: list[str] = []
+    return CredentialCache(tmp_path / "keyturn", timedelta(minutes=15), warnings.append), warnings
+
+
+def entry(cache: CredentialCache) -> Path:
+    return cache.directory / f"{KEY.digest()}.json"
+
+
+def test_round_trip_private_files_and_no_secret_in_repr(cache) -> None:  # type: ignore[no-untyped-def]
+    store, warnings = cache
+    store.put(KEY, credential())
+    assert store.get(KEY, NOW) == credential()
+    assert oct(store.directory.stat().st_mode & 0o777) == "0o700"
+    assert oct(entry(store).stat().st_mode & 0o777) == "0o600"
+    assert SECRET not in repr(credential())
+    assert warnings == []
+    other = CacheKey("dev", "local:x", {"ttl": 7200, "display_name": "me"})
+    assert store.get(other, NOW) is None  # another TTL is another credential
+
+
+def test_expired_or_near_expiry_is_not_served(cache) -> None:  # type: ignore[no-untyped-def]
+    store, warnings = cache
+    store.put(KEY, credential(NOW + timedelta(minutes=14)))
+    assert store.get(KEY, NOW) is None
+    store.put(KEY, credential(NOW - timedelta(hours=1)))
+    assert store.get(KEY, NOW) is None
+    assert warnings == []
+
+
+def test_a_group_or_world_readable_entry_is_refused(cache) -> None:  # type: ignore[no-untyped-def]
+    store, warnings = cache
+    store.put(KEY, credential())
+    entry(store).chmod(0o644)
+    assert store.get(KEY, NOW) is None
+    [line] = warnings
+    assert "mode 0644" in line
+    assert SECRET not in line
+
+
+def test_an_entry_owned_by_someone_else_is_refused(cache, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store, warnings = cache
+    store.put(KEY, credential())
+    real = os.geteuid()
+    monkeypatch.setattr(lease_cache.os, "geteuid", lambda: real + 1)
+    with pytest.raises(CacheRefusedError, match="owned by uid"):  # the directory first
+        store.get(KEY, NOW)
+    assert store._read(entry(store)) is None  # and the file itself, planted by "another uid"
+    assert f"owned by uid {real}, not you" in warnings[-1]
+
+
+def test_a_symlinked_entry_is_never_followed(cache, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store, warnings = cache
+    store.put(KEY, credential())
+    planted = tmp_path / "planted.json"
+    planted.write_bytes(entry(store).read_bytes())
+    planted.chmod(0o600)
+    entry(store).unlink()
+    entry(store).symlink_to(planted)
+    assert store.get(KEY, NOW) is None
+    assert "symlink" in warnings[0]
+
+
+def test_garbage_and_entries_for_another_key_are_ignored(cache) -> None:  # type: ignore[no-untyped-def]
+    store, warnings = cache
+    store.put(KEY, credential())
+    path = entry(store)
+    path.write_text("{not json")
+    assert store.get(KEY, NOW) is None
+    data = {"schema": lease_cache.SCHEMA, "key": "0" * 64, "lease_id": "x"}
+    path.write_text(json.dumps(data))
+    assert store.get(KEY, NOW) is None
+    assert len(warnings) == 2
+    store.put(KEY, credential())  # the next issue replaces it
+    assert store.get(KEY, NOW) is not None
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o770])
+def test_a_directory_others_may_use_is_refused(tmp_path: Path, mode: int) -> None:
+    directory = tmp_path / "keyturn"
+    directory.mkdir(mode=mode)
+    directory.chmod(mode)
+    store = CredentialCache(directory)
+    with pytest.raises(CacheRefusedError, match=f"mode {mode:04o}"):
+        store.get(KEY, NOW)
+    with pytest.raises(CacheRefusedError):
+        store.put(KEY, credential())
+    assert list(directory.iterdir()) == []
+
+
+def test_a_symlinked_directory_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "elsewhere"
+    real.mkdir(mode=0o700)
+    (tmp_path / "keyturn").symlink_to(real)
+    with pytest.raises(CacheRefusedError, match="symlink"):
+        CredentialCache(tmp_path / "keyturn").get(KEY, NOW)
+
+
+def test_forget_removes_only_the_named_leases(cache) -> None:  # type: ignore[no-untyped-def]
+    store, _ = cache
+    store.put(KEY, credential(lease="aws/creds/dev/a"))
+    other = CacheKey("ops", "local:x")
+    store.put(other, credential(lease="aws/creds/ops/b"))
+    assert store.forget(["aws/creds/dev/a"]) == 1
+    assert store.get(KEY, NOW) is None
+    assert store.get(other, NOW) is not None
+
+
+def test_process_json_has_the_sdk_fields() -> None:
+    answer = json.loads(CachedCredential("l", "AKIA1", SECRET, "tok", NOW).process_json())
+    assert answer == {
+        "Version": 1,
+        "AccessKeyId": "AKIA1",
+        "SecretAccessKey": SECRET,
+        "SessionToken": "tok",
+        "Expiration": "2030-01-01T00:00:00Z",
+    }
+
+
+def test_duration_grammar_matches_parse_duration() -> None:
+    from keyturn.domain.leases import parse_duration
+
+    for text in ("90", "1h", "1h30m", "2d", "15m", "1H"):
+        assert duration_seconds(text) == parse_duration(text).total_seconds()
+    assert duration_seconds("soon") is None
+
+
+@pytest.mark.parametrize(
+    ("args", "fast"),
+    [
+        (["creds", "dev", "--format", "process"], True),
+        (["-c", "k.toml", "--profile", "p", "creds", "dev", "-f", "process", "--ttl", "1h"], True),
+        (["creds", "dev", "--format=process", "--no-wait"], True),
+        (["creds", "dev", "--format", "process", "--no-cache"], False),
+        (["creds", "dev", "--format", "json"], True),  # parsed, but not `process`: slow path
+        (["creds", "dev", "--help"], False),
+        (["creds", "dev", "extra", "--format", "process"], False),
+        (["lease", "list"], False),
+        (["creds", "dev", "-f=process"], False),
+    ],
+)
+def test_fast_path_takes_only_the_plain_command_line(args: list[str], fast: bool) -> None:
+    assert (_parse(args) is not None) is fast
