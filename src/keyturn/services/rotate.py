@@ -602,9 +602,7 @@ class RotationService:
             self._write(advance(record, S.ABORTED, self._clock.now()))
             self._checkpoint("aborted", user)
         except KeyturnError as exc:
-            return (
-                f"cleanup incomplete ({exc}): finish it with `keyturn rotate --rollback {user}`"
-            )
+            return f"cleanup incomplete ({exc}): finish it with `keyturn rotate --rollback {user}`"
         return f"new key {new_id} deleted, pending entry discarded"
 
     def _event(self, kind: DetailType, record: RotationRecord, state: RotationState) -> KeyEvent:
