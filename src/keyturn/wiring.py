@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
 
     from keyturn.adapters.events import EventBridgeEvents
+    from keyturn.adapters.probe import LambdaProbe
 
 # IAM is a global service; any commercial region signs for it.
 DEFAULT_REGION = "us-east-1"
@@ -588,6 +589,28 @@ def build_rotation_events(settings: Settings, aws: Aws) -> EventBridgeEvents | N
     return EventBridgeEvents(client, bus, account=aws.account_id(), store=settings.rotate.store)
 
 
+def build_probe(settings: Settings, aws: Aws) -> LambdaProbe | None:
+    """The consumers' probe (`rotate.probe`), or None when none is set. One attempt, read
+    timeout `rotate.probe_timeout_seconds`: a probe is asked once, never retried (a retry
+    would double the wait, and a slow answer is a no anyway). A function ARN names its
+    region, which the client must sign for."""
+    from keyturn.adapters.probe import LambdaProbe
+
+    rotate = settings.rotate
+    function = rotate.probe
+    if not function:
+        return None
+    region = function.split(":")[3] if function.startswith("arn:") else None
+    config = Config(
+        retries={"max_attempts": 1, "mode": "standard"},
+        connect_timeout=getattr(aws.config, "connect_timeout", 5),
+        read_timeout=rotate.probe_timeout_seconds,
+        user_agent_extra=f"keyturn/{__version__}",
+    )
+    client = aws.client("lambda", config=config, **({"region_name": region} if region else {}))
+    return LambdaProbe(client, function, account=aws.account_id(), store=rotate.store)
+
+
 def build_rotation(
     settings: Settings,
     aws: Aws | None = None,
@@ -595,8 +618,12 @@ def build_rotation(
     keep_secret: bool = False,
     checkpoint: Callable[[str, str], None] | None = None,
     store: Any = None,
+    with_probe: bool = True,
 ) -> RotationService:
-    """The rotation service for the configured store, IAM, the tag journal and STS."""
+    """The rotation service for the configured store, IAM, the tag journal and STS.
+
+    `with_probe=False`: the Secrets Manager rotation function, whose finishSecret Secrets
+    Manager retries, and whose promotion a team gates with its own testSecret instead."""
     from datetime import timedelta
 
     from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
@@ -638,6 +665,7 @@ def build_rotation(
         checkpoint=checkpoint or rotation_checkpoint(),
         keep_secret=keep_secret,
         events=build_rotation_events(settings, aws),
+        probe=build_probe(settings, aws) if with_probe else None,
     )
 
 

@@ -36,14 +36,9 @@ from typing import Any
 from keyturn.adapters.aws_errors import translate
 from keyturn.adapters.sns import ACCOUNT_ID, KEY_ID, USER_NAME, WORD, _checked
 from keyturn.domain.errors import KeyturnError, OperationFailedError
+from keyturn.domain.model import LAMBDA_FUNCTION
 from keyturn.permissions import requires
 
-# AWS's documented FunctionName pattern for Invoke, narrowed: a name, a partial ARN
-# (ACCOUNT:function:NAME) or a full ARN, with an optional version or alias qualifier.
-FUNCTION = re.compile(
-    r"^(arn:aws[a-zA-Z-]*:lambda:[a-z]{2}(-gov)?(-iso[a-z]?)?-[a-z]+-\d:\d{12}:function:"
-    r"|\d{12}:function:)?[a-zA-Z0-9_-]{1,64}(:(\$LATEST|[a-zA-Z0-9_-]{1,128}))?$"
-)
 # A probe answers yes or no: more than this is not an answer keyturn reads.
 MAX_ANSWER = 4096
 REASON_CHARS = 120
@@ -110,7 +105,7 @@ class LambdaProbe:
     """Invokes the configured probe function synchronously, once per rotation."""
 
     def __init__(self, client: Any, function: str, *, account: str, store: str) -> None:
-        if not FUNCTION.fullmatch(function):
+        if not LAMBDA_FUNCTION.fullmatch(function):
             raise ValueError(f"{function[:80]!r} is not a Lambda function name or ARN")
         self._lambda = client
         self._function = function

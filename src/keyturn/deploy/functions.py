@@ -228,6 +228,7 @@ _SID_OF_KIND = {
     "log-stream": "Logs",
     "topic": "NoticeTopic",
     "event-bus": "RotationEventBus",
+    "function": "ProbeFunction",
 }
 
 

@@ -93,6 +93,8 @@ RESOURCE_KIND: dict[str, str] = {
     "sns:Publish": "topic",
     # EventBridge (the consumers' bus: rotated / retired events)
     "events:PutEvents": "event-bus",
+    # Lambda (the consumers' probe before promotion, rotate.probe)
+    "lambda:InvokeFunction": "function",
     # CloudWatch Logs (the Lambda runtime writes the function's log stream)
     "logs:CreateLogStream": "log-stream",
     "logs:PutLogEvents": "log-stream",
@@ -113,6 +115,7 @@ REFERENCE_NAME = {
     "log-stream": "log-stream",
     "topic": "topic",
     "event-bus": "event-bus",
+    "function": "function",
 }
 
 _IAM = "arn:${AWS::Partition}:iam::${AWS::AccountId}"
@@ -137,6 +140,8 @@ DEFAULT_SCOPE: dict[str, tuple[str, ...]] = {
     "mac-key": ("${JournalKey.Arn}",),
     "topic": ("${NoticeTopic}",),
     "event-bus": (regional("events", "event-bus/${RotationEventBus}"),),
+    # The template grants it only when ProbeFunction is set (render.py, HasProbe).
+    "function": ("${ProbeFunction}",),
     "log-stream": (regional("logs", "log-group:/aws/lambda/${AWS::StackName}-{function}:*"),),
 }
 
@@ -158,4 +163,5 @@ PLACEHOLDER_DEFAULTS: dict[str, str] = {
     "DeadLetterQueue.Arn": regional("sqs", "${AWS::StackName}-dead-letters"),
     "NoticeTopic": regional("sns", "${AWS::StackName}-notices"),
     "RotationEventBus": "default",
+    "ProbeFunction": regional("lambda", "function:${AWS::StackName}-probe"),
 }

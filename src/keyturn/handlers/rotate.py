@@ -30,6 +30,7 @@ from keyturn.adapters.iam import IamDirectory
 from keyturn.adapters.iam_enrollment import IamTagEnrollments
 from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
 from keyturn.adapters.mac_kms import KmsAuthenticator
+from keyturn.adapters.probe import LambdaProbe
 from keyturn.adapters.secretsmanager import SecretsManagerStore
 from keyturn.adapters.sns import Outcome as NoticeOutcome
 from keyturn.adapters.sns import RunNotice, SnsNotices, UserResult
@@ -47,6 +48,7 @@ CALLS = (
     IamKeys.delete_key,
     IamKeys.last_used,
     EventBridgeEvents.publish,  # rotate.event_bus: consumers told
+    LambdaProbe.check,  # rotate.probe: the consumers' check before promotion
     IamTagJournal.read,
     IamTagJournal.write,
     IamTagJournal.users_with_records,
