@@ -79,6 +79,6 @@ def test_a_probe_name_that_is_not_a_function_is_refused_before_any_write(
 
     (old,) = authed.seed_user("alice")
     monkeypatch.setenv("KEYTURN_ROTATE_PROBE", "arn:aws:s3:::not-a-function")
-    with pytest.raises(KeyturnError, match="rotate.probe"):
+    with pytest.raises(KeyturnError, match=r"rotate\.probe"):
         handler({"users": ["alice"]})
     assert authed.keys("alice") == {old.key_id: "Active"}

@@ -42,6 +42,7 @@ from keyturn.permissions import requires
 # A probe answers yes or no: more than this is not an answer keyturn reads.
 MAX_ANSWER = 4096
 REASON_CHARS = 120
+ERROR_CHARS = 400
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 
 
@@ -132,8 +133,9 @@ class LambdaProbe:
                     Payload=payload.encode(),
                 )
                 body = answer["Payload"].read(MAX_ANSWER + 1)
-        except KeyturnError as exc:
-            raise ProbeRefusedError(f"{where}: {exc}") from exc
+        except KeyturnError as exc:  # one line, bounded: an error body is the far side's text
+            said = " ".join(str(exc).split())
+            raise ProbeRefusedError(f"{where}: {said[:ERROR_CHARS]}") from exc
         why = judge(int(answer.get("StatusCode", 0)), answer.get("FunctionError"), body)
         if why is not None:
             raise ProbeRefusedError(f"{where} said no: {why}")

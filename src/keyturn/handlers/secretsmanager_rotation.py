@@ -187,6 +187,7 @@ def run_step(
     found = _ids(step, user, outcome.new_key_id)
     if outcome.unpublished:  # owed to consumers: marked in the journal, retried later
         found["unpublished_events"] = ", ".join(outcome.unpublished)
+        found["warnings"] = "; ".join(outcome.warnings)
     return found
 
 
