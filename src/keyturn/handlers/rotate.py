@@ -243,6 +243,8 @@ def run(users: list[str], due: bool, *, settings: Any = None, aws: Any = None) -
             "failed": sum(1 for o in outcomes if not o.ok),
             "due_not_enrolled": len(split.not_enrolled),
             "untrusted": len(untrusted),
+            # consumers' events the bus refused: marked in the journal, retried next run
+            "unpublished_events": sum(len(o.unpublished) for o in outcomes),
         },
         "due_not_enrolled": split.not_enrolled,
         "untrusted": untrusted,
@@ -255,6 +257,7 @@ def run(users: list[str], due: bool, *, settings: Any = None, aws: Any = None) -
                 # e.g. "old key still used by s3 in eu-west-1 12 min ago, waiting"
                 "message": o.message,
                 "warnings": list(o.warnings),
+                "unpublished_events": list(o.unpublished),
             }
             for o in outcomes
             if o.ok
