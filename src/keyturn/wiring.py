@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 
     from keyturn.adapters.events import EventBridgeEvents
     from keyturn.adapters.probe import LambdaProbe
+    from keyturn.domain.retirement import QuietPolicy
+    from keyturn.services.waiting import WaitingLines
 
 # IAM is a global service; any commercial region signs for it.
 DEFAULT_REGION = "us-east-1"
@@ -589,6 +591,40 @@ def build_rotation_events(settings: Settings, aws: Aws) -> EventBridgeEvents | N
     return EventBridgeEvents(client, bus, account=aws.account_id(), store=settings.rotate.store)
 
 
+def quiet_policy(settings: Settings) -> QuietPolicy | None:
+    """`retire = "when-quiet"`'s policy from the settings; None under the timer."""
+    from datetime import timedelta
+
+    from keyturn.domain.retirement import QuietPolicy
+
+    rotate = settings.rotate
+    if rotate.retire == "timer":
+        return None
+    return QuietPolicy(
+        quiet=timedelta(hours=rotate.quiet_hours),
+        max_overlap=timedelta(days=rotate.max_overlap_days),
+        on_max=rotate.on_max_overlap,
+    )
+
+
+def build_waiting(settings: Settings, aws: Aws | None = None) -> WaitingLines | None:
+    """The audit's view of `retire = "when-quiet"` rotations still waiting; None under the
+    timer (nothing waits on evidence then)."""
+
+    from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
+    from keyturn.services.waiting import WaitingLines
+
+    rotate = settings.rotate
+    if rotate.retire != "when-quiet":
+        return None
+    aws = aws or build_aws(settings)
+    iam = aws.iam()
+    policy = quiet_policy(settings)
+    assert policy is not None
+    journal = IamTagJournal(iam, build_authenticator(settings, aws), aws.account_id())
+    return WaitingLines(IamKeys(iam), journal, SystemClock(), policy)
+
+
 def build_probe(settings: Settings, aws: Aws) -> LambdaProbe | None:
     """The consumers' probe (`rotate.probe`), or None when none is set. One attempt, read
     timeout `rotate.probe_timeout_seconds`: a probe is asked once, never retried (a retry
@@ -627,7 +663,6 @@ def build_rotation(
     from datetime import timedelta
 
     from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
-    from keyturn.domain.retirement import QuietPolicy
     from keyturn.domain.rotation import Timing
     from keyturn.services.ratelimit import RateLimiter
 
@@ -641,13 +676,7 @@ def build_rotation(
         overlap=timedelta(minutes=rotate.overlap_minutes),
         grace=timedelta(days=rotate.grace_days),
         delete_old=rotate.delete_old,
-        retire=None
-        if rotate.retire == "timer"
-        else QuietPolicy(
-            quiet=timedelta(hours=rotate.quiet_hours),
-            max_overlap=timedelta(days=rotate.max_overlap_days),
-            on_max=rotate.on_max_overlap,
-        ),
+        retire=quiet_policy(settings),
     )
     return RotationService(
         IamKeys(iam),
