@@ -179,6 +179,23 @@ class RotateSettings(_Section):
         default=None, min_length=1, max_length=1600, pattern=r"^(arn:[\w:/+=,.@-]+|[\w/.+=,@-]+)$"
     )
 
+    # A Lambda function (name or ARN) asked about the verified pending key before promotion
+    # (keyturn.adapters.probe, which checks the name); None: no probe.
+    probe: str | None = Field(default=None, min_length=1, max_length=256)
+    probe_timeout_seconds: float = Field(default=30.0, gt=0, le=900)
+
+    @field_validator("probe")
+    @classmethod
+    def _probe_function(cls, value: str | None) -> str | None:
+        from keyturn.domain.model import LAMBDA_FUNCTION
+
+        if value is not None and not LAMBDA_FUNCTION.fullmatch(value):
+            raise ValueError(
+                "must be a Lambda function name, ACCOUNT:function:NAME or a function ARN "
+                "(optionally :VERSION or :ALIAS)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _bound_after_quiet(self) -> RotateSettings:
         if self.retire == "when-quiet" and self.max_overlap_days * 24 < self.quiet_hours:

@@ -164,6 +164,11 @@ MEANINGS: dict[str, str] = {
     "promotion while still used",
     "rotate.on_max_overlap": "`when-quiet`, at the bound: `escalate` (keep it, fail the run "
     "naming the consumer) or `deactivate` anyway",
+    "rotate.probe": "Lambda function (name or ARN) keyturn invokes with the verified pending "
+    'key\'s id before promotion; anything but `{"ok": true}` stops the rotation (new key '
+    "deleted, old key untouched); unset: no probe",
+    "rotate.probe_timeout_seconds": "how long the probe may take to answer (one attempt); a "
+    "timeout stops the rotation",
     "rotate.event_bus": "EventBridge bus (name or ARN) for `Access Key Rotated` / `Access Key "
     "Retired` events (source `keyturn`) that tell consumers to reload; unset: none",
     "rotate.delete_old": "delete the old key after the grace period (else leave it inactive)",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from keyturn.adapters.events import KeyEvent
     from keyturn.adapters.iam import KeyMetadata, UserInfo
+    from keyturn.adapters.probe import ProbeRequest
     from keyturn.adapters.ses import SendQuota
     from keyturn.domain.activity import ActivitySummary
     from keyturn.domain.leases import Lease, ManagedUser, Role, StsCredentials
@@ -180,6 +181,11 @@ class SecretStore(Protocol):
         """Make the previous version current again while `from_token` is current."""
         ...
 
+    def discard_pending(self, user: str, token: str) -> None:
+        """Take the pending version of `token` out of the pending stage (a rotation stopped
+        before promotion); nothing when it is not pending (idempotent)."""
+        ...
+
 
 class Authenticator(Protocol):
     """Seals records only keyturn may write, and checks seals (keyturn.domain.trust)."""
@@ -233,6 +239,16 @@ class RotationEvents(Protocol):
     def bus(self) -> str: ...
 
     def publish(self, event: KeyEvent) -> None: ...
+
+
+class ConsumerProbe(Protocol):
+    """Asks the consumers' own check whether a verified pending key may be promoted
+    (keyturn.adapters.probe); raises a KeyturnError for anything but a clear yes."""
+
+    @property
+    def name(self) -> str: ...
+
+    def check(self, request: ProbeRequest) -> None: ...
 
 
 class KeyVerifier(Protocol):

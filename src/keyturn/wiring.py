@@ -60,6 +60,9 @@ if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
 
     from keyturn.adapters.events import EventBridgeEvents
+    from keyturn.adapters.probe import LambdaProbe
+    from keyturn.domain.retirement import QuietPolicy
+    from keyturn.services.waiting import WaitingLines
 
 # IAM is a global service; any commercial region signs for it.
 DEFAULT_REGION = "us-east-1"
@@ -652,6 +655,62 @@ def build_rotation_events(settings: Settings, aws: Aws) -> EventBridgeEvents | N
     return EventBridgeEvents(client, bus, account=aws.account_id(), store=settings.rotate.store)
 
 
+def quiet_policy(settings: Settings) -> QuietPolicy | None:
+    """`retire = "when-quiet"`'s policy from the settings; None under the timer."""
+    from datetime import timedelta
+
+    from keyturn.domain.retirement import QuietPolicy
+
+    rotate = settings.rotate
+    if rotate.retire == "timer":
+        return None
+    return QuietPolicy(
+        quiet=timedelta(hours=rotate.quiet_hours),
+        max_overlap=timedelta(days=rotate.max_overlap_days),
+        on_max=rotate.on_max_overlap,
+    )
+
+
+def build_waiting(settings: Settings, aws: Aws | None = None) -> WaitingLines | None:
+    """The audit's view of `retire = "when-quiet"` rotations still waiting; None under the
+    timer (nothing waits on evidence then)."""
+
+    from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
+    from keyturn.services.waiting import WaitingLines
+
+    rotate = settings.rotate
+    if rotate.retire != "when-quiet":
+        return None
+    aws = aws or build_aws(settings)
+    iam = aws.iam()
+    policy = quiet_policy(settings)
+    assert policy is not None
+    journal = IamTagJournal(iam, build_authenticator(settings, aws), aws.account_id())
+    return WaitingLines(IamKeys(iam), journal, SystemClock(), policy)
+
+
+def build_probe(settings: Settings, aws: Aws) -> LambdaProbe | None:
+    """The consumers' probe (`rotate.probe`), or None when none is set. One attempt, read
+    timeout `rotate.probe_timeout_seconds`: a probe is asked once, never retried (a retry
+    would double the wait, and a slow answer is a no anyway). A function ARN names its
+    region, which the client must sign for."""
+    from keyturn.adapters.probe import LambdaProbe
+
+    rotate = settings.rotate
+    function = rotate.probe
+    if not function:
+        return None
+    region = function.split(":")[3] if function.startswith("arn:") else None
+    config = Config(
+        retries={"max_attempts": 1, "mode": "standard"},
+        connect_timeout=getattr(aws.config, "connect_timeout", 5),
+        read_timeout=rotate.probe_timeout_seconds,
+        user_agent_extra=f"keyturn/{__version__}",
+    )
+    client = aws.client("lambda", config=config, **({"region_name": region} if region else {}))
+    return LambdaProbe(client, function, account=aws.account_id(), store=rotate.store)
+
+
 def build_rotation(
     settings: Settings,
     aws: Aws | None = None,
@@ -659,12 +718,15 @@ def build_rotation(
     keep_secret: bool = False,
     checkpoint: Callable[[str, str], None] | None = None,
     store: Any = None,
+    with_probe: bool = True,
 ) -> RotationService:
-    """The rotation service for the configured store, IAM, the tag journal and STS."""
+    """The rotation service for the configured store, IAM, the tag journal and STS.
+
+    `with_probe=False`: the Secrets Manager rotation function, whose finishSecret Secrets
+    Manager retries, and whose promotion a team gates with its own testSecret instead."""
     from datetime import timedelta
 
     from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
-    from keyturn.domain.retirement import QuietPolicy
     from keyturn.domain.rotation import Timing
     from keyturn.services.ratelimit import RateLimiter
 
@@ -678,13 +740,7 @@ def build_rotation(
         overlap=timedelta(minutes=rotate.overlap_minutes),
         grace=timedelta(days=rotate.grace_days),
         delete_old=rotate.delete_old,
-        retire=None
-        if rotate.retire == "timer"
-        else QuietPolicy(
-            quiet=timedelta(hours=rotate.quiet_hours),
-            max_overlap=timedelta(days=rotate.max_overlap_days),
-            on_max=rotate.on_max_overlap,
-        ),
+        retire=quiet_policy(settings),
     )
     return RotationService(
         IamKeys(iam),
@@ -703,6 +759,7 @@ def build_rotation(
         keep_secret=keep_secret,
         events=build_rotation_events(settings, aws),
         quarantined=quarantine_checker(settings, aws),
+        probe=build_probe(settings, aws) if with_probe else None,
     )
 
 

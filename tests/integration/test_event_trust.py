@@ -120,7 +120,13 @@ def test_a_scheduled_rotation_event_is_read_from_its_detail(
 ) -> None:
     monkeypatch.setenv("KEYTURN_ROTATE_STORE", "secretsmanager")
     result = rotate_handler({**SCHEDULED, "detail": {"due": False}})
-    assert result["summary"] == {"ok": 0, "failed": 0, "due_not_enrolled": 0, "untrusted": 0}
+    assert result["summary"] == {
+        "ok": 0,
+        "failed": 0,
+        "due_not_enrolled": 0,
+        "untrusted": 0,
+        "unpublished_events": 0,
+    }
 
 
 # -- the fan-out ------------------------------------------------------------------------------

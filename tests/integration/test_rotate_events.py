@@ -83,3 +83,49 @@ def test_an_unpublished_event_is_reported_and_the_rotation_still_succeeds(
     assert authed.keys("alice") == {old.key_id: "Inactive", done["new_key_id"]: "Active"}
     assert len(done["warnings"]) == 2, done
     assert all("not published on bus no-such-bus" in w for w in done["warnings"])
+
+
+def test_an_event_the_bus_refused_is_published_by_the_next_scheduled_run(
+    authed: AuthedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bus that fails (not created yet), then works: the first run marks both events in
+    the sealed journal record, the next publishes them in order and clears the mark."""
+    monkeypatch.setenv("KEYTURN_ROTATE_EVENT_BUS", "late")
+    (old,) = authed.seed_user("alice")
+    first = handler({"users": ["alice"]})
+    (done,) = first["results"]
+    assert done["unpublished_events"] == ["Access Key Rotated", "Access Key Retired"]
+    assert first["summary"]["unpublished_events"] == 2
+    assert authed.keys("alice") == {old.key_id: "Inactive", done["new_key_id"]: "Active"}
+
+    authed.client("events").create_event_bus(Name="late")
+    url = subscribe(authed, "late")
+    later = handler({"due": False})
+    (retried,) = later["results"]
+    assert retried["unpublished_events"] == []
+    assert later["summary"]["unpublished_events"] == 0
+    assert any("published on retry" in w for w in retried["warnings"])
+    events = received(authed, url)
+    assert [e["detail-type"] for e in events] == ["Access Key Rotated", "Access Key Retired"]
+    assert events[0]["detail"]["new_key_id"] == done["new_key_id"]
+
+    handler({"due": False})  # once published, never again
+    assert received(authed, url) == []
+
+
+def test_a_forged_unpublished_mark_publishes_nothing(
+    authed: AuthedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mark lives in the journal tag, which anyone with iam:TagUser can write: a mark
+    keyturn did not seal is reported as untrusted and makes keyturn publish nothing."""
+    authed.client("events").create_event_bus(Name="consumers")
+    url = subscribe(authed, "consumers")
+    monkeypatch.setenv("KEYTURN_ROTATE_EVENT_BUS", "consumers")
+    (old,) = authed.seed_user("alice")
+    forged = f"v4:old_deactivated:{'t' * 36}:1767225600:{old.key_id}:-:AKIAFORGED0000000000:-:-:RD"
+    authed.client("iam").tag_user(
+        UserName="alice", Tags=[{"Key": "keyturn:rotation", "Value": f"{forged}:AAAA"}]
+    )
+    result = handler({"due": False})
+    assert [u["user"] for u in result["untrusted"]] == ["alice"]
+    assert received(authed, url) == []

@@ -346,3 +346,56 @@ def test_when_quiet_killed_after_promotion_then_resumed_still_waits(
         assert all_problems(probe, "alice", bystanders) == []
         assert authed.keys("alice") == {current.key_id: "Active", new_id: "Active"}
     matrix_row("resumed: still waiting for the old key to go quiet, old key active")
+
+
+# -- the consumer probe (issue 16): killed between the probe's yes and the promotion ----------
+#
+# Nothing of the yes is kept: the resume verifies the pending key again and asks the probe
+# again. A yes then promotes; a no stops the rotation cleanly (pending discarded, new key
+# deleted, old key current and active).
+
+PROBE_CASES = [(store, answer) for store in STORES for answer in ("yes", "no")]
+
+
+@pytest.mark.parametrize(
+    ("store", "answer"),
+    PROBE_CASES,
+    ids=[f"rotate-{s}:probe(resume says {a})" for s, a in PROBE_CASES],
+)
+def test_killed_between_the_probe_and_the_promotion_the_resume_asks_again(
+    store: str, answer: str, request: pytest.FixtureRequest, authed: AuthedAws, matrix_row: Any
+) -> None:
+    probe = make_probe(request, authed, store)
+    (current,) = authed.seed_user("alice")
+    probe.seed_current("alice", current.key_id, current.secret)
+    authed.seed_user("bystander", keys=2, inactive=1)
+    bystanders = {"bystander": authed.keys("bystander")}
+    said = '{"ok": true}' if answer == "yes" else '{"ok": false, "reason": "frozen"}'
+    arn = authed.server.probe_function(
+        f"check-{uuid.uuid4().hex[:6]}",
+        '{"ok": true}',
+        said,
+        key_id=authed.admin.key_id,
+        secret=authed.admin.secret,
+    )
+    env = {**cli_env(probe), "KEYTURN_ROTATE_PROBE": arn}
+    authed.enroll("alice", environ=env)
+
+    crashed = run_keyturn({**env, "KEYTURN_TEST_CRASH_AFTER": "probe"}, "rotate", "alice")
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    assert crash_safety(probe, bystanders) == []
+    assert (probe.entry("alice", "current") or ("",))[0] == current.key_id  # not promoted
+
+    resumed = run_keyturn(env, "rotate", "--resume", "alice")
+    assert all_problems(probe, "alice", bystanders) == []
+    if answer == "yes":
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        new_id, _ = probe.entry("alice", "current") or ("", "")
+        assert authed.keys("alice") == {current.key_id: "Inactive", new_id: "Active"}
+        matrix_row("resumed: verified and asked again, then promoted; all invariants hold")
+    else:
+        assert resumed.returncode != 0
+        assert "said no" in resumed.stderr + resumed.stdout
+        assert authed.keys("alice") == {current.key_id: "Active"}
+        assert (probe.entry("alice", "current") or ("",))[0] == current.key_id
+        matrix_row("resumed: asked again, said no: new key deleted, old key current")

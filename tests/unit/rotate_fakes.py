@@ -127,6 +127,11 @@ class FakeStore:
             return
         stages["current"], stages["previous"] = stages["previous"], stages["current"]
 
+    def discard_pending(self, user: str, token: str) -> None:
+        stages = self.entries.get(user, {})
+        if stages.get("pending", ("",))[0] == token:
+            del stages["pending"]
+
 
 @dataclass
 class FakeJournal:

@@ -16,6 +16,7 @@ from keyturn.domain.rotation import (
     RotationState,
     Step,
     Timing,
+    Unpublished,
     advance,
     begin,
     decode,
@@ -130,9 +131,10 @@ def test_the_worst_case_record_fits_an_iam_tag_with_its_seal() -> None:
         state=S.OLD_DEACTIVATED,
         new_key_id="AKIANEW0000000000000",
         promoted_at=P,
+        unpublished=(Unpublished.ROTATED, Unpublished.RETIRED),
     )
     text = encode(record)
-    assert text.startswith("v3:")
+    assert text.startswith("v4:")
     assert len(text) + 1 + 43 <= 256
     assert decode("alice", text) == replace(record, updated_at=None)
 
@@ -142,6 +144,11 @@ def test_a_sealed_v2_record_is_still_read_without_a_promotion_time() -> None:
     assert (back.state, back.new_key_id, back.promoted_at) == (S.PROMOTED, "AKIANEW", None)
 
 
+def test_a_sealed_v3_record_is_still_read_with_nothing_unpublished() -> None:
+    back = decode("alice", "v3:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:1767225600")
+    assert (back.promoted_at is not None, back.unpublished) == (True, ())
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -149,6 +156,9 @@ def test_a_sealed_v2_record_is_still_read_without_a_promotion_time() -> None:
         "v2:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-",  # v2 has 8
         "v3:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:soon",
         "v3:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:",
+        "v4:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:",  # no unpublished field
+        "v4:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:X",  # an unknown event
+        "v4:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-",  # v4 needs 10 fields
     ],
 )
 def test_decode_refuses_malformed_v3(text: str) -> None:

@@ -154,6 +154,6 @@ def test_a_bus_that_refuses_never_fails_the_rotation() -> None:
     assert outcome.ok
     assert outcome.warnings == [
         "event 'Access Key Rotated' not published on bus consumers: "
-        "events:PutEvents (consumers): refused"
+        "events:PutEvents (consumers): refused; marked in the journal; the next run retries it"
     ]
     assert world.iam.status("alice")[old] == "Active"  # when-quiet: waiting, as without events

@@ -224,6 +224,15 @@ class SecretsManagerStore:
         finally:
             self._stages.pop(user, None)
 
+    @requires("secretsmanager:UpdateSecretVersionStage", "secretsmanager:DescribeSecret")
+    def discard_pending(self, user: str, token: str) -> None:
+        """AWSPENDING off version `token` (a rotation stopped before promotion), if there:
+        no reader of the pending stage sees the stopped rotation's key."""
+        try:
+            self._drop_pending(user, token)
+        finally:
+            self._stages.pop(user, None)
+
     def _move_current(self, user: str, target: str) -> None:
         name = self.location(user)
         for fresh in (False, True):

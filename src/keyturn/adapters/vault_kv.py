@@ -175,6 +175,12 @@ class VaultKvStore:
         self._write(user, "current", previous, cas=version)
         self._write(user, "previous", current)
 
+    def discard_pending(self, user: str, token: str) -> None:
+        """Delete `{path}.pending` if it still holds rotation `token` (a stopped rotation)."""
+        pending, _ = self._read(user, "pending")
+        if pending is not None and pending.get(TOKEN_FIELD) == token:
+            self._delete(user, "pending")
+
     # -- hvac calls ------------------------------------------------------------------------
 
     def _read(self, user: str, stage: str) -> tuple[dict[str, Any] | None, int]:

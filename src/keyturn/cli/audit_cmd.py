@@ -117,13 +117,26 @@ def audit(
         service = build_audit(loaded.settings)
         writer = write_json if chosen is Format.JSON else write_csv
         stream = service.stream(request)
+        stream.waiting = _waiting(loaded.settings, request)
         out_of_policy = emit_stream(lambda out: writer(stream, out), output).out_of_policy
     else:
         result = build_audit(loaded.settings).run(request)
+        result.waiting = _waiting(loaded.settings, request)
         emit(lambda out: _render(chosen, result, out), output)
         out_of_policy = result.out_of_policy
     if check and out_of_policy:
         raise typer.Exit(exit_codes.OUT_OF_POLICY)
+
+
+def _waiting(settings: Settings, request: AuditRequest) -> dict[str, str]:
+    """`retire = "when-quiet"`: per user whose old key is still active and used, the
+    rotation's own waiting line (keyturn.services.waiting); nothing under the timer."""
+    from keyturn.wiring import build_waiting
+
+    waiting = build_waiting(settings)
+    if waiting is None:
+        return {}
+    return waiting.lines(request.users or None)
 
 
 def _show_enrollment(settings: Settings, result: AuditResult) -> None:

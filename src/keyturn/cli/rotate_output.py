@@ -99,6 +99,8 @@ class UserResult:
             "steps": list(self.steps),
             "message": outcome.message,
             "warnings": list(outcome.warnings),
+            # consumers' events the bus refused: marked in the journal, retried next run
+            "unpublished_events": list(outcome.unpublished),
         }
         if not outcome.ok:
             found["exit_code"] = self.code
@@ -248,7 +250,10 @@ def as_json(
         "schema": SCHEMA,
         "mode": mode.value,
         "dry_run": False,
-        "summary": summary_counts(mode, results),
+        "summary": {
+            **summary_counts(mode, results),
+            "unpublished_events": unpublished_events(results),
+        },
         "users": users,
         "failed_accounts": dict(sorted(failed_accounts.items())),
     }
@@ -262,7 +267,20 @@ def summary_counts(mode: Mode, results: list[UserResult]) -> dict[str, int]:
     return counts
 
 
+def unpublished_events(results: list[UserResult]) -> int:
+    """Consumers' events still owed after this run (each is retried by the next run)."""
+    return sum(len(result.outcome.unpublished) for result in results)
+
+
 def summary_line(mode: Mode, results: list[UserResult]) -> str:
+    line = _summary_line(mode, results)
+    owed = unpublished_events(results)
+    if owed:
+        line += f"; {owed} consumer event(s) not published yet (the next run retries them)"
+    return line
+
+
+def _summary_line(mode: Mode, results: list[UserResult]) -> str:
     counts = summary_counts(mode, results)
     failed = counts.get("failed", 0)
     if mode is Mode.RESUME:

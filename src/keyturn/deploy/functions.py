@@ -237,6 +237,7 @@ _SID_OF_KIND = {
     "topic": "NoticeTopic",
     "event-bus": "RotationEventBus",
     "incident-object": "IncidentRecords",
+    "function": "ProbeFunction",
 }
 
 

@@ -44,6 +44,12 @@ EXPOSED_KEY_PATTERN = {
 }
 
 
+# Statements granted only when their parameter is set: the probe function (rotate.probe)
+# is optional, and an empty ARN is no resource at all.
+CONDITIONAL_STATEMENTS = {"ProbeFunction": "HasProbe"}
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
 def sub(text: str) -> Any:
     return {"Fn::Sub": text} if "${" in text else text
 
@@ -54,7 +60,10 @@ def cfn_document(document: dict[str, Any]) -> dict[str, Any]:
     for statement in document["Statement"]:
         resource = statement["Resource"]
         resources = [sub(r) for r in resource] if isinstance(resource, list) else sub(resource)
-        statements.append({**statement, "Resource": resources})
+        found: Any = {**statement, "Resource": resources}
+        if statement["Sid"] in CONDITIONAL_STATEMENTS:
+            found = {"Fn::If": [CONDITIONAL_STATEMENTS[statement["Sid"]], found, dict(NO_VALUE)]}
+        statements.append(found)
     return {"Version": document["Version"], "Statement": statements}
 
 
@@ -150,6 +159,13 @@ def parameters() -> dict[str, Any]:
             " (source keyturn: Access Key Rotated / Access Key Retired) consumers can react to.",
             "default",
             AllowedPattern=r"^[\w.\-/]{1,256}$",
+        ),
+        "ProbeFunction": text(
+            "ARN of a Lambda function Rotate asks about each verified new key before"
+            ' promotion (anything but {"ok": true} stops the rotation; empty: none).',
+            "",
+            AllowedPattern=r"^$|^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:"
+            r"[a-zA-Z0-9_-]{1,64}(:(\$LATEST|[a-zA-Z0-9_-]{1,128}))?$",
         ),
         "MemberRoleName": text(
             "Role in each member account (deploy/member-role.yaml).", "keyturn-member"
@@ -285,8 +301,12 @@ def function_resources(function: Function) -> dict[str, Any]:
         environment["KEYTURN_QUARANTINE_SECURITY_CONTACT"] = {
             "Fn::If": ["HasSecurityContact", {"Ref": "SecurityContact"}, {"Ref": "AWS::NoValue"}]
         }
-    if function.name == "rotate":  # the scheduled rotation tells consumers (issue 16)
+    if function.name in ("rotate", "secretsmanager-rotation"):  # consumers told (issue 16)
         environment["KEYTURN_ROTATE_EVENT_BUS"] = {"Ref": "RotationEventBus"}
+    if function.name == "rotate":  # the consumers' check before promotion (issue 16)
+        environment["KEYTURN_ROTATE_PROBE"] = {
+            "Fn::If": ["HasProbe", {"Ref": "ProbeFunction"}, dict(NO_VALUE)]
+        }
     if function.name in SEALERS:
         environment.update(trust_environment())
     if function.name == "fanout-scheduler":
@@ -553,6 +573,7 @@ def template() -> tuple[dict[str, Any], list[str]]:
         "HasOperatorRole": {"Fn::Not": [{"Fn::Equals": [{"Ref": "OperatorRoleArn"}, ""]}]},
         "HasKeyAdmin": {"Fn::Not": [{"Fn::Equals": [{"Ref": "KeyAdminArn"}, ""]}]},
         "HasSecurityContact": {"Fn::Not": [{"Fn::Equals": [{"Ref": "SecurityContact"}, ""]}]},
+        "HasProbe": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ProbeFunction"}, ""]}]},
     }
     if {"RotateFunction", "SecretsManagerRotationFunction", "ExposedKeyFunction"} & set(resources):
         conditions["UseVault"] = {"Fn::Equals": [{"Ref": "StoreKind"}, "vault"]}

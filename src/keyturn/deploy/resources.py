@@ -98,6 +98,8 @@ RESOURCE_KIND: dict[str, str] = {
     "cloudtrail:LookupEvents": "",
     "ec2:DescribeRegions": "",
     "s3:PutObject": "incident-object",
+    # Lambda (the consumers' probe before promotion, rotate.probe)
+    "lambda:InvokeFunction": "function",
     # CloudWatch Logs (the Lambda runtime writes the function's log stream)
     "logs:CreateLogStream": "log-stream",
     "logs:PutLogEvents": "log-stream",
@@ -119,6 +121,7 @@ REFERENCE_NAME = {
     "topic": "topic",
     "event-bus": "event-bus",
     "incident-object": "object",
+    "function": "function",
 }
 
 _IAM = "arn:${AWS::Partition}:iam::${AWS::AccountId}"
@@ -144,6 +147,8 @@ DEFAULT_SCOPE: dict[str, tuple[str, ...]] = {
     "topic": ("${NoticeTopic}",),
     "event-bus": (regional("events", "event-bus/${RotationEventBus}"),),
     "incident-object": ("${IncidentBucket.Arn}/incidents/*",),
+    # The template grants it only when ProbeFunction is set (render.py, HasProbe).
+    "function": ("${ProbeFunction}",),
     "log-stream": (regional("logs", "log-group:/aws/lambda/${AWS::StackName}-{function}:*"),),
 }
 
@@ -166,4 +171,5 @@ PLACEHOLDER_DEFAULTS: dict[str, str] = {
     "NoticeTopic": regional("sns", "${AWS::StackName}-notices"),
     "RotationEventBus": "default",
     "IncidentBucket.Arn": "arn:${AWS::Partition}:s3:::${AWS::StackName}-incidents",
+    "ProbeFunction": regional("lambda", "function:${AWS::StackName}-probe"),
 }

@@ -17,6 +17,13 @@ ROOT_USER = "<root_account>"
 # IAM's own grammar for user names (CreateUser): the one check every input naming a user
 # (an event, a secret's claim, a notice) goes through. Match it with `fullmatch`.
 IAM_USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
+# AWS's documented FunctionName pattern for lambda:Invoke, narrowed: a name, a partial ARN
+# (ACCOUNT:function:NAME) or a full ARN, with an optional version or alias qualifier
+# (`rotate.probe`, keyturn.adapters.probe).
+LAMBDA_FUNCTION = re.compile(
+    r"^(arn:aws[a-zA-Z-]*:lambda:[a-z]{2}(-gov)?(-iso[a-z]?)?-[a-z]+-\d:\d{12}:function:"
+    r"|\d{12}:function:)?[a-zA-Z0-9_-]{1,64}(:(\$LATEST|[a-zA-Z0-9_-]{1,128}))?$"
+)
 
 
 class KeyStatus(StrEnum):

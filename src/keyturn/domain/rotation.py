@@ -59,6 +59,13 @@ TRANSITIONS: dict[RotationState, frozenset[RotationState]] = {
 }
 
 
+class Unpublished(StrEnum):
+    """An event owed to consumers, by the state it announced (one letter in the journal)."""
+
+    ROTATED = "R"
+    RETIRED = "D"
+
+
 class InvalidTransitionError(OperationFailedError):
     """A step tried to move a rotation backwards or skip a safety step."""
 
@@ -94,6 +101,9 @@ class RotationRecord:
     # When the store first served the new key (PROMOTED recorded): the start of the
     # usage-aware retirement's quiet period and bound (keyturn.domain.retirement).
     promoted_at: datetime | None = None
+    # Consumers' events (keyturn.adapters.events) this rotation could not publish yet:
+    # retried by the next run that reads this record, cleared once published (issue 16).
+    unpublished: tuple[Unpublished, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,11 +356,12 @@ def plan_start(user: str, keys: Sequence[IamKey], protected: set[str]) -> StartP
 
 # -- the journal's compact text form (an IAM tag value) ------------------------------------
 
-# v2 added the enrollment hold, v3 the promotion time; a v1 record (unsealed, before issue
-# 12) is never trusted. A sealed v2 record is keyturn's own and still read (no promotion
-# time: the service stamps one when it first sees the rotation promoted).
-RECORD_VERSION = "v3"
-FIELDS = {"v2": 8, "v3": 9}
+# v2 added the enrollment hold, v3 the promotion time, v4 the unpublished events; a v1
+# record (unsealed, before issue 12) is never trusted. Sealed v2 and v3 records are
+# keyturn's own and still read (no promotion time: the service stamps one when it first
+# sees the rotation promoted; no unpublished events).
+RECORD_VERSION = "v4"
+FIELDS = {"v2": 8, "v3": 9, "v4": 10}
 
 
 def _epoch(value: datetime | None) -> str:
@@ -358,10 +369,11 @@ def _epoch(value: datetime | None) -> str:
 
 
 def encode(record: RotationRecord) -> str:
-    """`v3:state:token:epoch:old:existing/ids:new:hold:promoted`: fits an IAM tag value (256
-    chars, no commas or braces allowed) with room for its seal (keyturn.domain.trust), no
-    secret. Worst case: a 64-char token (Secrets Manager's longest), two existing 20-char
-    key ids, every time set: 200 chars, plus ":" and a 43-char seal = 244."""
+    """`v4:state:token:epoch:old:existing/ids:new:hold:promoted:unpublished`: fits an IAM
+    tag value (256 chars, no commas or braces allowed) with room for its seal
+    (keyturn.domain.trust), no secret. Worst case: a 64-char token (Secrets Manager's
+    longest), two existing 20-char key ids, every time set, both events owed: 203 chars,
+    plus ":" and a 43-char seal = 247."""
     return ":".join(
         [
             RECORD_VERSION,
@@ -373,6 +385,7 @@ def encode(record: RotationRecord) -> str:
             record.new_key_id or "-",
             _epoch(record.hold_until),
             _epoch(record.promoted_at),
+            "".join(record.unpublished) or "-",
         ]
     )
 
@@ -388,10 +401,9 @@ def decode(user: str, text: str) -> RotationRecord:
     parts = text.split(":")
     if FIELDS.get(parts[0]) != len(parts):
         raise unreadable
-    if len(parts) == FIELDS["v2"]:
-        parts.append("-")
-    _, state, token, epoch, old, existing, new, hold, promoted = parts
-    if not token or any(not part for part in (old, existing, new, hold, promoted)):
+    parts += ["-"] * (FIELDS[RECORD_VERSION] - len(parts))
+    _, state, token, epoch, old, existing, new, hold, promoted, owed = parts
+    if not token or any(not part for part in (old, existing, new, hold, promoted, owed)):
         raise unreadable
 
     def when(value: str) -> datetime | None:
@@ -402,6 +414,7 @@ def decode(user: str, text: str) -> RotationRecord:
         intent_at = datetime.fromtimestamp(int(epoch), tz=UTC)
         hold_until = when(hold)
         promoted_at = when(promoted)
+        unpublished = () if owed == "-" else tuple(dict.fromkeys(map(Unpublished, owed)))
     except (ValueError, OverflowError, OSError):
         raise unreadable from None
     return RotationRecord(
@@ -414,4 +427,5 @@ def decode(user: str, text: str) -> RotationRecord:
         new_key_id=None if new == "-" else new,
         hold_until=hold_until,
         promoted_at=promoted_at,
+        unpublished=unpublished,
     )

@@ -30,6 +30,7 @@ from keyturn.adapters.iam import IamDirectory
 from keyturn.adapters.iam_enrollment import IamTagEnrollments
 from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
 from keyturn.adapters.mac_kms import KmsAuthenticator
+from keyturn.adapters.probe import LambdaProbe
 from keyturn.adapters.secretsmanager import SecretsManagerStore
 from keyturn.adapters.sns import Outcome as NoticeOutcome
 from keyturn.adapters.sns import RunNotice, SnsNotices, UserResult
@@ -47,6 +48,7 @@ CALLS = (
     IamKeys.delete_key,
     IamKeys.last_used,
     EventBridgeEvents.publish,  # rotate.event_bus: consumers told
+    LambdaProbe.check,  # rotate.probe: the consumers' check before promotion
     IamTagJournal.read,
     IamTagJournal.write,
     IamTagJournal.users_with_records,
@@ -241,6 +243,8 @@ def run(users: list[str], due: bool, *, settings: Any = None, aws: Any = None) -
             "failed": sum(1 for o in outcomes if not o.ok),
             "due_not_enrolled": len(split.not_enrolled),
             "untrusted": len(untrusted),
+            # consumers' events the bus refused: marked in the journal, retried next run
+            "unpublished_events": sum(len(o.unpublished) for o in outcomes),
         },
         "due_not_enrolled": split.not_enrolled,
         "untrusted": untrusted,
@@ -253,6 +257,7 @@ def run(users: list[str], due: bool, *, settings: Any = None, aws: Any = None) -
                 # e.g. "old key still used by s3 in eu-west-1 12 min ago, waiting"
                 "message": o.message,
                 "warnings": list(o.warnings),
+                "unpublished_events": list(o.unpublished),
             }
             for o in outcomes
             if o.ok

@@ -10,7 +10,12 @@ through Secrets Manager's steps:
   system to push the secret to.
 - testSecret: consecutive successful sts:GetCallerIdentity calls with the pending key.
 - finishSecret: move AWSCURRENT to the token (and AWSPENDING off it), then deactivate the
-  old key.
+  old key. With `rotate.event_bus` set (the template passes its RotationEventBus), the
+  promotion and the retirement put the same `Access Key Rotated` / `Access Key Retired`
+  events on the bus as the scheduled rotation (keyturn.adapters.events); one the bus
+  refuses is marked in the journal and put by the next step or rotation that reads it.
+  `rotate.probe` is not asked here: a team gates this function's promotions with its own
+  testSecret, and Secrets Manager retries a failed finishSecret.
 
 Secrets Manager retries a failed step, so each step is idempotent. Failures are logged,
 then raised, so the invocation fails and the rotation is marked failed.
@@ -59,6 +64,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from keyturn.adapters.events import EventBridgeEvents
 from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
 from keyturn.adapters.mac_kms import KmsAuthenticator
 from keyturn.adapters.secretsmanager import SecretsManagerStore, secret_name
@@ -86,6 +92,7 @@ CALLS = (
     IamTagJournal.write,
     KmsAuthenticator.seal,
     KmsAuthenticator.verify,
+    EventBridgeEvents.publish,  # rotate.event_bus: on finishSecret and on retirement
 )
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
@@ -165,7 +172,7 @@ def run_step(
     binding = bind(client, aws, settings.rotate.path, secret_id, step, events or NullSink())
     user = binding.user
     store = SecretsManagerStore(client, settings.rotate.path, account=binding.account)
-    service = build_rotation(settings, aws, store=store)
+    service = build_rotation(settings, aws, store=store, with_probe=False)
     if step == "createSecret":
         outcome = service.prepare(user, token)
         return _ids(step, user, outcome.new_key_id)
@@ -177,7 +184,11 @@ def run_step(
     outcome = service.finish(user, token)
     if not outcome.ok:
         raise KeyturnError(outcome.message)
-    return _ids(step, user, outcome.new_key_id)
+    found = _ids(step, user, outcome.new_key_id)
+    if outcome.unpublished:  # owed to consumers: marked in the journal, retried later
+        found["unpublished_events"] = ", ".join(outcome.unpublished)
+        found["warnings"] = "; ".join(outcome.warnings)
+    return found
 
 
 def bind(

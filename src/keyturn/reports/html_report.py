@@ -144,6 +144,11 @@ def write_html(result: AuditResult, out: TextIO) -> None:
     )
     for warning in result.warnings:
         out.write(f'<p class="warn">warning: {_e(warning)}</p>\n')
+    if result.waiting:
+        out.write('<h2>Rotations waiting for consumers</h2>\n<ul id="waiting">\n')
+        for user, line in result.waiting.items():
+            out.write(f"<li><b>{_e(user)}</b>: {_e(line)}</li>\n")
+        out.write("</ul>\n")
     out.write(_oldest(result.keys))
     out.write(f'<h2>Key ages</h2>\n<div class="panel">{_chart(result.keys, result.policy)}')
     legend = "".join(f'<span><i class="f-{f}"></i>{f}</span>' for f in Finding)

@@ -35,5 +35,8 @@ def write_json(report: AuditReport, out: TextIO) -> Tally:
         separator = ",\n    "
     out.write("\n  ],\n" if tally.total else "],\n")
     out.write(f'  "summary": {json.dumps(tally.summary())},\n')
+    waiting = dict(getattr(report, "waiting", {}))
+    if waiting:  # retire = "when-quiet" only: user -> the rotation's waiting line
+        out.write(f'  "rotation_waiting": {json.dumps(waiting)},\n')
     out.write(f'  "warnings": {json.dumps(list(report.warnings))}\n}}\n')
     return tally

@@ -87,6 +87,8 @@ def write_table(result: AuditResult, console: Console) -> None:
         style="dim",
     )
     console.print(line)
+    for user, waiting in result.waiting.items():
+        console.print(Text(f"rotation of {user}: {waiting}", style="cyan"), soft_wrap=True)
     for warning in result.warnings:
         console.print(Text(f"warning: {warning}", style="yellow"))
 

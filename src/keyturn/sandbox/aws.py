@@ -7,9 +7,11 @@ API can do. Clients still talk HTTP to it, exactly as they would to AWS.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -180,6 +182,51 @@ class LocalAws:
             pass
 
     # -- seeding ------------------------------------------------------------------------
+
+    def probe_function(self, name: str, *answers: str, **credentials: str) -> str:
+        """A Lambda function (its ARN) whose next invocations answer `answers` in turn.
+
+        moto runs a function's code only in Docker; its Docker-less Lambda (switched on
+        here, for the whole server) answers each Invoke with the next queued text instead,
+        which is all a test of keyturn's probe needs: the request goes over the wire as to
+        AWS, the answer comes back as AWS would give it (status 200, no FunctionError).
+        `credentials` (key_id, secret) sign the setup calls when authentication is on.
+        """
+        self._post("/moto-api/config", json.dumps({"lambda": {"use_docker": False}}).encode())
+        iam, lam = self.client("iam", **credentials), self.client("lambda", **credentials)
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        try:
+            role = iam.create_role(
+                RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps(trust)
+            )
+        except iam.exceptions.EntityAlreadyExistsException:
+            role = iam.get_role(RoleName=f"{name}-role")
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("probe.py", "def handler(event, context):\n    return {}\n")
+        arn = lam.create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Role=role["Role"]["Arn"],
+            Handler="probe.handler",
+            Code={"ZipFile": buffer.getvalue()},
+        )["FunctionArn"]
+        self.queue_probe_answers(*answers)
+        return str(arn)
+
+    def queue_probe_answers(self, *answers: str) -> None:
+        """Queue what the next Invokes (any function) answer; see `probe_function`."""
+        body = {"results": list(answers), "region": REGION}
+        self._post("/moto-api/static/lambda-simple/response", json.dumps(body).encode())
 
     def create_user(
         self, name: str, *, tags: dict[str, str] | None = None, path: str = "/"

@@ -43,6 +43,8 @@ class AuditResult:
     source: str
     keys: list[AuditedKey]
     warnings: list[str] = field(default_factory=list)
+    # retire = "when-quiet": user -> "old key still used by ... waiting" (services.waiting)
+    waiting: dict[str, str] = field(default_factory=dict)
 
     def counts(self) -> Counter[Finding]:
         return Counter(key.finding for key in self.keys)
@@ -66,6 +68,7 @@ class AuditStream:
     source: str
     keys: Iterator[AuditedKey]
     warnings: list[str] = field(default_factory=list)
+    waiting: dict[str, str] = field(default_factory=dict)
 
 
 class AuditService:

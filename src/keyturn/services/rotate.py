@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from keyturn.adapters.events import RETIRED, ROTATED, DetailType, KeyEvent
+from keyturn.adapters.probe import ProbeRefusedError, ProbeRequest
 from keyturn.domain.errors import BadInputError, KeyturnError, OperationFailedError
 from keyturn.domain.model import KeyStatus, NewKeySecret
 from keyturn.domain.retirement import Verdict, consumer, decide
@@ -38,6 +39,7 @@ from keyturn.domain.rotation import (
     Step,
     StoreView,
     Timing,
+    Unpublished,
     advance,
     begin,
     derive,
@@ -49,6 +51,7 @@ from keyturn.domain.rotation import (
 from keyturn.domain.trust import Rejected
 from keyturn.ports import (
     Clock,
+    ConsumerProbe,
     KeyManager,
     KeyVerifier,
     RotationEvents,
@@ -74,6 +77,11 @@ UNTRUSTED = "untrusted"
 # else, and retiring old keys (work no one waits on: the new key is already current) last.
 CREATE, START, READ, RETIRE = 0, 1, 2, 3
 Checkpoint = Callable[[str, str], None]
+# Each consumers' event by the journal letter that says it is owed, and the state it names.
+OWED: dict[Unpublished, tuple[DetailType, RotationState]] = {
+    Unpublished.ROTATED: (ROTATED, RotationState.PROMOTED),
+    Unpublished.RETIRED: (RETIRED, RotationState.OLD_DEACTIVATED),
+}
 
 
 def _no_checkpoint(step: str, user: str) -> None:
@@ -94,6 +102,8 @@ class Outcome:
     secret: NewKeySecret | None = field(default=None, repr=False)
     # retire = "when-quiet": the old key stays, `message` says which consumer still uses it
     waiting: bool = False
+    # Consumers' events still owed after this run (marked in the journal, retried next run)
+    unpublished: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,7 @@ class RotationService:
         keep_secret: bool = False,
         events: RotationEvents | None = None,
         quarantined: Callable[[str, str], str | None] | None = None,
+        probe: ConsumerProbe | None = None,
     ) -> None:
         self._iam = keys
         self._store = store
@@ -136,6 +147,7 @@ class RotationService:
         # (user, key id) -> why the key may never be active again (a sealed incident record,
         # keyturn.services.quarantine), or None. Rollback asks before reactivating.
         self._quarantined = quarantined
+        self._probe = probe
         self._rejected: dict[str, Rejected] = {}
 
     # -- public operations ---------------------------------------------------------------
@@ -462,6 +474,8 @@ class RotationService:
         user = record.user
         secret: NewKeySecret | None = None
         warnings: list[str] = []
+        if record.unpublished:
+            record = self._republish(record, warnings)
         while True:
             now = self._clock.now()
             if until is not None and record.state is until:
@@ -507,11 +521,13 @@ class RotationService:
                 record = advance(record, S.VERIFIED, now, new_key_id=secret.access_key_id)
                 self._checkpoint("verify", user)
             elif step is Step.PROMOTE:
+                if self._probe is not None:
+                    self._ask_probe(record)
                 with _resume_hint(user):
                     self._store.promote(user, record.token)
                 record = advance(record, S.PROMOTED, now)
                 self._checkpoint("promote", user)
-                self._announce(ROTATED, record, warnings)
+                record = self._announce(ROTATED, record, warnings)
                 if self._timing.retire is not None:
                     # The quiet period and its bound count from here, across runs: seal
                     # the promotion time into the journal (a crash before this write is
@@ -566,25 +582,118 @@ class RotationService:
             warnings.append(decision.reason)
         return self._deactivate_old(record, now, warnings), None
 
-    def _announce(self, kind: DetailType, record: RotationRecord, warnings: list[str]) -> None:
-        """Put the consumers' event on the bus, when one is configured. A failure is a
-        warning in this user's outcome, never a failed rotation: the keys and the store are
-        already right, and a consumer can still read the store."""
-        if self._events is None:
-            return
-        event = KeyEvent(
+    def _ask_probe(self, record: RotationRecord) -> None:
+        """`rotate.probe`: the consumers' own check of the verified pending key, before
+        the store serves it. Anything but a clear yes stops the rotation as a store failure
+        does: new key deleted, pending entry discarded, ABORTED recorded, old key untouched.
+        A yes only lets the rotation go on to the promotion it was about to make."""
+        probe = self._probe
+        user, new_id = record.user, record.new_key_id
+        assert probe is not None
+        assert new_id is not None
+        request = ProbeRequest(user, new_id, record.old_key_id, self._store.location(user))
+        try:
+            probe.check(request)
+        except KeyturnError as exc:
+            log.warning("%s: %s", user, exc)
+            cleanup = self._abort_before_promotion(record, new_id)
+            raise ProbeRefusedError(
+                f"{user}: rotation stopped before promotion: {exc}; {cleanup}, old key "
+                f"{record.old_key_id} untouched and still current"
+            ) from None
+        self._checkpoint("probe", user)
+
+    def _abort_before_promotion(self, record: RotationRecord, new_id: str) -> str:
+        """Discard the unpromoted pending entry, delete its key, record ABORTED; says what
+        was done. A step that fails is left to `--rollback` (said so), never raised over
+        the reason the rotation stopped.
+
+        In that order: cut off after the discard, a resume finds the new key in no store
+        entry, created just after the intent, so deletes it as the orphan it is (and starts
+        over, asking the probe again); cut off after the key's deletion, nothing is left
+        but the ABORTED record. Deleting first would leave a pending entry whose key no
+        longer works, which a resume would try to verify."""
+        user = record.user
+        try:
+            self._store.discard_pending(user, record.token)
+            self._checkpoint("abort_discard", user)
+            self._iam_call()
+            self._iam.delete_key(user, new_id)
+            self._checkpoint("abort_delete_new", user)
+            self._write(advance(record, S.ABORTED, self._clock.now()))
+            self._checkpoint("aborted", user)
+        except KeyturnError as exc:
+            return f"cleanup incomplete ({exc}): finish it with `keyturn rotate --rollback {user}`"
+        return f"new key {new_id} deleted, pending entry discarded"
+
+    def _event(self, kind: DetailType, record: RotationRecord, state: RotationState) -> KeyEvent:
+        return KeyEvent(
             kind,
             record.user,
             record.old_key_id,
             record.new_key_id,
             self._store.location(record.user),
-            str(record.state),
+            str(state),
         )
+
+    def _announce(
+        self, kind: DetailType, record: RotationRecord, warnings: list[str]
+    ) -> RotationRecord:
+        """Put the consumers' event on the bus, when one is configured. A failure is a
+        warning in this user's outcome, never a failed rotation (the keys and the store are
+        already right, and a consumer can still read the store), and is marked in the
+        sealed journal record, so the next run that reads it publishes it (`_republish`)."""
+        if self._events is None:
+            return record
         try:
-            self._events.publish(event)
+            self._events.publish(self._event(kind, record, record.state))
         except KeyturnError as exc:
             log.warning("%s: event %r not published: %s", record.user, kind, exc)
-            warnings.append(f"event {kind!r} not published on bus {self._events.bus}: {exc}")
+            owed = next(letter for letter, (name, _) in OWED.items() if name == kind)
+            marked = replace(record, unpublished=(*record.unpublished, owed))
+            note = "marked in the journal; the next run retries it"
+            try:
+                self._write(marked)
+            except KeyturnError as failed:
+                marked, note = record, f"and NOT marked in the journal ({failed})"
+            warnings.append(
+                f"event {kind!r} not published on bus {self._events.bus}: {exc}; {note}"
+            )
+            return marked
+        return record
+
+    def _republish(self, record: RotationRecord, warnings: list[str]) -> RotationRecord:
+        """Publish the events an earlier run could not (its journal mark), oldest first;
+        clear the mark of each one published. Only a promoted rotation's events are owed:
+        one stopped or rolled back since has nothing true left to announce."""
+        if self._events is None or record.state not in (
+            S.PROMOTED,
+            S.OLD_DEACTIVATED,
+            S.OLD_DELETED,
+        ):
+            return record
+        still: list[Unpublished] = []
+        for owed in record.unpublished:
+            kind, state = OWED[owed]
+            try:
+                self._events.publish(self._event(kind, record, state))
+            except KeyturnError as exc:
+                still.append(owed)
+                warnings.append(
+                    f"event {kind!r} still not published on bus {self._events.bus}: {exc}; "
+                    "the next run retries it"
+                )
+            else:
+                warnings.append(f"event {kind!r} published on retry (an earlier run failed)")
+        if len(still) == len(record.unpublished):
+            return record
+        cleared = replace(record, unpublished=tuple(still))
+        try:
+            self._write(cleared)
+        except KeyturnError as exc:  # published again next run: a duplicate, never a loss
+            warnings.append(f"published events not cleared from the journal ({exc})")
+            return record
+        return cleared
 
     def _create_and_store(self, record: RotationRecord) -> NewKeySecret:
         user = record.user
@@ -623,8 +732,7 @@ class RotationService:
             self._iam.set_active(user, old, False)
         record = advance(record, S.OLD_DEACTIVATED, now)
         self._checkpoint("deactivate", user)
-        self._announce(RETIRED, record, warnings)
-        return record
+        return self._announce(RETIRED, record, warnings)
 
     def _held_keys(self, user: str, stages: tuple[str, ...]) -> dict[str, str | None]:
         """The key id each store stage holds, read now (no IAM call)."""
@@ -700,6 +808,7 @@ class RotationService:
             message=message or notes.get(step, str(step)),
             warnings=warnings,
             secret=secret if self._keep_secret else None,
+            unpublished=[OWED[owed][0] for owed in record.unpublished],
         )
 
     # -- reading facts -------------------------------------------------------------------
