@@ -190,6 +190,36 @@ def headline(results_dir: Path = RESULTS_DIR) -> str:
                 f"<= 1.25x the bound: {_met(m['ratio'] <= 1.25)}",
             )
         )
+    model = _load("enforce_model", results_dir)
+    if model:
+        m, params = model["medians"], model["params"]
+        c7n_m = m.get("custodian_remove_keys")
+        for tool, label in (
+            ("keyturn_deactivate", "deactivate only"),
+            ("keyturn_deactivate_and_mail", "deactivate + owner mail"),
+        ):
+            ours = m[tool]
+            peer = ratio = ""
+            if c7n_m and tool == "keyturn_deactivate":
+                peer = (
+                    f"Custodian remove-keys {c7n_m['wall_s']:.1f} s, "
+                    f"{c7n_m['iam_calls']:,.0f} calls"
+                )
+                ratio = f"Custodian / keyturn {c7n_m['wall_s'] / ours['wall_s']:.2f}x; "
+            rows.append(
+                (
+                    f"enforce {params['users']:,} users, {params['due']:,} due, {label}, "
+                    f"latency model ({params['latency_s'] * 1000:.0f} ms, "
+                    f"IAM {params['iam_rate']:g}/s)",
+                    f"{ours['wall_s']:.1f} s, {ours['iam_calls']:,.0f} IAM calls"
+                    + (f", {ours['mails']:,.0f} mails" if ours["mails"] else "")
+                    + f"; bound {ours['bound_s']:.1f} s; throttled {ours['throttled_share']:.2%}",
+                    peer,
+                    ratio + f"{ours['ratio']:.2f}x the bound",
+                    f"<= 1.15x the bound, < 0.5% throttled: "
+                    f"{_met(ours['ratio'] <= 1.15 and ours['throttled_share'] < 0.005)}",
+                )
+            )
     lines = ["| measurement | keyturn | peer | ratio | goal |", "|---|---|---|---|---|"]
     lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)

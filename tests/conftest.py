@@ -49,6 +49,9 @@ def aws(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
     local_aws.reset()
     for name, value in local_aws.env().items():
         monkeypatch.setenv(name, value)
+    # moto has no rate limits, and its SES reports the sandbox's 1 mail a second: pacing
+    # at AWS's rates would only slow the suite. Pacing's own tests turn it back on.
+    monkeypatch.setenv("KEYTURN_PACING_ENABLED", "false")
     return local_aws
 
 

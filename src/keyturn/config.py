@@ -69,6 +69,19 @@ class AwsSettings(_Section):
     timeout_seconds: float = Field(default=45.0, gt=0, le=3600)
 
 
+class PacingSettings(_Section):
+    """Requests a second this run may send per AWS service (keyturn.adapters.pacing cites
+    AWS's limits). Shared by all of a run's workers, per account."""
+
+    enabled: bool = True
+    iam: float = Field(default=10.0, gt=0, le=1000)
+    sts: float = Field(default=50.0, gt=0, le=10000)
+    secretsmanager: float = Field(default=40.0, gt=0, le=10000)
+    cloudtrail_lookup: float = Field(default=2.0, gt=0, le=100)
+    # None: SES's own MaxSendRate (GetSendQuota); a number caps it.
+    ses_send_rate: float | None = Field(default=None, gt=0, le=1000)
+
+
 class PolicyConfig(_Section):
     notify_after_days: int = Field(default=30, ge=1, le=3650)
     grace_days: int = Field(default=7, ge=0, le=3650)
@@ -332,6 +345,7 @@ class QuarantineSettings(_Section):
 
 class Settings(_Section):
     aws: AwsSettings = Field(default_factory=AwsSettings)
+    pacing: PacingSettings = Field(default_factory=PacingSettings)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     enforce: EnforceSettings = Field(default_factory=EnforceSettings)

@@ -56,6 +56,18 @@ MEANINGS: dict[str, str] = {
     "aws.report_wait_seconds": "how long to wait for the credential report",
     "aws.read_timeout_seconds": "how long one AWS call may wait for an answer before it is "
     "retried like a throttle",
+    # [pacing]
+    "pacing.enabled": "pace every AWS call by the service's rate (docs/performance.md); "
+    "off leaves only botocore's adaptive retries",
+    "pacing.iam": "IAM requests per second this run may send, all workers and commands "
+    "together; AWS does not publish IAM's limit (~20/s per account is common), and every "
+    "other IAM client in the account shares it",
+    "pacing.sts": "STS requests per second (new-key verification, leases, role sessions)",
+    "pacing.secretsmanager": "Secrets Manager requests per second (its writes allow 50/s)",
+    "pacing.cloudtrail_lookup": "CloudTrail LookupEvents requests per second (AWS: 2/s per "
+    "account and region, not adjustable)",
+    "pacing.ses_send_rate": "cap on mails per second; unset: the account's own SES "
+    "`MaxSendRate` (GetSendQuota), which is always the ceiling",
     # [policy]
     "policy.notify_after_days": "age at which a key's owner is told",
     "policy.grace_days": "days from that notice to deactivation",
@@ -173,8 +185,8 @@ MEANINGS: dict[str, str] = {
     "Retired` events (source `keyturn`) that tell consumers to reload; unset: none",
     "rotate.delete_old": "delete the old key after the grace period (else leave it inactive)",
     "rotate.workers": "users in flight at once; each waits ~10-15 s for its new key to propagate",
-    "rotate.rate": "IAM requests per second, all workers together (journal tag writes "
-    "included; store and STS calls are not gated)",
+    "rotate.rate": "IAM requests per second for rotation, all workers together (journal tag "
+    "writes included); the lower of this and `pacing.iam` applies",
     # [fanout]
     "fanout.role_name": "role assumed in each account with `--accounts` / `--org` and by the "
     "fan-out worker",

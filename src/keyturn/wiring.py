@@ -37,10 +37,11 @@ from keyturn.adapters.lease_iam import IamLeaseAdmin
 from keyturn.adapters.lease_sqlite import SqliteLeaseStore, default_path
 from keyturn.adapters.lease_sts import StsLeaseIssuer
 from keyturn.adapters.organizations import OrganizationDirectory
+from keyturn.adapters.pacing import Pacer
 from keyturn.adapters.ses import SesMailer
 from keyturn.adapters.sns import RunNotice, SnsNotices
 from keyturn.adapters.sqs import AccountQueue
-from keyturn.config import LoadedSettings, Settings
+from keyturn.config import LoadedSettings, PacingSettings, Settings
 from keyturn.domain.errors import BadInputError, ConfigError
 from keyturn.domain.leases import Role, parse_duration
 from keyturn.permissions import requires
@@ -180,6 +181,9 @@ class Aws:
     config: Config
     endpoint_url: str | None
     deadline: Deadline | None = None
+    # Paces every client made here by its service's rate (keyturn.adapters.pacing); one
+    # per run and account, so a run's workers share it.
+    pacer: Pacer | None = None
     _account: str | None = field(default=None, init=False, repr=False)
 
     def client(self, service: str, **kwargs: Any) -> Any:
@@ -189,7 +193,11 @@ class Aws:
         return self.bounded(client)
 
     def bounded(self, client: Any) -> Any:
-        """`client` with the total deadline and the in-flight tracking attached."""
+        """`client` with pacing, the total deadline and the in-flight tracking attached.
+
+        The pacer first: its wait for a token comes before the deadline starts counting."""
+        if self.pacer is not None:
+            self.pacer.attach(client)
         return self.deadline.attach(client) if self.deadline else client
 
     def iam(self) -> IAMClient:
@@ -237,7 +245,27 @@ def build_aws(settings: Settings) -> Aws:
     deadline = Deadline(aws.timeout_seconds, aws.read_timeout_seconds)
     if aws.role_arn:
         session = _assume_role(session, aws.role_arn, config, aws.endpoint_url, deadline)
-    return Aws(session=session, config=config, endpoint_url=aws.endpoint_url, deadline=deadline)
+    return Aws(
+        session=session,
+        config=config,
+        endpoint_url=aws.endpoint_url,
+        deadline=deadline,
+        pacer=build_pacer(settings.pacing),
+    )
+
+
+def build_pacer(pacing: PacingSettings) -> Pacer | None:
+    """The run's pacer from `[pacing]`; SES's send rate is added once GetSendQuota told it."""
+    if not pacing.enabled:
+        return None
+    return Pacer(
+        {
+            "iam": pacing.iam,
+            "sts": pacing.sts,
+            "secretsmanager": pacing.secretsmanager,
+            "cloudtrail:LookupEvents": pacing.cloudtrail_lookup,
+        }
+    )
 
 
 def _assume_role(
@@ -292,7 +320,11 @@ def build_aws_in_account(base: Aws, account_id: str, role_name: str) -> Aws:
     role_arn = f"arn:{partition}:iam::{account_id}:role/{role_name.strip('/')}"
     session = _assume_role(base.session, role_arn, base.config, base.endpoint_url, base.deadline)
     return Aws(
-        session=session, config=base.config, endpoint_url=base.endpoint_url, deadline=base.deadline
+        session=session,
+        config=base.config,
+        endpoint_url=base.endpoint_url,
+        deadline=base.deadline,
+        pacer=base.pacer.fresh() if base.pacer else None,  # limits are per account
     )
 
 
@@ -419,7 +451,16 @@ def build_enforce(
         workers=settings.aws.workers,
         checkpoint=crash_checkpoint(),
         remaining_seconds=remaining_seconds,
+        send_rate=_send_rate(aws, settings.pacing),
     )
+
+
+def _send_rate(aws: Aws, pacing: PacingSettings) -> Callable[[float], object] | None:
+    """Paces SendEmail at the MaxSendRate GetSendQuota reported (capped by the setting)."""
+    pacer = aws.pacer
+    if pacer is None:
+        return None
+    return lambda discovered: pacer.limit_send_rate(discovered, pacing.ses_send_rate)
 
 
 # -- leases -----------------------------------------------------------------------------
@@ -728,7 +769,6 @@ def build_rotation(
 
     from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
     from keyturn.domain.rotation import Timing
-    from keyturn.services.ratelimit import RateLimiter
 
     aws = aws or build_aws(settings)
     rotate = settings.rotate
@@ -749,18 +789,27 @@ def build_rotation(
         verifier,
         SystemClock(),
         timing,
-        # A small burst (a quarter second's worth): a request takes its token, then a
-        # variable time to reach IAM, so requests can arrive bunched. Using little of IAM's
-        # own (unknown) burst leaves it room for that jitter; with a full second's burst,
-        # bench_rotate saw ~3% of IAM calls throttled, and each throttle makes botocore's
-        # adaptive mode slow the whole client down (200 users: 1.40x the bound vs 1.13x).
-        limiter=RateLimiter(rotate.rate, burst=max(1, int(rotate.rate / 4))),
+        # The bucket's small burst: keyturn.adapters.pacing.burst_for says why.
+        limiter=_rotation_limiter(aws, rotate.rate),
         checkpoint=checkpoint or rotation_checkpoint(),
         keep_secret=keep_secret,
         events=build_rotation_events(settings, aws),
         quarantined=quarantine_checker(settings, aws),
         probe=build_probe(settings, aws) if with_probe else None,
     )
+
+
+def _rotation_limiter(aws: Aws, rate: float) -> Any:
+    """Rotation's IAM priorities on the run's shared IAM bucket, at the lower of `rotate.rate`
+    and `pacing.iam`; with pacing off, a limiter of its own as before."""
+    from keyturn.adapters.pacing import burst_for
+    from keyturn.services.ratelimit import RateLimiter
+
+    if aws.pacer is None:
+        return RateLimiter(rate, burst=burst_for(rate))
+    current = aws.pacer.rate("iam")
+    aws.pacer.limit("iam", min(rate, current) if current else rate)
+    return aws.pacer.prioritised("iam")
 
 
 def build_verifier(settings: Settings, aws: Aws) -> Any:

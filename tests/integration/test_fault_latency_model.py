@@ -4,7 +4,9 @@ rates are chosen so a bucket cannot refill during the test, and propagation is p
 
 from __future__ import annotations
 
+import socket
 import time
+from typing import Any
 
 import boto3
 import pytest
@@ -115,3 +117,31 @@ def test_the_model_is_off_by_default(aws: LocalAws, users: None) -> None:
         sts = client(proxy.url, "sts", made["AccessKeyId"], made["SecretAccessKey"])
         assert sts.get_caller_identity()["Arn"].endswith(":user/alice")  # type: ignore[attr-defined]
         assert not any(k in proxy.counts for k in ("latency", "unpropagated", "keys delayed"))
+
+
+def test_each_answer_is_one_write_on_a_no_delay_socket(
+    aws: LocalAws, users: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proxy adds no latency of its own on a kept-alive connection (issue 19): written
+    as a head and then a body, without TCP_NODELAY, a response's second segment waited for
+    the client's delayed ACK, ~40 ms a call. Checked by what the proxy does to its sockets
+    (one write per answer, TCP_NODELAY set), not by a time; bench/bench_enforce.py measures
+    the per-call latency through the proxy."""
+    writes: list[tuple[int, int]] = []  # (nodelay, bytes) per write the proxy made
+    proxy_port: list[int] = []
+    original = socket.socket.sendall
+
+    def spy(self: socket.socket, data: Any, *args: Any) -> None:
+        if proxy_port and self.getsockname()[1] == proxy_port[0]:
+            writes.append((self.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), len(data)))
+        original(self, data, *args)
+
+    monkeypatch.setattr(socket.socket, "sendall", spy)
+    with FaultProxy(aws.url) as proxy:
+        proxy_port.append(int(proxy.url.rsplit(":", 1)[1]))
+        iam = client(proxy.url, "iam")
+        calls = 5
+        for _ in range(calls):
+            iam.list_users()  # type: ignore[attr-defined]
+    assert len(writes) == calls, writes
+    assert all(nodelay for nodelay, _ in writes), writes

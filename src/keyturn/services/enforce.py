@@ -25,11 +25,12 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from itertools import groupby, islice
-from typing import Any, Literal, TypeVar
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
 
 from keyturn.adapters.iam import IamDirectory
 from keyturn.adapters.iam_keys import IamKeyWriter
@@ -55,7 +56,7 @@ from keyturn.domain.enforcement import (
 from keyturn.domain.errors import ConfigError, KeyturnError
 from keyturn.domain.model import ROOT_USER, AccessKey, KeyStatus
 from keyturn.domain.trust import Rejected
-from keyturn.notices import Templates
+from keyturn.notices import Mail, Templates
 from keyturn.ports import Authenticator, Clock, EventSink, KeyWriter, Mailer, UserDirectory
 from keyturn.services.audit import match_slots
 from keyturn.services.enforce_seal import StateSeals
@@ -245,7 +246,9 @@ class EnforceService:
         limiter: RateLimiter | None = None,
         checkpoint: Callable[[str], None] = _no_checkpoint,
         remaining_seconds: Callable[[], float] | None = None,
+        send_rate: Callable[[float], object] | None = None,
     ) -> None:
+        self._send_rate = send_rate
         self._iam = directory
         self._writer = writer
         self._mailer = mailer
@@ -399,21 +402,19 @@ class EnforceService:
         def act(step: Step, local: Outcome) -> KeyRecord | None:
             return self._act(step, today, local)
 
-        owed = [
-            (step, record)
-            for step, record in self._per_user(planned.steps, _step_user, act, outcome)
-            if record is not None and step.notice is not None and step.recipients
-        ]
-        accepted = self._send(owed, today, outcome)
-        told = [(step, record) for step, record in owed if (step.user, step.key_id) in accepted]
-
         def finish(item: tuple[Step, KeyRecord], local: Outcome) -> None:
             step, record = item
             if step.action is Action.DELETE and not self._delete_told(step, local):
                 return
             self._record_notice(step, record, today, local)
 
-        self._per_user(told, lambda item: item[0].user, finish, outcome)
+        mailing = _Mailing(self, planned.steps, today, outcome, finish)
+        with mailing:
+            for results in self._per_user(planned.steps, _step_user, act, outcome):
+                for step, record in results:
+                    mailing.acted(step, record)
+                mailing.collect(block=False)
+            mailing.collect(block=True)
         return outcome
 
     def _per_user(
@@ -422,35 +423,39 @@ class EnforceService:
         user_of: Callable[[_T], str],
         work: Callable[[_T, Outcome], _R],
         outcome: Outcome,
-    ) -> list[tuple[_T, _R]]:
+    ) -> Iterator[list[tuple[_T, _R]]]:
         """`work` on every item: one user's items in order on one worker, users at once.
 
         Each step is an IAM call or two spent waiting on the network; one key after the
         other, 10,000 due keys cost 10,000 round trips end to end. Within a user the order
         is kept (the state mark before the act it announces); users share nothing. Each
-        user's counts and events are collected apart and merged here, in plan order, so the
-        event stream and the summary read exactly as a one-at-a-time run's would.
+        user's counts and events are collected apart and merged here, in plan order, and
+        each user's results are yielded as soon as they (and the users before) are done, so
+        the caller can mail while later users are still being worked on.
         """
         by_user: dict[str, list[_T]] = {}
         for item in items:
             by_user.setdefault(user_of(item), []).append(item)
 
-        def one_user(group: list[_T]) -> tuple[list[tuple[_T, _R]], Outcome, list[Event]]:
-            local, events = Outcome(), list[Event]()
-            self._buffer.events = events
-            try:
-                return [(item, work(item, local)) for item in group], local, events
-            finally:
-                self._buffer.events = None
-
-        done: list[tuple[_T, _R]] = []
         with ThreadPoolExecutor(max_workers=self._workers) as pool:
-            for results, local, events in pool.map(one_user, by_user.values()):
-                done += results
+            for results, local, events in pool.map(
+                lambda group: self._buffered(group, work), by_user.values()
+            ):
                 outcome.merge(local)
                 for event in events:
                     self._events.emit(event)
-        return done
+                yield results
+
+    def _buffered(
+        self, group: list[_T], work: Callable[[_T, Outcome], _R]
+    ) -> tuple[list[tuple[_T, _R]], Outcome, list[Event]]:
+        """`work` on one user's items, in order, with its counts and events kept apart."""
+        local, events = Outcome(), list[Event]()
+        self._buffer.events = events
+        try:
+            return [(item, work(item, local)) for item in group], local, events
+        finally:
+            self._buffer.events = None
 
     def _delete_told(self, step: Step, outcome: Outcome) -> bool:
         """Delete a key whose owner's notice SES has just accepted."""
@@ -515,57 +520,36 @@ class EnforceService:
         value = self._seals.value(step.user, step.key_id, record)
         self._writer.tag_user(step.user, {state_tag(step.key_id): value})
 
-    def _send(
-        self, owed: list[tuple[Step, KeyRecord]], today: date, outcome: Outcome
-    ) -> set[tuple[str, str]]:
-        """One mail per address; the (user, key id) pairs at least one accepted mail named."""
-        by_address: dict[str, list[Step]] = defaultdict(list)
-        for step, _ in owed:
-            for address in step.recipients:
-                by_address[address].append(step)
-        if not by_address:
-            return set()
+    def _gate(self, addresses: Iterable[str], outcome: Outcome) -> _SesGate | None:
+        """SES's verdicts for this run (GetSendQuota and verification status, read once);
+        None, with the failure recorded, when SES cannot be read."""
         sender = self._mail.source_email
         if sender is None or self._templates is None:  # apply() checked; a guard
             raise ConfigError("notify.source_email (SOURCEMAIL) is required to send notices")
-        gate = _SesGate(self._mailer, sender, self._mail, self._limiter, self._emit, outcome)
+        gate = _SesGate(
+            self._mailer, sender, self._mail, self._limiter, self._emit, outcome, self._send_rate
+        )
         try:
-            gate.prepare(by_address)
+            gate.prepare(addresses)
         except KeyturnError as exc:
             outcome.failures.append(f"SES: {exc}")
             outcome.counts["failed"] += 1
             self._emit("mail", "failed", reason=str(exc))
-            return set()
-        accepted: set[tuple[str, str]] = set()
-        for address, steps in sorted(by_address.items()):
-            allowed, why = gate.allows(address)
-            if not allowed:
-                outcome.counts["notices_deferred"] += len(steps)
-                outcome.deferred.append(f"{address}: {why}")
-                self._emit("mail", "deferred", recipients=[address], reason=why, keys=_ids(steps))
-                continue
-            mail = self._templates.compose(address, steps, sender, today)
-            try:
-                message_id = self._mailer.send(
-                    source=sender, to=address, subject=mail.subject, text=mail.text, html=mail.html
-                )
-            except KeyturnError as exc:
-                outcome.failures.append(f"mail to {address}: {exc}")
-                outcome.counts["failed"] += 1
-                self._emit("mail", "failed", recipients=[address], reason=str(exc))
-                continue
-            self._checkpoint("mail_sent")
-            outcome.counts["mails_sent"] += 1
-            accepted.update((step.user, step.key_id) for step in steps)
-            self._emit(
-                "mail",
-                "sent",
-                recipients=[address],
-                message_id=message_id,
-                subject=mail.subject,
-                keys=_ids(steps),
-            )
-        return accepted
+            return None
+        return gate
+
+    def _send_one(self, address: str, mail: Mail) -> str:
+        """SendEmail (on a mail worker, paced by SES's send rate); the message id."""
+        assert self._mail.source_email is not None
+        message_id = self._mailer.send(
+            source=self._mail.source_email,
+            to=address,
+            subject=mail.subject,
+            text=mail.text,
+            html=mail.html,
+        )
+        self._checkpoint("mail_sent")
+        return message_id
 
     def _record_notice(self, step: Step, record: KeyRecord, today: date, outcome: Outcome) -> None:
         assert step.notice is not None
@@ -659,7 +643,9 @@ class _SesGate:
         limiter: RateLimiter,
         emit: Callable[..., None],
         outcome: Outcome,
+        send_rate: Callable[[float], object] | None = None,
     ) -> None:
+        self._send_rate = send_rate
         self._mailer = mailer
         self._sender = sender
         self._options = options
@@ -673,6 +659,8 @@ class _SesGate:
 
     def prepare(self, addresses: Iterable[str]) -> None:
         quota = self._mailer.send_quota()
+        if self._send_rate is not None:
+            self._send_rate(quota.max_send_rate)  # the mail workers' pace (wiring, pacing)
         self._remaining = quota.remaining
         mode = self._options.recipient_verification
         self._sandbox = mode == "always" or (mode == "auto" and quota.looks_like_sandbox)
@@ -718,6 +706,140 @@ class _SesGate:
         self._outcome.counts["verifications_requested"] += 1
         self._emit("verify-identity", "requested", recipients=[address])
         return f"{address} is not verified in SES yet: verification requested, sent once verified"
+
+
+# SendEmail calls in flight at once: SES's MaxSendRate (14/s on a new production account)
+# times a round trip of ~60-100 ms is one or two; the pacer holds them to the rate.
+MAIL_WORKERS = 4
+
+
+class _Mailing:
+    """Notices go out while other users' IAM steps go on (issue 19), never ahead of them.
+
+    A mail names all of one address's owed keys, so it is composed once every step for
+    that address has had its IAM part (`acted`): a deactivation notice only after the
+    deactivation happened, a deleted-key notice only after the deletion mark was written;
+    a step whose IAM part failed is left out. Mails go out on MAIL_WORKERS threads, paced
+    by SES's send rate (the pacer in keyturn.adapters.pacing); as soon as SES accepts one,
+    its keys' follow-ups (the deletion a notice unblocked, the notice mark) run on a few
+    IAM workers of their own, so the window in which a crash would send a notice twice
+    stays one mail wide. Decisions (SES gate, counts, events) are made on the calling
+    thread only; workers return their results to it.
+    """
+
+    def __init__(
+        self,
+        service: EnforceService,
+        steps: Sequence[Step],
+        today: date,
+        outcome: Outcome,
+        finish: Callable[[tuple[Step, KeyRecord], Outcome], None],
+    ) -> None:
+        self._service = service
+        self._today = today
+        self._outcome = outcome
+        self._finish = finish
+        self._pending: Counter[str] = Counter()
+        for step in steps:
+            if step.notice is not None:
+                self._pending.update(step.recipients)
+        self._owed: dict[str, list[tuple[Step, KeyRecord]]] = defaultdict(list)
+        self._gate: _SesGate | None = None
+        self._gate_read = False
+        self._told: set[tuple[str, str]] = set()
+        self._mails: dict[Future[str], tuple[str, list[tuple[Step, KeyRecord]], Mail]] = {}
+        self._finishes: set[Future[tuple[list[tuple[Any, None]], Outcome, list[Event]]]] = set()
+        self._mail_pool = ThreadPoolExecutor(max_workers=MAIL_WORKERS)
+        self._finish_pool = ThreadPoolExecutor(max_workers=max(1, service._workers // 4))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._mail_pool.shutdown(wait=True)
+        self._finish_pool.shutdown(wait=True)
+
+    def acted(self, step: Step, record: KeyRecord | None) -> None:
+        """`step`'s IAM part is over (`record` None: it failed)."""
+        if step.notice is None or not step.recipients:
+            return
+        for address in step.recipients:
+            if record is not None:
+                self._owed[address].append((step, record))
+            self._pending[address] -= 1
+            if self._pending[address] == 0:
+                self._ready(address)
+
+    def _ready(self, address: str) -> None:
+        owed = self._owed.pop(address, [])
+        if not owed:
+            return
+        service, outcome = self._service, self._outcome
+        if not self._gate_read:
+            self._gate_read = True
+            self._gate = service._gate(sorted(self._pending), outcome)
+        if self._gate is None:
+            return
+        steps = [step for step, _ in owed]
+        allowed, why = self._gate.allows(address)
+        if not allowed:
+            outcome.counts["notices_deferred"] += len(steps)
+            outcome.deferred.append(f"{address}: {why}")
+            service._emit("mail", "deferred", recipients=[address], reason=why, keys=_ids(steps))
+            return
+        assert service._templates is not None  # _gate() raised ConfigError otherwise
+        assert service._mail.source_email is not None
+        mail = service._templates.compose(address, steps, service._mail.source_email, self._today)
+        future = self._mail_pool.submit(service._send_one, address, mail)
+        self._mails[future] = (address, owed, mail)
+
+    def collect(self, *, block: bool) -> None:
+        """Take in finished mails and follow-ups; with `block`, until none is left."""
+        while True:
+            for future in [f for f in self._mails if f.done()]:
+                self._mailed(future)
+            for finished in [f for f in self._finishes if f.done()]:
+                self._finishes.discard(finished)
+                _, local, events = finished.result()
+                self._outcome.merge(local)
+                for event in events:
+                    self._service._events.emit(event)
+            if not block or not (self._mails or self._finishes):
+                return
+            running: list[Future[Any]] = [*self._mails, *self._finishes]
+            wait(running, return_when=FIRST_COMPLETED)
+
+    def _mailed(self, future: Future[str]) -> None:
+        address, owed, mail = self._mails.pop(future)
+        service, outcome = self._service, self._outcome
+        try:
+            message_id = future.result()
+        except KeyturnError as exc:
+            outcome.failures.append(f"mail to {address}: {exc}")
+            outcome.counts["failed"] += 1
+            service._emit("mail", "failed", recipients=[address], reason=str(exc))
+            return
+        outcome.counts["mails_sent"] += 1
+        service._emit(
+            "mail",
+            "sent",
+            recipients=[address],
+            message_id=message_id,
+            subject=mail.subject,
+            keys=_ids(step for step, _ in owed),
+        )
+        by_user: dict[str, list[tuple[Step, KeyRecord]]] = {}
+        for step, record in owed:
+            if (step.user, step.key_id) not in self._told:  # told once, by its first mail
+                self._told.add((step.user, step.key_id))
+                by_user.setdefault(step.user, []).append((step, record))
+        for group in by_user.values():
+            self._finishes.add(self._finish_pool.submit(service._buffered, group, self._finish))
 
 
 def _step_user(step: Step) -> str:
