@@ -27,9 +27,9 @@ from keyturn.adapters.cloudtrail import (
     CloudTrailActivity,
     EnabledRegions,
     FixedRegions,
-    Pacer,
     Regions,
 )
+from keyturn.adapters.cloudtrail import Pacer as RegionPacer
 from keyturn.adapters.iam import IamDirectory
 from keyturn.adapters.iam_keys import IamKeyWriter
 from keyturn.adapters.lease_dynamodb import DynamoLeaseStore
@@ -344,7 +344,7 @@ def build_activity(settings: Settings, aws: Aws | None = None) -> CloudTrailActi
     aws = aws or build_aws(settings)
     home = aws.session.region_name or DEFAULT_REGION
     endpoint = trail.cloudtrail_endpoint_url or aws.endpoint_url
-    pacers: dict[str, Pacer] = {}
+    pacers: dict[str, RegionPacer] = {}
     lock = threading.Lock()
 
     def client_for(region: str) -> CloudTrailClient:
@@ -353,7 +353,7 @@ def build_activity(settings: Settings, aws: Aws | None = None) -> CloudTrailActi
         )
         return client
 
-    def pacer_for(region: str) -> Pacer:
+    def pacer_for(region: str) -> RegionPacer:
         with lock:
             return pacers.setdefault(region, RateLimiter(trail.rate, burst=1))
 
