@@ -29,8 +29,17 @@ def resources() -> dict[str, Any]:
 
 
 def statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every statement a role can hold, both branches of a conditional one included
+    (`Fn::If [condition, statement, AWS::NoValue]`, e.g. the probe's grant)."""
     policies = resource.get("Properties", {}).get("Policies", [])
-    return [s for policy in policies for s in policy["PolicyDocument"]["Statement"]]
+    found: list[dict[str, Any]] = []
+    for policy in policies:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:
+                found += [s for s in statement["Fn::If"][1:] if "Action" in s]
+            else:
+                found.append(statement)
+    return found
 
 
 def grants(statement: dict[str, Any], action: str) -> bool:
