@@ -10,6 +10,7 @@ import typer
 from keyturn import __version__
 from keyturn.cli import (
     audit_cmd,
+    broker_cmd,
     config_cmd,
     enforce_cmd,
     enroll_cmd,
@@ -116,3 +117,4 @@ app.add_typer(lease_cmd.role_app, name="role")
 app.command("creds")(lease_cmd.creds)
 app.add_typer(lease_cmd.lease_app, name="lease")
 app.command("policy")(policy_cmd.policy)
+app.add_typer(broker_cmd.broker_app, name="broker")

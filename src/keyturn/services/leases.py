@@ -260,9 +260,14 @@ class LeaseService:
     # -- issue ----------------------------------------------------------------------------
 
     def issue(
-        self, role_name: str, ttl: timedelta | None = None, display_name: str = "keyturn"
+        self,
+        role_name: str,
+        ttl: timedelta | None = None,
+        display_name: str = "keyturn",
+        owner: str | None = None,
     ) -> IssuedCredential:
-        """Validate everything first (invariant 7), then issue."""
+        """Validate everything first (invariant 7), then issue. `owner`: the canonical caller
+        the broker authenticated (recorded on the lease; see keyturn.domain.authorization)."""
         role = self.role(role_name)
         now = self._clock.now()
         window = issue_window(role, now, ttl)
@@ -289,6 +294,7 @@ class LeaseService:
                 groups=role.iam_groups,
             ),
             updated=now,
+            owner=owner,
         )
         if role.credential_type is CredentialType.IAM_USER:
             return self._issue_user(role, lease)
