@@ -39,7 +39,11 @@ def build_broker(
     default_server_id: str | None = None,
     aws: Aws | None = None,
     limits: CallerLimits | None = None,
+    memory: MemoryReplayGuard | None = None,
 ) -> BrokerService:
+    """`limits` and `memory` outlive one request where the caller keeps them (the Lambda
+    handler, per warm instance); with the DynamoDB store, used proofs are recorded in its
+    table instead, so one use holds across instances."""
     settings = loaded.settings
     broker = settings.broker
     server_id = broker.server_id or default_server_id
@@ -50,7 +54,7 @@ def build_broker(
         )
     aws = aws or build_aws(settings)
     verifier = StsProofVerifier(sts_url(settings, aws))
-    replay: ReplayGuard = MemoryReplayGuard()
+    replay: ReplayGuard = memory or MemoryReplayGuard()
     if settings.leases.store == "dynamodb":  # several instances: one use across all
         replay = DynamoReplayGuard(aws.client("dynamodb"), settings.leases.dynamodb_table)
     return BrokerService(

@@ -103,7 +103,7 @@ def test_a_federation_token_lease_is_issued_to_its_owner(broker: World) -> None:
 def test_another_callers_lease_is_refused_and_untouched(broker: World) -> None:
     issued = broker.client("alice").issue("dev")
     bob = broker.client("bob")
-    with pytest.raises(AccessDeniedError, match="not .*bob's lease"):
+    with pytest.raises(AccessDeniedError, match=r"not .*bob's lease"):
         bob.revoke(issued.lease.lease_id)
     with pytest.raises(AccessDeniedError):
         bob.renew(issued.lease.lease_id)
@@ -126,7 +126,7 @@ def test_the_roles_admin_may_manage_every_lease(broker: World) -> None:
 )
 def test_a_caller_not_allowed_on_the_role_gets_nothing(broker: World, who: str, role: str) -> None:
     before = broker.iam_users()
-    with pytest.raises(AccessDeniedError, match="not allowed|nobody may"):
+    with pytest.raises(AccessDeniedError, match=r"not allowed|nobody may"):
         broker.client(who).issue(role)
     assert broker.iam_users() == before
     assert broker.client("ops").list_leases() == []
@@ -239,3 +239,46 @@ def test_a_request_digest_covers_method_path_and_text() -> None:
 def test_bad_renew_input_is_400(broker: World) -> None:
     with pytest.raises(BadInputError):
         broker.client("alice").renew("not-a-lease-id")
+
+
+def test_a_caller_over_its_rate_gets_429_with_retry_after(broker: World) -> None:
+    from keyturn.services.caller_limits import CallerLimits
+
+    broker.server.service._limits = CallerLimits(1, 2)
+    alice = broker.client("alice")
+    alice.list_leases()
+    alice.list_leases()
+    text = json.dumps({"nonce": "third"})
+    response = raw_post(broker, "/v1/list", text, signed(broker, "alice", "/v1/list", text))
+    assert "too many requests" in assert_refused(response, 429)
+    assert int(response.headers["Retry-After"]) >= 1
+    assert broker.client("bob").list_leases() == []  # bob is not throttled by alice
+
+
+def test_the_lambda_handler_answers_a_function_url_event(
+    broker: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Same service, Lambda transport: the function URL event in, the URL response out."""
+    import base64
+
+    from keyturn.handlers.broker import handler
+
+    monkeypatch.setenv("KEYTURN_CONFIG", str(tmp_path / "keyturn.toml"))
+    monkeypatch.setenv("KEYTURN_LEASES_SQLITE_PATH", str(tmp_path / "leases.db"))
+    monkeypatch.setenv("KEYTURN_BROKER_SERVER_ID", "https://broker.example")
+    client = broker.client("alice", server_id="https://broker.example")
+    text = json.dumps({"role": "dev", "nonce": "lambda"})
+    body = json.dumps({"request": text, "proof": client.proof("POST", "/v1/issue", text)})
+    event = {
+        "rawPath": "/v1/issue",
+        "requestContext": {"http": {"method": "POST"}},
+        "body": base64.b64encode(body.encode()).decode(),
+        "isBase64Encoded": True,
+    }
+    answer = handler(event, None)
+    assert answer["statusCode"] == 200, answer["body"]
+    assert json.loads(answer["body"])["lease"]["owner"] == user_arn("alice")
+    again = handler(event, None)  # the same proof again: one use, whichever instance
+    assert again["statusCode"] == 401
+    junk = handler({**event, "body": "%%%"}, None)
+    assert junk["statusCode"] == 400

@@ -24,10 +24,12 @@ from typing import Any
 from keyturn.adapters.event_log import JsonStreamSink
 from keyturn.config import load_settings
 from keyturn.domain.errors import KeyturnError
-from keyturn.services.broker import BrokerRequest
+from keyturn.services.broker import BrokerRequest, MemoryReplayGuard
 from keyturn.services.caller_limits import CallerLimits
 
-_limits: CallerLimits | None = None  # this instance's buckets, built on first use
+# This instance's buckets and (SQLite store only) its memory of used proofs.
+_limits: CallerLimits | None = None
+_memory = MemoryReplayGuard()
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -39,7 +41,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         loaded = load_settings()
         if _limits is None:
             _limits = build_caller_limits(loaded.settings)
-        service = build_broker(loaded, sink, limits=_limits)
+        service = build_broker(loaded, sink, limits=_limits, memory=_memory)
     except KeyturnError as exc:
         sink.emit({"event": "broker.request", "status": 500, "outcome": str(exc)})
         return _response(500, {"error": "the broker is misconfigured; see its log"})
