@@ -139,7 +139,9 @@ class BrokerService:
         except KeyturnError as exc:
             status = _status_of(exc)
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self._emit(audit, status, message)
+            # The operator's log keeps the whole text (an AWS error's detail can follow the
+            # first line); the caller gets the one line.
+            self._emit(audit, status, str(exc)[:2000] or message)
             return BrokerResponse(status, {"error": message})
         except Exception as exc:
             self._emit(audit, 500, f"internal error ({type(exc).__name__})")
