@@ -44,6 +44,7 @@ def make_server(
     class Handler(BaseHTTPRequestHandler):
         server_version = "keyturn-broker"
         sys_version = ""
+        timeout = 30  # seconds a client may take to send its request (slow-drip clients)
 
         def do_POST(self) -> None:
             self._answer()

@@ -20,7 +20,7 @@ import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from keyturn.adapters.replay_dynamodb import DynamoReplayGuard
@@ -60,16 +60,17 @@ class ReplayGuard(Protocol):
 class MemoryReplayGuard:
     """One process's memory of used proofs (`broker serve`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._seen: dict[str, datetime] = {}
         self._lock = threading.Lock()
+        self._now = now
 
     def first_use(self, key: str, until: datetime) -> bool:
         with self._lock:
-            now = until - timedelta(days=1)  # anything expiring a day before `until` is gone
-            if len(self._seen) > 10_000:
+            now = self._now()
+            if len(self._seen) > 1_000:  # forget proofs too old to pass the age check anyway
                 self._seen = {k: v for k, v in self._seen.items() if v > now}
-            if key in self._seen:
+            if key in self._seen and self._seen[key] > now:
                 return False
             self._seen[key] = until
             return True
