@@ -152,6 +152,13 @@ def test_a_role_the_requester_is_not_allowed_on_is_refused(served: dict[str, Any
     assert "not allowed to lease role secret" in line
 
 
+def test_the_broker_url_setting_routes_creds_through_the_broker(served: dict[str, Any]) -> None:
+    env = {**served["as_user"]("alice"), "KEYTURN_BROKER_URL": served["url"]}
+    made = run_cli(env, "creds", "fed", "-f", "json")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["session_token"]
+
+
 def test_broker_serve_refuses_a_public_bind(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path)}
     result = run_cli(env, "broker", "serve", "--host", "0.0.0.0", "--port", "0")  # noqa: S104

@@ -282,3 +282,19 @@ def test_the_lambda_handler_answers_a_function_url_event(
     assert again["statusCode"] == 401
     junk = handler({**event, "body": "%%%"}, None)
     assert junk["statusCode"] == 400
+
+
+def test_a_proof_is_used_once_across_instances_with_the_dynamodb_store(aws: Any) -> None:
+    """Two broker instances share the lease table; the first to record a proof wins."""
+    from datetime import UTC, datetime
+
+    from keyturn.adapters.lease_dynamodb import DynamoLeaseStore
+    from keyturn.adapters.replay_dynamodb import DynamoReplayGuard
+
+    DynamoLeaseStore(aws.client("dynamodb"), "replay-proof").create_table()
+    one = DynamoReplayGuard(aws.client("dynamodb"), "replay-proof")
+    two = DynamoReplayGuard(aws.client("dynamodb"), "replay-proof")
+    until = datetime.now(UTC) + timedelta(minutes=10)
+    assert one.first_use("signature-a", until)
+    assert not two.first_use("signature-a", until)
+    assert two.first_use("signature-b", until)

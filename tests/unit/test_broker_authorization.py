@@ -4,6 +4,7 @@ the property that no caller outside a role's patterns is ever allowed."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -187,3 +188,19 @@ def test_no_caller_outside_the_patterns_is_ever_allowed(
     assert may_manage(who, "l", None, admin).allowed is any(
         _glob_regex(p).fullmatch(who.arn) for p in admin
     )
+
+
+def test_a_world_wide_pattern_in_the_config_is_one_clear_error(tmp_path: Any) -> None:
+    from keyturn.config import load_settings
+    from keyturn.domain.errors import ConfigError
+    from keyturn.wiring import config_roles
+
+    path = tmp_path / "keyturn.toml"
+    path.write_text(
+        '[leases.roles.dev]\ncredential_type = "federation_token"\n'
+        'policy_arns = ["arn:aws:iam::aws:policy/ReadOnlyAccess"]\n'
+        'allowed_principals = ["arn:aws:iam::*:role/admin"]\n'
+    )
+    with pytest.raises(ConfigError, match="naming its 12-digit account") as raised:
+        config_roles(load_settings(path=path))
+    assert "\n" not in str(raised.value)

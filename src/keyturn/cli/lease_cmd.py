@@ -86,6 +86,8 @@ def issue_credential(
     Through the broker the display name is the caller AWS proved, not a flag."""
     client = _broker(ctx, broker)
     if client is not None:
+        if display_name:
+            _warn("--display-name is not used through the broker: it names you as AWS proved")
         return client.issue(role, ttl)
     return _service(ctx).issue(role, ttl, display_name or _login())
 
