@@ -40,7 +40,14 @@ from demo.context import (
 __all__ = ["STAGES", "DemoContext", "DemoError", "StageSkipped", "main"]
 
 # In story order; a stage whose module is absent is skipped without a word.
-STAGES = ["stage_audit", "stage_enforce", "stage_rotate", "stage_leases", "stage_deploy"]
+STAGES = [
+    "stage_audit",
+    "stage_enforce",
+    "stage_rotate",
+    "stage_leases",
+    "stage_broker",
+    "stage_deploy",
+]
 MARKER = ".keyturn-demo"  # only a directory holding this is ever emptied
 
 

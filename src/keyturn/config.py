@@ -279,6 +279,26 @@ class LeaseRoleConfig(_Section):
     default_ttl: str | None = None
     max_ttl: str | None = None
     username_template: str | None = None
+    allowed_principals: list[str] = Field(default_factory=list)
+    admin_principals: list[str] = Field(default_factory=list)
+
+
+class BrokerSettings(_Section):
+    """The lease broker (docs/broker.md): the server's and the client's side."""
+
+    # Client: where `creds --broker` / `lease ... --broker` send requests.
+    url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    # Both sides: the audience bound into each signed proof. A client sends the broker's
+    # URL origin when unset; `broker serve` answers to its own http://HOST:PORT when unset.
+    server_id: str | None = Field(default=None, pattern=r"^[\x21-\x7E]{1,256}$")
+    # Server: how old a proof's X-Amz-Date may be (either direction), in seconds.
+    proof_max_age_seconds: int = Field(default=300, ge=10, le=900)
+    # Server: per-caller token bucket (requests per minute, burst).
+    caller_rate_per_minute: float = Field(default=30.0, gt=0, le=6000)
+    caller_burst: int = Field(default=10, ge=1, le=1000)
+    # Server: where the broker executes the callers' signed GetCallerIdentity; default
+    # aws.endpoint_url, else STS's regional endpoint for the broker's region.
+    sts_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+/?$")
 
 
 class LeasesSettings(_Section):
@@ -356,6 +376,7 @@ class Settings(_Section):
     trust: TrustSettings = Field(default_factory=TrustSettings)
     trail: TrailSettings = Field(default_factory=TrailSettings)
     quarantine: QuarantineSettings = Field(default_factory=QuarantineSettings)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
 
 
 SECTIONS: dict[str, type[_Section]] = {
@@ -404,6 +425,9 @@ SECURITY_SETTINGS = frozenset(
         "leases.sqlite_path",
         "leases.dynamodb_table",
         "leases.roles",
+        "broker.url",
+        "broker.server_id",
+        "broker.sts_url",
         "fanout.role_name",
         "fanout.queue_url",
         "enforce.templates_dir",

@@ -144,6 +144,19 @@ MEANINGS: dict[str, str] = {
     "leases.roles.NAME.max_ttl": "longest TTL, renewals included (e.g. `768h`)",
     "leases.roles.NAME.username_template": "leased user names; must start with `{prefix}` "
     "and include `{random}`",
+    "leases.roles.NAME.allowed_principals": "IAM user/role ARN patterns (`*`, `?`) that may "
+    "lease the role through the broker; empty: nobody (see broker.md)",
+    "leases.roles.NAME.admin_principals": "ARN patterns that may also renew, revoke and list "
+    "every lease of the role through the broker",
+    # [broker]
+    "broker.url": "the broker that `creds --broker` and `lease ... --broker` use",
+    "broker.server_id": "audience bound into each signed identity proof; client default: "
+    "the broker URL's origin; `broker serve` default: its own `http://HOST:PORT`",
+    "broker.proof_max_age_seconds": "how far a proof's `X-Amz-Date` may be from the broker's clock",
+    "broker.caller_rate_per_minute": "requests a minute each caller may make (token bucket)",
+    "broker.caller_burst": "requests a caller may make at once before the rate applies",
+    "broker.sts_url": "STS endpoint where the broker executes proofs; default "
+    "`aws.endpoint_url`, else STS's regional endpoint",
     # [rotate]
     "rotate.store": "where new keys are stored: `vault` (KV v1/v2) or `secretsmanager`",
     "rotate.path": "Vault KV path or Secrets Manager secret name; placeholders `{account}` "

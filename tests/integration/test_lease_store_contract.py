@@ -136,3 +136,35 @@ def test_sqlite_file_is_private(tmp_path: Path) -> None:
     SqliteLeaseStore(path).store_id()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+OWNER = "arn:aws:iam::123456789012:user/alice"
+
+
+def test_a_lease_owner_and_a_roles_principals_round_trip(new_store: StoreFactory) -> None:
+    """The broker's authorization reads both back from either store."""
+    store = new_store()
+    role = Role.build(
+        "dev",
+        credential_type="iam_user",
+        policy_arns=[POLICY],
+        allowed_principals=["arn:aws:iam::123456789012:role/dev-*"],
+        admin_principals=[OWNER],
+    )
+    store.put_role(role)
+    assert new_store().get_role("dev") == role
+    created = store.create(replace(lease(), owner=OWNER))
+    assert new_store().get(created.lease_id) == created
+    assert created.owner == OWNER
+
+
+def test_an_old_record_without_owner_or_principals_reads_as_none(new_store: StoreFactory) -> None:
+    """Records written before the broker have neither field: readable, owned by nobody."""
+    store = new_store()
+    old = lease().to_dict()
+    del old["owner"]
+    store.create(Lease.from_dict(old))
+    assert new_store().get(old["lease_id"]).owner is None  # type: ignore[union-attr]
+    role = Role.build("dev", credential_type="iam_user", policy_arns=[POLICY]).to_dict()
+    del role["allowed_principals"], role["admin_principals"]
+    assert Role.from_dict(role).allowed_principals == ()

@@ -54,7 +54,7 @@ UNREACHABLE_ON_MOTO: dict[tuple[str, str], str] = {
     **{
         (name, action): "only after DeleteUser answers DeleteConflict because of"
         " service-specific credentials (CodeCommit, Keyspaces); moto implements neither call"
-        for name in ("leases", "lease-issuer")
+        for name in ("leases", "lease-issuer", "broker")
         for action in ("iam:ListServiceSpecificCredentials", "iam:DeleteServiceSpecificCredential")
     },
     **{
@@ -83,8 +83,11 @@ UNREACHABLE_ON_MOTO: dict[tuple[str, str], str] = {
         " check TagResource on create"
         for action in ("kms:GenerateDataKey", "kms:Decrypt")
     },
-    ("lease-issuer", "iam:TagUser"): "CreateUser with Tags needs iam:TagUser on AWS (tag on"
-    " create); moto does not check it. enforce proves iam:TagUser on moto.",
+    **{
+        (name, "iam:TagUser"): "CreateUser with Tags needs iam:TagUser on AWS (tag on"
+        " create); moto does not check it. enforce proves iam:TagUser on moto."
+        for name in ("lease-issuer", "broker")
+    },
 }
 
 
@@ -372,6 +375,78 @@ def run_issue_and_revoke(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
     assert outcome.ok, outcome
 
 
+# -- broker --------------------------------------------------------------------------------
+
+REQUESTER = "requester"
+
+
+def seed_broker(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
+    """The issue flow's roles, opened to a requester that holds no IAM permission at all."""
+    seed_issue(aws, env)
+    store = DynamoLeaseStore(aws.client("dynamodb"), TABLE)
+    for role in store.list_roles():
+        store.put_role(
+            dataclasses.replace(
+                role, allowed_principals=(f"arn:aws:iam::{ACCOUNT}:user/{REQUESTER}",)
+            )
+        )
+    iam = aws.client("iam")
+    iam.create_user(UserName=REQUESTER)
+    key = iam.create_access_key(UserName=REQUESTER)["AccessKey"]
+    env.setenv("PROOF_REQUESTER", f"{key['AccessKeyId']}:{key['SecretAccessKey']}")
+    env.setenv("KEYTURN_BROKER_SERVER_ID", "keyturn:proof")
+
+
+def run_broker(aws: LocalAws, env: pytest.MonkeyPatch) -> None:
+    """The Lambda handler, as its function URL calls it: issue all three kinds, list, renew,
+    revoke. A refusal is the response's error line (the handler answers, never raises)."""
+    import base64
+    import os
+
+    from botocore.credentials import Credentials
+
+    from keyturn.adapters.broker_client import BrokerClient
+    from keyturn.handlers.broker import handler
+
+    # A fresh instance: its rate buckets are per warm instance, and each case is one.
+    env.setattr("keyturn.handlers.broker._limits", None)
+    key_id, _, secret = os.environ["PROOF_REQUESTER"].partition(":")
+    client = BrokerClient(
+        "https://broker.example",
+        Credentials(key_id, secret),
+        sts_url=aws.url,
+        region="us-east-1",
+        server_id="keyturn:proof",
+    )
+
+    def call(action: str, **params: Any) -> dict[str, Any]:
+        text = json.dumps({**params, "nonce": os.urandom(8).hex()})
+        body = json.dumps({"request": text, "proof": client.proof("POST", f"/v1/{action}", text)})
+        answer = handler(
+            {
+                "rawPath": f"/v1/{action}",
+                "requestContext": {"http": {"method": "POST"}},
+                "body": base64.b64encode(body.encode()).decode(),
+                "isBase64Encoded": True,
+            },
+            None,
+        )
+        found: dict[str, Any] = json.loads(answer["body"])
+        assert answer["statusCode"] == 200, found.get("error")
+        return found
+
+    issued = call("issue", role="dev")["lease"]
+    call("issue", role="ops", ttl="15m")
+    call("issue", role="fed", ttl="15m")
+    assert len(call("list")["leases"]) == 3
+    call("renew", lease_id=issued["lease_id"])
+    aws.set_authentication(False)  # an admin clutters the user, as a person might
+    clutter(aws, issued["principal"])
+    aws.set_authentication(True)
+    outcome = call("revoke", lease_id=issued["lease_id"])
+    assert outcome["ok"], outcome["detail"]
+
+
 # -- fan-out -------------------------------------------------------------------------------
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
@@ -571,6 +646,7 @@ FLOWS: dict[str, Flow] = {
     "audit": Flow(seed_audit, run_audit),
     "leases": Flow(seed_tidy, run_tidy),
     "lease-issuer": Flow(seed_issue, run_issue_and_revoke),
+    "broker": Flow(seed_broker, run_broker),
     "fanout-scheduler": Flow(seed_scheduler, run_scheduler),
     "fanout-worker": Flow(seed_worker, run_worker),
     "rotate": Flow(seed_rotate, run_rotate),

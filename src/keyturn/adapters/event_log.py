@@ -49,3 +49,20 @@ class NullSink:
 
     def emit(self, event: Mapping[str, Any]) -> None:
         del event
+
+
+class JsonStreamSink:
+    """Events as JSON lines on a stream (the broker's stderr; stdout on Lambda, where
+    CloudWatch Logs keeps each line). A lock keeps lines whole across server threads."""
+
+    def __init__(self, stream: TextIO) -> None:
+        import threading
+
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def emit(self, event: Mapping[str, Any]) -> None:
+        line = json.dumps(event, sort_keys=True, default=str)
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()

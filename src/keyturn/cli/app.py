@@ -91,6 +91,12 @@ COMMANDS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
         "List, renew and revoke issued credentials.",
         {},
     ),
+    "broker": (
+        "keyturn.cli.broker_cmd:broker_app",
+        "group",
+        "The lease broker: lease credentials for callers without IAM rights.",
+        {},
+    ),
 }
 
 

@@ -27,6 +27,7 @@ import typer
 
 from keyturn.adapters.lease_cache import CachedCredential
 from keyturn.cli import lease_client
+from keyturn.cli.lease_cmd import BrokerOption
 
 # Variables that make an SDK choose credentials other than the ones exec hands over.
 CONFLICTING = (
@@ -83,27 +84,24 @@ def exec_command(
         bool,
         typer.Option("--no-wait", help="iam_user: hand the key out before it is proven to work."),
     ] = False,
+    broker: BrokerOption = None,
 ) -> int:
     """Run COMMAND with leased credentials in its environment; exit with its status."""
+    from keyturn.cli.lease_cmd import obtain_cached, revoke_one
     from keyturn.domain.errors import BadInputError
     from keyturn.domain.leases import parse_duration
-    from keyturn.wiring import build_leases
 
     if not command:
         raise BadInputError("exec: no command given (keyturn exec ROLE -- COMMAND [ARGS])")
     wanted = parse_duration(ttl, "--ttl") if ttl else None
-    who = display_name or lease_client.login()
-    loaded = ctx.obj.settings()
-    service = build_leases(loaded)
-    cache = None if (no_cache or revoke_on_exit) else lease_client.open_cache(loaded)
-    key = lease_client.cache_key(role, lease_client.settings_source(loaded), wanted, who)
-    credential = lease_client.obtain(
-        cache, key, lambda: service.issue(role, wanted, who, wait=not no_wait)
+    use_cache = not (no_cache or revoke_on_exit)
+    credential = obtain_cached(
+        ctx, role, wanted, display_name, broker, use_cache=use_cache, wait=not no_wait
     )
     status = _run(command, child_env(dict(os.environ), credential))
     if revoke_on_exit:
         with _ignoring(signal.SIGINT):
-            outcome = service.revoke(credential.lease_id)
+            outcome = revoke_one(ctx, credential.lease_id, broker)
         if not outcome.ok:
             lease_client.warn(
                 f"{credential.lease_id} not revoked on exit: {outcome.result.value} "

@@ -54,6 +54,7 @@ USED = (
     "aws.profile",
     "aws.region",
     "aws.role_arn",
+    "broker.url",
 )
 
 
@@ -70,8 +71,8 @@ def _answer(args: list[str], env: Mapping[str, str]) -> int | None:
     if parsed is None or parsed.get("format") != "process" or "role" not in parsed:
         return None
     values = _settings(parsed, env)
-    if values is None:
-        return None
+    if values is None or values.get("broker.url"):
+        return None  # a broker's leases: the ordinary path keys the cache by the broker
     ttl = None
     if "ttl" in parsed:
         ttl = duration_seconds(parsed["ttl"])

@@ -42,7 +42,7 @@ def login() -> str:
         return "keyturn"
 
 
-def cache_key(role: str, source: str, ttl: timedelta | None, display_name: str) -> CacheKey:
+def cache_key(role: str, source: str, ttl: timedelta | None, display_name: str | None) -> CacheKey:
     """Everything that changes what is issued; the fast path (cli/fast.py) builds the same."""
     seconds = int(ttl.total_seconds()) if ttl is not None else None
     return CacheKey(role, source, {"ttl": seconds, "display_name": display_name})

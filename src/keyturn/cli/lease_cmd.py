@@ -12,10 +12,10 @@ import json
 import shlex
 import sys
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -30,6 +30,10 @@ from keyturn.domain.leases import LEASE_PREFIX, Lease, Role, format_duration, pa
 from keyturn.ports import EventSink
 from keyturn.services.leases import IssuedCredential, LeaseService, RevokeOutcome, TidyReport
 from keyturn.wiring import build_leases
+
+if TYPE_CHECKING:
+    from keyturn.adapters.broker_client import BrokerClient
+    from keyturn.adapters.lease_cache import CachedCredential
 
 role_app = typer.Typer(help="Define what `keyturn creds ROLE` issues.", no_args_is_help=True)
 lease_app = typer.Typer(help="List, renew and revoke issued credentials.", no_args_is_help=True)
@@ -50,6 +54,54 @@ class ListFormat(StrEnum):
 def _service(ctx: typer.Context) -> LeaseService:
     cli: CliContext = ctx.obj
     return build_leases(cli.settings())
+
+
+BrokerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--broker",
+        help="Lease through this keyturn broker (default: the broker.url setting); your own "
+        "AWS credentials only prove who you are.",
+    ),
+]
+
+
+def _broker(ctx: typer.Context, url: str | None) -> BrokerClient | None:
+    """The broker client when `--broker` or `broker.url` names one, else None (local)."""
+    cli: CliContext = ctx.obj
+    settings = cli.settings().settings
+    if not (url or settings.broker.url):
+        return None
+    from keyturn.wiring_broker import build_broker_client
+
+    return build_broker_client(settings, url)
+
+
+def issue_credential(
+    ctx: typer.Context,
+    role: str,
+    ttl: timedelta | None,
+    display_name: str | None,
+    broker: str | None = None,
+    *,
+    wait: bool = True,
+) -> IssuedCredential:
+    """The one place `creds` (and the commands built on it) get a credential: from the
+    broker when one is named, else from the local LeaseService with this process's rights.
+    Through the broker the display name is the caller AWS proved, not a flag, and the
+    broker waits for an iam_user key to work before it answers (its own `--no-wait` is not
+    the caller's to choose)."""
+    client = _broker(ctx, broker)
+    if client is not None:
+        if display_name:
+            _warn("--display-name is not used through the broker: it names you as AWS proved")
+        return client.issue(role, ttl)
+    return _service(ctx).issue(role, ttl, display_name or _login(), wait=wait)
+
+
+def _broker_url(ctx: typer.Context, url: str | None) -> str | None:
+    cli: CliContext = ctx.obj
+    return url or cli.settings().settings.broker.url
 
 
 def _out() -> Console:
@@ -107,6 +159,20 @@ def role_write(
             help="e.g. '{prefix}-{display_name:16}-{role:20}-{unix_time}-{random:8}'.",
         ),
     ] = None,
+    allowed_principal: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-principal",
+            help="ARN pattern that may lease it through the broker (repeatable; none: nobody).",
+        ),
+    ] = None,
+    admin_principal: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--admin-principal",
+            help="ARN pattern that may manage every lease of it through the broker.",
+        ),
+    ] = None,
 ) -> None:
     """Create or replace a role (validated in full before it is stored)."""
     role = Role.build(
@@ -122,6 +188,8 @@ def role_write(
         default_ttl=default_ttl,
         max_ttl=max_ttl,
         username_template=username_template,
+        allowed_principals=allowed_principal or (),
+        admin_principals=admin_principal or (),
     )
     _service(ctx).write_role(role)
     _out().print(f"role [bold]{name}[/] written ({role.credential_type.value})")
@@ -203,34 +271,69 @@ def creds(
         bool,
         typer.Option("--no-wait", help="iam_user: hand the key out before it is proven to work."),
     ] = False,
+    broker: BrokerOption = None,
 ) -> None:
     """Issue credentials under a new lease and print them (secret included: you asked)."""
     wanted = _duration(ttl, "--ttl")
-    who = display_name or _login()
     if output_format is CredsFormat.PROCESS:
-        _print_process(ctx, role, wanted, who, no_cache=no_cache, wait=not no_wait)
+        _print_process(ctx, role, wanted, display_name, broker, no_cache=no_cache, wait=not no_wait)
         return
-    service = _service(ctx)
-    issued = service.issue(role, wanted, who, wait=not no_wait)
+    issued = issue_credential(ctx, role, wanted, display_name, broker, wait=not no_wait)
     for warning in issued.warnings:
         _warn(warning)
     _print_creds(issued, output_format)
 
 
 def _print_process(
-    ctx: typer.Context, role: str, ttl: Any, who: str, *, no_cache: bool, wait: bool
+    ctx: typer.Context,
+    role: str,
+    ttl: Any,
+    display_name: str | None,
+    broker: str | None,
+    *,
+    no_cache: bool,
+    wait: bool,
 ) -> None:
     """One JSON document on stdout, written whole once everything succeeded."""
-    from keyturn.cli import lease_client
-
-    loaded = ctx.obj.settings()
-    cache = None if no_cache else lease_client.open_cache(loaded)
-    key = lease_client.cache_key(role, lease_client.settings_source(loaded), ttl, who)
-    credential = lease_client.obtain(
-        cache, key, lambda: build_leases(loaded).issue(role, ttl, who, wait=wait)
+    credential = obtain_cached(
+        ctx, role, ttl, display_name, broker, use_cache=not no_cache, wait=wait
     )
     sys.stdout.write(credential.process_json() + "\n")
     sys.stdout.flush()
+
+
+def obtain_cached(
+    ctx: typer.Context,
+    role: str,
+    ttl: timedelta | None,
+    display_name: str | None,
+    broker: str | None,
+    *,
+    use_cache: bool,
+    wait: bool,
+) -> CachedCredential:
+    """A credential for `--format process` and `exec`: the cached one while it is fresh,
+    else a new lease (cached). The cache is keyed by where the credential came from: a
+    broker's lease is never served for the local store's, nor the other way round."""
+    from keyturn.adapters.lease_cache import broker_source
+    from keyturn.cli import lease_client
+
+    loaded = ctx.obj.settings()
+    cache = lease_client.open_cache(loaded) if use_cache else None
+    url = _broker_url(ctx, broker)
+    if url:
+        key = lease_client.cache_key(role, broker_source(url), ttl, None)
+    else:
+        who = display_name or _login()
+        key = lease_client.cache_key(role, lease_client.settings_source(loaded), ttl, who)
+    return lease_client.obtain(
+        cache, key, lambda: issue_credential(ctx, role, ttl, display_name, broker, wait=wait)
+    )
+
+
+def revoke_one(ctx: typer.Context, lease_id: str, broker: str | None = None) -> RevokeOutcome:
+    """Revoke through the broker when one is named, else with this process's rights."""
+    return (_broker(ctx, broker) or _service(ctx)).revoke(lease_id)
 
 
 def _login() -> str:
@@ -309,13 +412,14 @@ def lease_list(
     prefix: Annotated[str, typer.Option("--prefix", help="e.g. aws/creds/dev")] = LEASE_PREFIX,
     output_format: FormatOption = ListFormat.TABLE,
     show_all: Annotated[bool, typer.Option("--all", help="Include revoked leases.")] = False,
+    broker: BrokerOption = None,
 ) -> None:
     """Leases under a prefix (whole path segments; live ones unless --all). A lease past
     its expiry shows EXPIRED until `lease tidy` revokes it."""
     now = datetime.now(UTC)
     leases = [
         lease
-        for lease in _service(ctx).list_leases(prefix)
+        for lease in (_broker(ctx, broker) or _service(ctx)).list_leases(prefix)
         if show_all or lease.state.value != "REVOKED"
     ]
     if output_format is ListFormat.JSON:
@@ -355,9 +459,11 @@ def lease_renew(
         ),
     ] = None,
     output_format: FormatOption = ListFormat.TABLE,
+    broker: BrokerOption = None,
 ) -> None:
     """Extend an iam_user lease, up to its max TTL (an expiry never moves earlier)."""
-    lease, warning = _service(ctx).renew(lease_id, _duration(increment, "--increment"))
+    engine = _broker(ctx, broker) or _service(ctx)
+    lease, warning = engine.renew(lease_id, _duration(increment, "--increment"))
     if output_format is ListFormat.JSON:
         _json("renew", lease=_lease_json(lease, datetime.now(UTC)), warning=warning)
         return
@@ -368,13 +474,15 @@ def lease_renew(
 
 @lease_app.command("revoke")
 def lease_revoke(
-    ctx: typer.Context, lease_id: str, output_format: FormatOption = ListFormat.TABLE
+    ctx: typer.Context,
+    lease_id: str,
+    output_format: FormatOption = ListFormat.TABLE,
+    broker: BrokerOption = None,
 ) -> int:
     """Revoke one lease: remove its IAM user and everything attached to it. Exits 0 only
     when the lease is revoked."""
-    service = _service(ctx)
     _forget_cached([lease_id])
-    outcome = service.revoke(lease_id)
+    outcome = (_broker(ctx, broker) or _service(ctx)).revoke(lease_id)
     _print_outcomes("revoke", [outcome], output_format)
     return exit_codes.OK if outcome.ok else exit_codes.FAILED
 

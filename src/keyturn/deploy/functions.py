@@ -147,6 +147,16 @@ FUNCTIONS: dict[str, Function] = {
             runtime=_runtime("leases"),
         ),
         Function(
+            name="broker",
+            logical_id="Broker",
+            handler="keyturn.handlers.broker.handler",
+            description="Lease broker: issue, renew, revoke, list for callers without IAM rights.",
+            calls_ref="keyturn.services.broker:CALLS",
+            scope={"user": LEASE_USERS, "role": (_IAM + ":role/*",)},
+            runtime=_runtime("broker", dlq=False),
+            async_dlq=False,  # invoked synchronously through its function URL
+        ),
+        Function(
             name="fanout-scheduler",
             logical_id="FanoutScheduler",
             handler="keyturn.handlers.fanout.scheduler",

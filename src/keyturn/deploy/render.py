@@ -140,6 +140,13 @@ def parameters() -> dict[str, Any]:
         "VaultAddress": text("Vault address when StoreKind is vault.", ""),
         "VaultAwsAuthRole": text("Vault AWS-auth role the functions log in with.", ""),
         "VaultKvMount": text("Vault KV mount.", "secret"),
+        "BrokerConcurrency": number(
+            "Reserved concurrency of the lease broker: its instances at most (each keeps its "
+            "own per-caller rate buckets).",
+            5,
+            1,
+            100,
+        ),
         "CreateLeaseTable": text(
             "Create the DynamoDB lease table (false: it exists).", "true", **yes_no
         ),
@@ -320,6 +327,9 @@ def function_resources(function: Function) -> dict[str, Any]:
     }
     if function.name in ("fanout-worker", "exposed-key"):  # exposed-key: CloudTrail's pace
         properties["Timeout"] = 900
+    if function.name == "broker":
+        properties.update(broker_properties())
+        environment["KEYTURN_BROKER_SERVER_ID"] = BROKER_SERVER_ID
     found_events = events(function)
     if found_events:
         properties["Events"] = found_events
@@ -375,6 +385,22 @@ def function_resources(function: Function) -> dict[str, Any]:
             },
         }
     return resources
+
+
+# The audience every proof sent to this deployment's broker must name (clients:
+# broker.server_id, from the BrokerServerId output).
+BROKER_SERVER_ID = {"Fn::Sub": "keyturn:${AWS::AccountId}:${AWS::StackName}"}
+
+
+def broker_properties() -> dict[str, Any]:
+    """A function URL with AuthType NONE: the identity proof is in each request (see
+    keyturn.handlers.broker for why not AWS_IAM); reserved concurrency bounds how many
+    instances (and so per-instance rate buckets) exist, and IAM calls in flight."""
+    return {
+        "Timeout": 60,
+        "ReservedConcurrentExecutions": {"Ref": "BrokerConcurrency"},
+        "FunctionUrlConfig": {"AuthType": "NONE"},
+    }
 
 
 # The roles that may seal (JournalKey's policy names them exactly): fixed names, so the
@@ -552,6 +578,8 @@ def template() -> tuple[dict[str, Any], list[str]]:
                     {"AttributeName": "sk", "AttributeType": "S"},
                 ],
                 "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                # The broker's used-proof records expire (keyturn.adapters.replay_dynamodb).
+                "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
                 "SSESpecification": {"SSEEnabled": True},
             },
         },
@@ -603,6 +631,14 @@ def template() -> tuple[dict[str, Any], list[str]]:
             "NoticeTopicArn": {
                 "Description": "keyturn's run notices: subscribe to it (SNS).",
                 "Value": {"Ref": "NoticeTopic"},
+            },
+            "BrokerUrl": {
+                "Description": "Set broker.url (KEYTURN_BROKER_URL) to this in the clients.",
+                "Value": {"Fn::GetAtt": ["BrokerFunctionUrl", "FunctionUrl"]},
+            },
+            "BrokerServerId": {
+                "Description": "Set broker.server_id (KEYTURN_BROKER_SERVER_ID) to this.",
+                "Value": BROKER_SERVER_ID,
             },
             "FanoutWorkerRoleArn": {
                 "Condition": "FanOut",

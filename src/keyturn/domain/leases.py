@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from keyturn.domain.authorization import check_patterns
 from keyturn.domain.errors import BadInputError
 
 DEFAULT_TTL = timedelta(hours=768)
@@ -258,6 +259,10 @@ class Role:
     max_ttl: timedelta | None = None
     username_template: str | None = None
     source: str = "store"  # "store" or the config file it was declared in
+    # Who may lease it / manage any of its leases through the broker (ARN patterns; see
+    # keyturn.domain.authorization). Empty: nobody through the broker (deny by default).
+    allowed_principals: tuple[str, ...] = ()
+    admin_principals: tuple[str, ...] = ()
 
     @classmethod
     def build(
@@ -276,6 +281,8 @@ class Role:
         max_ttl: str | timedelta | None = None,
         username_template: str | None = None,
         source: str = "store",
+        allowed_principals: Sequence[str] = (),
+        admin_principals: Sequence[str] = (),
     ) -> Role:
         if not ROLE_NAME.match(name):
             raise BadInputError(
@@ -334,6 +341,8 @@ class Role:
             max_ttl=maximum,
             username_template=username_template,
             source=source,
+            allowed_principals=check_patterns(name, "allowed_principals", allowed_principals),
+            admin_principals=check_patterns(name, "admin_principals", admin_principals),
         )
         role._check_type_rules()
         return role
@@ -431,6 +440,8 @@ class Role:
             "max_ttl": format_duration(self.max_ttl) if self.max_ttl else None,
             "username_template": self.username_template,
             "source": self.source,
+            "allowed_principals": list(self.allowed_principals),
+            "admin_principals": list(self.admin_principals),
         }
 
     @classmethod
@@ -545,6 +556,9 @@ class Lease:
     last_error: str | None = None
     updated: datetime | None = None
     version: int = 0
+    # The canonical ARN of the caller that issued it through the broker (see
+    # keyturn.domain.authorization); None for leases issued locally or before the broker.
+    owner: str | None = None
 
     @property
     def renewable(self) -> bool:
@@ -594,6 +608,7 @@ class Lease:
             "last_error": self.last_error,
             "updated": self.updated.isoformat() if self.updated else None,
             "version": self.version,
+            "owner": self.owner,
         }
 
     @classmethod
@@ -619,6 +634,7 @@ class Lease:
             last_error=data.get("last_error"),
             updated=_maybe_time(data.get("updated")),
             version=int(data.get("version", 0)),
+            owner=str(data["owner"]) if data.get("owner") else None,
         )
 
 

@@ -270,12 +270,15 @@ class LeaseService:
         role_name: str,
         ttl: timedelta | None = None,
         display_name: str = "keyturn",
+        owner: str | None = None,
         *,
         wait: bool = True,
     ) -> IssuedCredential:
         """Validate everything first (invariant 7), then issue. An iam_user key is returned
         only once it has authenticated several times in a row (`wait=False`: at once, as
-        Vault does; IAM may then refuse it for 5-15 s); STS credentials work at once."""
+        Vault does; IAM may then refuse it for 5-15 s); STS credentials work at once.
+        `owner`: the canonical caller the broker authenticated (recorded on the lease; see
+        keyturn.domain.authorization)."""
         role = self.role(role_name)
         now = self._clock.now()
         window = issue_window(role, now, ttl)
@@ -302,6 +305,7 @@ class LeaseService:
                 groups=role.iam_groups,
             ),
             updated=now,
+            owner=owner,
         )
         if role.credential_type is CredentialType.IAM_USER:
             return self._issue_user(role, lease, wait=wait)

@@ -1,0 +1,138 @@
+"""`keyturn broker serve`: the lease broker on this host (stdlib ThreadingHTTPServer).
+
+The same BrokerService the Lambda runs (handlers/broker.py); this module only moves bytes.
+It binds 127.0.0.1 by default and refuses a non-loopback address without
+`--allow-remote`: plain HTTP carries the issued secrets, so a remote bind belongs behind a
+TLS-terminating proxy, which the operator must choose knowingly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Annotated, Any
+
+import typer
+
+from keyturn.adapters.event_log import JsonLinesSink, JsonStreamSink
+from keyturn.cli.context import CliContext
+from keyturn.domain.errors import BadInputError
+from keyturn.ports import EventSink
+from keyturn.services.broker import MAX_BODY, BrokerRequest, BrokerService
+
+broker_app = typer.Typer(
+    help="The lease broker: lease credentials for callers without IAM rights.", no_args_is_help=True
+)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def make_server(
+    service: BrokerService | None, host: str, port: int, max_body: int = MAX_BODY
+) -> ThreadingHTTPServer:
+    """A bound (not yet serving) server; `service` may be set later as `server.service`
+    (the default server id is the bound address, known only after binding)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "keyturn-broker"
+        sys_version = ""
+        timeout = 30  # seconds a client may take to send its request (slow-drip clients)
+
+        def do_POST(self) -> None:
+            self._answer()
+
+        def do_GET(self) -> None:
+            self._answer()
+
+        def _answer(self) -> None:
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = 0
+            # Never read more than one byte past the limit: the service answers 413 to
+            # what it sees, and a huge body is not pulled into memory first.
+            body = self.rfile.read(min(max(length, 0), max_body + 1)) if length > 0 else b""
+            if length > max_body:
+                self.close_connection = True
+            chosen: BrokerService = self.server.service  # type: ignore[attr-defined]
+            response = chosen.handle(BrokerRequest(self.command, self.path, body))
+            payload = _dumps(response.body)
+            self.send_response(response.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Cache-Control", "no-store")
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None  # the service writes one audit event per request instead
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    server.service = service  # type: ignore[attr-defined]
+    return server
+
+
+def _dumps(body: Any) -> bytes:
+    import json
+
+    return json.dumps(body).encode()
+
+
+@broker_app.command("serve")
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0: any free port).")] = 8200,
+    allow_remote: Annotated[
+        bool,
+        typer.Option("--allow-remote", help="Allow a non-loopback --host (put TLS in front)."),
+    ] = False,
+    events: Annotated[
+        str | None,
+        typer.Option("--events", help="Audit events as JSON lines to this file (default stderr)."),
+    ] = None,
+) -> None:
+    """Serve issue/renew/revoke/list to callers who prove their identity with a signed
+    sts:GetCallerIdentity (docs/broker.md). Runs with this process's AWS credentials: the
+    issuer's."""
+    from pathlib import Path
+
+    from keyturn.wiring_broker import build_broker
+
+    if not 0 <= port <= 65535:
+        raise BadInputError(f"--port {port}: not a port number")
+    if not is_loopback(host) and not allow_remote:
+        raise BadInputError(
+            f"--host {host} is not a loopback address: pass --allow-remote to serve other "
+            "hosts (the broker speaks plain HTTP; put a TLS proxy in front)"
+        )
+    cli: CliContext = ctx.obj
+    loaded = cli.settings()
+    sink: EventSink = JsonLinesSink(Path(events)) if events else JsonStreamSink(sys.stderr)
+    try:
+        server = make_server(None, host, port)
+    except OSError as exc:
+        raise BadInputError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
+    address = f"http://{bound_host}:{bound_port}"
+    service = build_broker(loaded, sink, default_server_id=address)
+    server.service = service  # type: ignore[attr-defined]
+    server_id = loaded.settings.broker.server_id or address
+    print(f"keyturn broker listening on {address} (server id {server_id})", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
