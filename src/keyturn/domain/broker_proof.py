@@ -64,9 +64,22 @@ class Proof:
 
     @property
     def signature(self) -> str:
-        """The SigV4 signature: unique per signed request, the replay guard's key."""
+        """The SigV4 signature as the Authorization text spells it (audit only: its text is
+        malleable, e.g. a trailing comma, so it is never the replay guard's key)."""
         auth = _header(self.headers, "authorization") or ""
         return auth.rpartition("Signature=")[2].strip()
+
+    @property
+    def replay_key(self) -> str:
+        """The replay guard's key: built only from values inside the signature (the request
+        hash, the signing time, the audience), so no reformatting of the unsigned text of
+        the Authorization header makes a captured proof look new. The request hash covers
+        the client's nonce, so two honest requests never share a key."""
+        material = "\n".join(
+            _header(self.headers, name) or ""
+            for name in (REQUEST_HASH_HEADER.lower(), "x-amz-date", SERVER_ID_HEADER.lower())
+        )
+        return hashlib.sha256(material.encode()).hexdigest()
 
 
 def parse_proof(data: object) -> Proof:

@@ -187,7 +187,7 @@ class BrokerService:
         except ProofError as exc:
             raise Refused(401, str(exc)) from None
         until = self._clock.now() + 2 * self._options.proof_max_age
-        if not self._replay.first_use(proof.signature, until):
+        if not self._replay.first_use(proof.replay_key, until):
             raise Refused(401, "proof: already used (a replayed request)")
         try:
             identity = self._verifier.identify(proof)
