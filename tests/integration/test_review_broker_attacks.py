@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import requests
 
 from tests.integration.broker_fixtures import World, broker
-from tests.integration.test_broker_moto import assert_refused, raw_post, signed
+from tests.integration.test_broker_moto import raw_post, signed
 
 __all__ = ["broker"]
 

@@ -1,7 +1,8 @@
 """One use per identity proof across every broker instance: a conditional write of the
 proof's replay key (a hash of its signed values) into the lease table (`pk` "proof"), which
-fails if any instance wrote it first. The item carries `expires_at` (epoch seconds) for the table's TTL to delete it; a
-proof is refused by age long before that, so a forgotten item would only waste space.
+fails if any instance wrote it first. The item carries `expires_at` (epoch seconds) for the
+table's TTL to delete it; a proof is refused by age long before that, so a forgotten item
+would only waste space.
 """
 
 from __future__ import annotations

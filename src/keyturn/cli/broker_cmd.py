@@ -8,8 +8,11 @@ TLS-terminating proxy, which the operator must choose knowingly.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import socket
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Annotated, Any
 
@@ -35,16 +38,45 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+READ_DEADLINE = 30.0  # seconds a client has to send its whole request (headers and body)
+MAX_CONNECTIONS = 64  # connections served at once; more are closed at once
+
+
 def make_server(
-    service: BrokerService | None, host: str, port: int, max_body: int = MAX_BODY
+    service: BrokerService | None,
+    host: str,
+    port: int,
+    max_body: int = MAX_BODY,
+    *,
+    read_deadline: float = READ_DEADLINE,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> ThreadingHTTPServer:
     """A bound (not yet serving) server; `service` may be set later as `server.service`
-    (the default server id is the bound address, known only after binding)."""
+    (the default server id is the bound address, known only after binding).
+
+    Against unauthenticated peers holding threads: a socket timeout bounds each read, but a
+    client dripping one byte at a time never trips it, so a timer also shuts the connection
+    `read_deadline` seconds after it opened unless the whole request has been read by then;
+    and at most `max_connections` are served at once (the rest are closed unanswered)."""
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "keyturn-broker"
         sys_version = ""
-        timeout = 30  # seconds a client may take to send its request (slow-drip clients)
+        timeout = read_deadline  # each read; the timer below bounds them all together
+
+        def setup(self) -> None:
+            super().setup()
+            self._deadline = threading.Timer(read_deadline, self._cut)
+            self._deadline.daemon = True
+            self._deadline.start()
+
+        def _cut(self) -> None:
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+        def finish(self) -> None:
+            self._deadline.cancel()
+            super().finish()
 
         def do_POST(self) -> None:
             self._answer()
@@ -62,6 +94,7 @@ def make_server(
             body = self.rfile.read(min(max(length, 0), max_body + 1)) if length > 0 else b""
             if length > max_body:
                 self.close_connection = True
+            self._deadline.cancel()  # read in time: issuing may take longer (the ready-wait)
             chosen: BrokerService = self.server.service  # type: ignore[attr-defined]
             response = chosen.handle(BrokerRequest(self.command, self.path, body))
             payload = _dumps(response.body)
@@ -77,8 +110,28 @@ def make_server(
         def log_message(self, format: str, *args: Any) -> None:
             return None  # the service writes one audit event per request instead
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    slots = threading.BoundedSemaphore(max_connections)
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def process_request(self, request: Any, client_address: Any) -> None:
+            if not slots.acquire(blocking=False):
+                self.shutdown_request(request)  # full: closed unanswered, no thread
+                return
+            try:
+                super().process_request(request, client_address)
+            except BaseException:
+                slots.release()
+                raise
+
+        def process_request_thread(self, request: Any, client_address: Any) -> None:
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                slots.release()
+
+    server = Server((host, port), Handler)
     server.service = service  # type: ignore[attr-defined]
     return server
 
