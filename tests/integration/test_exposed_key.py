@@ -174,3 +174,27 @@ def test_other_events_change_nothing(
     with pytest.raises(BadInputError):
         handler(event, None)
     assert keys_of(aws, "alice")[exposed] == "Active"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limit (docs/security.md): rollback learns a key was quarantined only from "
+    "the incident tag, which a tag-writer can remove; the journal does not record who "
+    "deactivated the old key",
+)
+def test_rollback_refuses_the_exposed_key_after_its_incident_tag_is_removed(
+    aws: LocalAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hostile review: the user (who may hold iam:UntagUser on itself) removes the sealed
+    incident tag; an operator's later rollback must still never reactivate the leaked key."""
+    from keyturn.config import load_settings
+    from keyturn.domain.errors import KeyturnError
+    from keyturn.wiring import build_rotation
+
+    exposed = seed(aws, monkeypatch)
+    run(aws, monkeypatch, exposed)
+    aws.client("iam").untag_user(UserName="alice", TagKeys=[f"keyturn:incident:{exposed}"])
+    rotation = build_rotation(load_settings().settings)
+    with pytest.raises(KeyturnError):
+        rotation.rollback("alice")
+    assert keys_of(aws, "alice")[exposed] == "Inactive"
