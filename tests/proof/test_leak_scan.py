@@ -468,3 +468,98 @@ def test_the_scan_itself_catches_a_leak(aws: LocalAws, ledger: SecretLedger) -> 
     key = aws.add_key("zed")
     assert secret_scan_sees(ledger, f"oops {key.secret} oops")
     assert not secret_scan_sees(ledger, f"fine {key.key_id} fine")
+
+
+# -- the new clients: credential_process, its cache, exec, the broker, quarantine -----------
+
+
+def test_no_secret_leaks_in_broker_process_exec_and_quarantine_flows(
+    keyturn: Run, cli_env: dict[str, str], aws: LocalAws, ledger: SecretLedger, tmp_path: Path
+) -> None:
+    """`creds --format process` (issued, then cached), `exec` (with and without
+    --revoke-on-exit), `broker serve` and its clients, `quarantine`: only the credential the
+    user asked for appears, and only where it was asked for (stdout of process/creds, the
+    child's environment, the private cache files); the broker's audit events, every stderr,
+    the lease store and the incident record hold none."""
+    import os
+    import sys
+
+    scan = Scan(ledger)
+    policy = seed(aws)
+    scan.run(keyturn, "role", "write", "dev", "--credential-type", "iam_user",
+             "--policy-arn", policy)  # fmt: skip
+    first = scan.run(keyturn, "creds", "dev", "--format", "process", allowed=1)
+    again = scan.run(keyturn, "creds", "dev", "--format", "process", allowed=1)
+    assert json.loads(first)["SecretAccessKey"] == json.loads(again)["SecretAccessKey"]
+    assert len(ledger.found_in(first)) == 1  # the scan can see the secret it allows
+    probe = "import os,sys; sys.exit(0 if os.environ.get('AWS_SECRET_ACCESS_KEY') else 3)"
+    scan.run(keyturn, "exec", "dev", "--", sys.executable, "-c", probe)
+    scan.run(keyturn, "exec", "dev", "--revoke-on-exit", "--", sys.executable, "-c", probe)
+    scan.run(keyturn, "exec", "dev", "--", "no-such-command-xyz", code=127)
+    # The broker: served by this process's (issuer's) keys, asked by a user with its own.
+    aws.create_user("req")
+    requester = aws.add_key("req")
+    config = tmp_path / "broker.toml"
+    config.write_text(
+        f"""
+[leases.roles.bdev]
+credential_type = "iam_user"
+policy_arns = ["{policy}"]
+allowed_principals = ["arn:aws:iam::123456789012:user/req"]
+"""
+    )
+    os.chmod(config, 0o600)
+    events = tmp_path / "broker-events.jsonl"
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "keyturn"), "-c", str(config), "broker", "serve",
+         "--port", "0", "--events", str(events)],
+        env={**cli_env, "KEYTURN_LEASES_SQLITE_PATH": str(tmp_path / "broker.db")},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        url = line.split(" listening on ")[1].split(" ")[0]
+        as_req = {
+            "AWS_ACCESS_KEY_ID": requester.key_id,
+            "AWS_SECRET_ACCESS_KEY": requester.secret,
+        }
+        made = keyturn("creds", "bdev", "--broker", url, "-f", "json", extra=as_req)
+        assert made.returncode == 0, made.stderr
+        issued = json.loads(made.stdout)
+        scan.ledger.add(requester.secret)
+        scan.add("creds --broker -f json (stdout)", made.stdout, allowed=1)
+        scan.add("creds --broker -f json (stderr)", made.stderr)
+        assert len(ledger.found_in(made.stdout)) == 1
+        for args, code in (
+            (("creds", "bdev", "--broker", url, "--format", "process"), 0),
+            (("lease", "list", "--broker", url), 0),
+            (("lease", "renew", issued["lease_id"], "--broker", url), 0),
+            (("creds", "nope", "--broker", url), None),
+            (("lease", "revoke", issued["lease_id"], "--broker", url), 0),
+        ):
+            done = keyturn(*args, extra=as_req)
+            label = "keyturn " + " ".join(args)
+            assert code is None or done.returncode == code, (label, done.stderr)
+            allowed = 1 if "process" in args else 0
+            scan.add(label + " (stdout)", done.stdout, allowed)
+            scan.add(label + " (stderr)", done.stderr)
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    scan.add("broker serve stderr", err)
+    # Quarantine: one of the seeded users' keys, reported exposed (dry run, then for real).
+    exposed = aws.client("iam").list_access_keys(UserName="dave")["AccessKeyMetadata"][0]
+    records = tmp_path / "incidents"
+    records.mkdir()
+    extra = {"KEYTURN_QUARANTINE_RECORD_LOCATION": str(records)}
+    for args in (("--dry-run",), ("--json",)):
+        done = keyturn("quarantine", exposed["AccessKeyId"], *args, extra=extra)
+        assert done.returncode in (0, 1), done.stderr  # contained, or not (no store)
+        scan.add(f"quarantine {args} (stdout)", done.stdout)
+        scan.add(f"quarantine {args} (stderr)", done.stderr)
+    for path in files_under(tmp_path):
+        cached = path.is_relative_to(tmp_path / "cache")
+        scan.add(f"file {path.relative_to(tmp_path)}", path.read_bytes(), 1 if cached else 0)
+    assert events.read_text().count("broker.request") >= 5
+    assert scan.leaks() == []
