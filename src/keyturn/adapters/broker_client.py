@@ -9,6 +9,7 @@ signed for the caller's own STS endpoint, which must be the one the broker execu
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 from datetime import timedelta
@@ -40,6 +41,15 @@ from keyturn.domain.leases import LEASE_PREFIX, Lease, format_duration
 from keyturn.services.leases import IssuedCredential, RevokeOutcome, RevokeResult
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def origin(url: str) -> str:
     """`https://broker.example.com/x` -> `https://broker.example.com`: the default server id."""
     parts = urlsplit(url)
@@ -60,6 +70,13 @@ class BrokerClient:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise BadInputError(f"--broker {url!r} is not an http(s) URL")
+        if parts.scheme == "http" and not _loopback(parts.hostname or ""):
+            # The answer carries a secret access key, and the proof in flight is a bearer
+            # token for its request: over plain HTTP every peer on the path has both.
+            raise BadInputError(
+                f"--broker {url!r}: plain http to another host would send the issued secret "
+                "in clear; use https (a TLS proxy in front of `broker serve`)"
+            )
         self.url = url.rstrip("/")
         self.server_id = server_id or origin(url)
         self._credentials = credentials
