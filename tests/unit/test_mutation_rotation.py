@@ -248,9 +248,7 @@ def test_before_promotion_with_nothing_stored_the_intent_stands(state: RotationS
 def test_after_promotion_a_store_that_disagrees_aborts(state: RotationState) -> None:
     record = record_in(state, new_key_id=NEW)
     store = StoreView(current=StoredEntry("someone-else", "AKIAOTHER"))
-    assert derive(facts(record, OLD, key(NEW), store=store), T0) == replace(
-        record, state=S.ABORTED
-    )
+    assert derive(facts(record, OLD, key(NEW), store=store), T0) == replace(record, state=S.ABORTED)
 
 
 # -- derive as a property: it never sends the store's key to retirement --------------------
