@@ -277,7 +277,7 @@ records = st.builds(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=200)
 @given(
     st.one_of(st.none(), records),
     st.lists(iam_keys, max_size=3, unique_by=lambda k: k.key_id),
