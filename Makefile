@@ -31,8 +31,8 @@ demo: $(VENV)/.installed-servers
 	$(BIN)/python -m demo
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests bench demo
-	$(BIN)/ruff format --check src tests bench demo
+	$(BIN)/ruff check src tests bench demo mutation
+	$(BIN)/ruff format --check src tests bench demo mutation
 	$(BIN)/mypy
 
 typecheck: lint

@@ -128,7 +128,11 @@ LONG_BAD = "keyturn:enforce:1" + "x" * 60
 def test_every_state_tag_keyturn_does_not_believe_is_flagged_in_full() -> None:
     keys = [key(f"AKIA{c * 16}", 40) for c in "ABCDE"]
     ka, kb, kc, kd, ke = (k.key_id for k in keys)
-    assert ka and kb and kc and kd and ke
+    assert ka
+    assert kb
+    assert kc
+    assert kd
+    assert ke
     tags = {
         LONG_BAD: "x",
         state_tag("AKIA0000000000000000"): "x",  # a key the user no longer has

@@ -298,12 +298,14 @@ def test_derive_never_names_a_served_key_as_retirable(
         assert orphans(derived, keys, store)
     # Retiring the old key needs the store to serve our own entry as current.
     if derived.state in (S.PROMOTED, S.OLD_DEACTIVATED):
-        assert store.current is not None and store.current.token == record.token
+        assert store.current is not None
+        assert store.current.token == record.token
         old = {k.key_id: k for k in keys}.get(derived.old_key_id or "")
         assert old is not None
         assert old.active is (derived.state is S.PROMOTED)
     if derived.state is S.STORED_PENDING:
-        assert store.pending is not None and store.pending.token == record.token
+        assert store.pending is not None
+        assert store.pending.token == record.token
         assert derived.new_key_id == store.pending.key_id
     if record.state in (S.ABORTED, S.ROLLED_BACK):
         assert derived is record
