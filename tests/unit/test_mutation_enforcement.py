@@ -593,3 +593,30 @@ def test_a_key_made_exactly_the_lookback_ago_is_still_looked_at() -> None:
     young = key("AKIA0000000000000001", 7)
     assert needs_a_look([young], NOW, EnforcementSettings())
     assert not needs_a_look([key("AKIA0000000000000001", 7.01)], NOW, EnforcementSettings())
+
+
+def test_a_tag_of_exactly_60_characters_is_shown_as_it_is() -> None:
+    tag = "keyturn:enforce:" + "1" * 44
+    assert len(tag) == 60
+    (flag,) = plan(
+        [facts("u", key("AKIA0000000000000001", 3), tags={tag: "x"})], NOW, EnforcementSettings()
+    ).flags
+    assert flag.tag == tag
+
+
+def test_a_reminder_due_with_nobody_to_tell_is_a_no_contact_skip() -> None:
+    rules = EnforcementSettings(remind_every_days=2)
+    user = facts(
+        "u",
+        key("AKIA0000000000000001", 33),
+        contact=None,
+        sealed={"AKIA0000000000000001": f"notified@{ago(3)}"},
+    )
+    result = plan([user], NOW, rules)
+    assert [(s.why, s.reason) for s in result.skips] == [
+        (
+            SkipReason.NO_CONTACT,
+            "33 days old (limit 30); no valid Contact address and no fallback contact, so the"
+            " owner cannot be warned",
+        )
+    ]

@@ -10,6 +10,7 @@ print. Expected values are written out, not read from the module.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -31,6 +32,8 @@ from keyturn.domain.leases import (
     parse_duration,
     parse_lease_id,
     render_name,
+    renewed,
+    under_prefix,
     username_pattern,
 )
 
@@ -530,3 +533,90 @@ def test_unix_time_renders_as_plain_digits(unix_time: int) -> None:
     parts = NameParts("kt", "a", "dev", unix_time, "0" * 32)
     name = render_name("{prefix}-{unix_time}-{random}", parts)
     assert name == f"kt-{unix_time}-00000000"
+
+
+# -- second pass: the survivors of the first measured run ----------------------------------
+
+
+def test_a_stray_character_before_the_prefix_is_named_as_such() -> None:
+    with refused(
+        "username template '!{prefix}-{random}': '!' has characters IAM names do not allow"
+        " (allowed: letters, digits and +=,.@_-)"
+    ):
+        check_template("!{prefix}-{random}")
+    with refused("username template '{{prefix}-{random}': unbalanced or malformed braces"):
+        check_template("{{prefix}-{random}")
+
+
+def test_username_pattern_pins_unix_time_and_ascii() -> None:
+    pattern = username_pattern("{prefix}-{unix_time}-{display_name}-{random}", "kt", "dev")
+    assert pattern.match("kt-1767225600-alice-abcdefgh")
+    assert not pattern.match("kt-abc-alice-abcdefgh")
+    assert not pattern.match("kt-1767225600-dév-abcdefgh")
+
+
+def test_role_defaults_and_ttl_messages() -> None:
+    role = Role.build("r", **IAM, default_ttl="", max_ttl=None)  # type: ignore[arg-type]
+    assert (role.source, role.default_ttl, role.max_ttl) == ("store", None, None)
+    same = Role.build("r", **IAM, default_ttl="2h", max_ttl="2h")  # type: ignore[arg-type]
+    assert same.default_ttl == same.max_ttl == timedelta(hours=2)
+    with refused(
+        "role r: default_ttl: 'soon' is not a duration (examples: 90s, 30m, 1h, 768h, 2d, 1h30m)"
+    ):
+        Role.build("r", **IAM, default_ttl="soon")  # type: ignore[arg-type]
+    with refused(
+        "role r: max_ttl: 'later' is not a duration (examples: 90s, 30m, 1h, 768h, 2d, 1h30m)"
+    ):
+        Role.build("r", **IAM, max_ttl="later")  # type: ignore[arg-type]
+    with refused(
+        "role name 'a b': use 1-64 letters, digits, '_', '.', '-' (it becomes part of the lease id)"
+    ):
+        Role.build("a b", **IAM)  # type: ignore[arg-type]
+
+
+def test_a_policy_document_of_exactly_10240_characters_is_accepted() -> None:
+    exact = '{"Statement":"' + "x" * 10224 + '"}'
+    assert len(exact) == 10240
+    assert Role.build("r", credential_type="iam_user", policy_document=exact).policy_document
+    with refused("role r: policy_document is longer than 10240 characters"):
+        Role.build("r", credential_type="iam_user", policy_document=exact[:-2] + 'x"}')
+
+
+@pytest.mark.parametrize("prefix", ["aws/creds/Dev", "aws/creds/dev/x/y"])
+def test_check_prefix_reads_only_the_first_segment(prefix: str) -> None:
+    assert check_prefix(prefix) == prefix
+
+
+def test_a_lease_id_needs_the_prefix_itself() -> None:
+    with refused("'xxxxxxxxxxdev/abcdefgh' is not a lease id (expected aws/creds/ROLE/ID)"):
+        parse_lease_id("xxxxxxxxxxdev/abcdefgh")
+
+
+def test_under_prefix_strips_only_slashes_and_an_empty_prefix_covers_all() -> None:
+    assert not under_prefix("aws/creds/devX", "aws/creds/dev/abcdefgh")
+    assert under_prefix("aws/creds/dev/", "aws/creds/dev/abcdefgh")
+    assert under_prefix("", "aws/creds/dev/abcdefgh")
+    assert under_prefix("/", "aws/creds/dev/abcdefgh")
+
+
+def test_live_leases_are_claimable_and_a_fresh_record_writes_no_claim() -> None:
+    lease = replace(full_lease(), state=LeaseState.ACTIVE, claimed_until=None, updated=None)
+    assert lease.claimable(NOW)
+    assert replace(lease, state=LeaseState.PENDING).claimable(NOW)
+    assert not replace(lease, state=LeaseState.REVOKED).claimable(NOW)
+    data = lease.to_dict()
+    assert (data["claimed_until"], data["updated"]) == (None, None)
+    assert Lease.from_dict(data) == lease
+
+
+def test_renew_stamps_the_time_and_sts_refusal_says_why() -> None:
+    lease = replace(full_lease(), state=LeaseState.ACTIVE, claimed_until=None)
+    later = NOW + timedelta(minutes=10)
+    back, warning = renewed(lease, later, timedelta(minutes=55))
+    assert (back.expires, back.updated, warning) == (later + timedelta(minutes=55), later, None)
+    sts = replace(lease, kind=CredentialType.ASSUMED_ROLE)
+    with refused(
+        "aws/creds/dev/abcdefgh: assumed_role credentials cannot be renewed (STS fixes their"
+        " expiry); issue new ones with `keyturn creds`"
+    ):
+        renewed(sts, later, timedelta(minutes=5))
