@@ -4,8 +4,10 @@ Runs mutmut (its settings: `[tool.mutmut]` in pyproject.toml) over keyturn's pur
 each mutant against the unit tests that run its function (mutmut's stats pass maps them),
 then reads mutmut's own verdicts (`mutmut results --all true`) and prints the kill rate per
 module, writing the same table to mutation/results.md. Nothing in the table is typed by
-hand: the only hand-kept input is mutation/equivalents.toml, the mutants that cannot be
-killed (same behaviour) or only reword a message nobody relies on, each with its reason.
+hand: the only hand-kept inputs are mutation/equivalents.toml, the mutants that cannot be
+killed (same behaviour) or only reword a message nobody relies on, each with its reason,
+and mutation/hand_mutants.toml, changes mutmut does not make (module-level constants and
+tables such as rotation's TRANSITIONS), each run on a copy of src/ against the same tests.
 
 Exits non-zero when a module is under the target, when a function that must be fully
 covered has a survivor, or when the equivalents list names a mutant that no longer
@@ -15,10 +17,12 @@ survives (a stale entry would hide a real gap after the code changes).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -28,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 EQUIVALENTS = HERE / "equivalents.toml"
+HAND_MUTANTS = HERE / "hand_mutants.toml"
 RESULTS = HERE / "results.md"
 MUTMUT = Path(sys.executable).with_name("mutmut")
 # keyturn.domain.rotation.x_decode__mutmut_3, keyturn.domain.leases.xǁLeaseǁfrom_dict__mutmut_1
@@ -42,14 +47,16 @@ class Row:
     statuses: Counter[str] = field(default_factory=Counter)
     equivalent: int = 0
     wording: int = 0
+    hand: int = 0
+    hand_killed: int = 0
 
     @property
     def total(self) -> int:
-        return sum(self.statuses.values())
+        return sum(self.statuses.values()) + self.hand
 
     @property
     def killed(self) -> int:
-        return sum(n for status, n in self.statuses.items() if status in CAUGHT)
+        return sum(n for status, n in self.statuses.items() if status in CAUGHT) + self.hand_killed
 
     @property
     def meaningful(self) -> int:
@@ -88,24 +95,69 @@ def verdicts() -> dict[str, str]:
     return found
 
 
+def selection() -> list[str]:
+    """The unit test files mutmut runs (pyproject.toml), for the hand-made mutants too."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["mutmut"]
+    return [*config["pytest_add_cli_args"], *config["pytest_add_cli_args_test_selection"]]
+
+
+def hand_mutants() -> list[tuple[str, str, bool]]:
+    """Run each change of hand_mutants.toml on a copy of src/ against the unit tests:
+    (module, what the change does, killed) for each."""
+    entries = tomllib.loads(HAND_MUTANTS.read_text("utf-8"))["mutant"]
+    results: list[tuple[str, str, bool]] = []
+    tests = selection()
+    with tempfile.TemporaryDirectory(prefix="keyturn-hand-mutants-") as tmp:
+        copy = Path(tmp) / "src"
+
+        def passes(file: str | None = None, find: str = "", replace: str = "") -> bool:
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(ROOT / "src", copy)
+            if file is not None:
+                target = copy / file.removeprefix("src/")
+                text = target.read_text("utf-8")
+                if text.count(find) != 1:
+                    raise SystemExit(f"mutation: {file} does not hold {find!r} exactly once")
+                target.write_text(text.replace(find, replace), "utf-8")
+            env = {**os.environ, "PYTHONPATH": f"{copy}{os.pathsep}{ROOT}"}
+            env["MUTANT_UNDER_TEST"] = "hand-made"  # the lean hypothesis profile
+            run = subprocess.run(
+                [sys.executable, "-m", "pytest", "-x", "-p", "no:cacheprovider", *tests],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                check=False,
+            )
+            return run.returncode == 0
+
+        if not passes():  # the unchanged copy must pass, or every mutant would look killed
+            raise SystemExit("mutation: the unit tests fail on an unchanged copy of src/")
+        for entry in entries:
+            killed = not passes(entry["file"], entry["find"], entry["replace"])
+            module = "keyturn." + entry["file"].removeprefix("src/keyturn/")[:-3].replace("/", ".")
+            print(f"  {'killed  ' if killed else 'SURVIVED'} {module}: {entry['why']}")
+            results.append((module, entry["why"], killed))
+    return results
+
+
 def table(rows: dict[str, Row], target: float) -> list[str]:
     lines = [
         "| module | mutants | killed | equivalent | wording only | survived | no tests "
-        "| kill rate |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| hand-made killed | kill rate |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for module, row in sorted(rows.items()):
         survived = row.statuses["survived"] - row.equivalent - row.wording
         mark = "" if row.rate >= target else " (under target)"
         lines.append(
             f"| {module.removeprefix('keyturn.')} | {row.total} | {row.killed} | "
-            f"{row.equivalent} | {row.wording} | {survived} | {row.statuses['no tests']} | "
-            f"{row.rate:.1f}%{mark} |"
+            f"{row.equivalent} | {row.wording} | {survived + row.hand - row.hand_killed} | "
+            f"{row.statuses['no tests']} | {row.hand_killed}/{row.hand} | {row.rate:.1f}%{mark} |"
         )
     return lines
 
 
-def report() -> int:
+def report(hand: list[tuple[str, str, bool]]) -> int:
     config = tomllib.loads(EQUIVALENTS.read_text("utf-8"))
     target = float(config["target"])
     strict: list[str] = config["strict"]
@@ -131,6 +183,11 @@ def report() -> int:
         else:
             survivors.append(name)
     problems: list[str] = []
+    for module, why, killed in hand:
+        rows[module].hand += 1
+        rows[module].hand_killed += killed
+        if not killed:
+            problems.append(f"hand-made mutant survives in {module}: {why}")
     for kind, names in marked.items():
         for name in names:
             if found.get(name) != "survived":
@@ -176,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="mutmut workers (default 2)")
     parser.add_argument("--keep", action="store_true", help="reuse mutants/ from the last run")
     parser.add_argument("--report-only", action="store_true", help="only read the last run")
+    parser.add_argument("--no-hand", action="store_true", help="skip the hand-made mutants")
     args = parser.parse_args(argv)
     if not args.report_only:
         if not args.keep:
@@ -186,7 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         if run.returncode != 0:
             print(f"mutation: mutmut run failed (exit {run.returncode})", file=sys.stderr)
             return run.returncode
-    return report()
+    hand: list[tuple[str, str, bool]] = []
+    if not args.no_hand:
+        print("hand-made mutants (hand_mutants.toml):")
+        hand = hand_mutants()
+    return report(hand)
 
 
 if __name__ == "__main__":
