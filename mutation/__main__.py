@@ -208,8 +208,9 @@ def report(hand: list[tuple[str, str, bool]]) -> int:
             "",
             "Written by `make mutation` (`python -m mutation`) from mutmut's own verdicts; "
             "never edit by hand.",
-            f"mutmut {version}; kill rate = killed / (mutants - equivalent - wording only); "
-            f"target {target:.0f}% per module. Equivalents and their reasons: "
+            f"mutmut {version}; mutants = mutmut's plus the hand-made ones of "
+            "mutation/hand_mutants.toml; kill rate = killed / (mutants - equivalent - wording "
+            f"only); target {target:.0f}% per module. Equivalents and their reasons: "
             "mutation/equivalents.toml.",
             "",
             *lines,

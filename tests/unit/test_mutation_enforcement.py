@@ -126,35 +126,23 @@ LONG_BAD = "keyturn:enforce:1" + "x" * 60
 
 
 def test_every_state_tag_keyturn_does_not_believe_is_flagged_in_full() -> None:
-    keys = [key(f"AKIA{c * 16}", 40) for c in "ABCDE"]
-    ka, kb, kc, kd, ke = (k.key_id for k in keys)
-    assert ka
-    assert kb
-    assert kc
-    assert kd
-    assert ke
+    ka, kb, kc, kd, ke = (f"AKIA{c * 16}" for c in "ABCDE")
     tags = {
         LONG_BAD: "x",
         state_tag("AKIA0000000000000000"): "x",  # a key the user no longer has
-        state_tag(ka): "notified@2026-03-01",  # no seal checked
-        state_tag(kb): "notified@2026-03-01",
+        **{state_tag(key_id): "x" for key_id in (ka, kb, kc, kd, ke)},
+        "Contact": "alice@example.com not-an-address",
     }
     user = UserFacts(
         user="alice",
-        tags={**tags, "Contact": "alice@example.com not-an-address"},
-        keys=tuple(keys),
-        states={
+        tags=tags,
+        keys=tuple(key(key_id, 40) for key_id in (ka, kb, kc, kd, ke)),
+        states={  # ka: no seal checked at all
             kb: Rejected("alice", "the seal does not match"),
             kc: SealedState("notified@soon"),
             kd: SealedState(f"notified@{TODAY + timedelta(days=3)}"),
             ke: SealedState(f"notified@{ago(3)}"),
         },
-    )
-    user = UserFacts(
-        user="alice",
-        tags={**user.tags, state_tag(kc): "x", state_tag(kd): "x", state_tag(ke): "x"},
-        keys=user.keys,
-        states=user.states,
     )
     result = plan([user], NOW, EnforcementSettings())
     restart = "ignored, so the key's notice cycle starts again"
