@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: help demo test unit integration e2e lint typecheck docs docs-config bench soak clean package template
+.PHONY: help demo test unit integration e2e lint typecheck docs docs-config bench mutation soak clean package template
 
 help:
 	@echo "make demo   - run keyturn end to end against local AWS (moto) and OpenBao servers"
@@ -13,6 +13,7 @@ help:
 	@echo "make docs   - check the generated config reference, build the docs site strictly"
 	@echo "make docs-config - regenerate docs/reference/configuration.md from the settings model"
 	@echo "make bench  - benchmarks against a local moto_server (not part of make test)"
+	@echo "make mutation - mutmut over the pure core, kill rate per module (not part of make test)"
 	@echo "make package  - build/keyturn-lambda.zip for the SAM template (reproducible)"
 	@echo "make template - regenerate deploy/template.yaml and deploy/member-role.yaml"
 	@echo "make soak   - enforce, rotate, leases at volume, throttling injected (SOAK_USERS, SOAK_ROTATIONS, SOAK_LEASES)"
@@ -30,8 +31,8 @@ demo: $(VENV)/.installed-servers
 	$(BIN)/python -m demo
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests bench demo
-	$(BIN)/ruff format --check src tests bench demo
+	$(BIN)/ruff check src tests bench demo mutation
+	$(BIN)/ruff format --check src tests bench demo mutation
 	$(BIN)/mypy
 
 typecheck: lint
@@ -62,6 +63,11 @@ e2e: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench
 
+# mutmut over the pure core (settings: [tool.mutmut] in pyproject.toml), 2 workers; prints
+# the kill rate per module and writes it to mutation/results.md. A few minutes on 2 cores.
+mutation: $(VENV)/.installed-mutation
+	$(BIN)/python -m mutation
+
 package: $(VENV)/.installed-dev
 	$(BIN)/python -m keyturn.deploy.package
 
@@ -75,4 +81,4 @@ soak: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.soak $(SOAK_USERS) $(SOAK_ROTATIONS) $(SOAK_LEASES)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist mutants

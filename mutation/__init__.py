@@ -1,0 +1,1 @@
+"""Mutation testing of keyturn's pure core (`make mutation`): see mutation/__main__.py."""
