@@ -196,9 +196,9 @@ class EnrollmentService:
             if not isinstance(self._registry.read(user), Enrollment):
                 # An unenroll raised the generation while this ran: the record is stale
                 # (fail safe: the schedule will not rotate the user). Say so.
-                notes.append(
-                    f"an unenroll ran at the same time, so this enrollment is not in force: "
-                    f"run `keyturn enroll {user}` again"
+                raise OperationFailedError(
+                    f"an unenroll ran at the same time, so the enrollment of {user} is not "
+                    f"in force: run `keyturn enroll {user}` again"
                 )
             return EnrollOutcome(user, True, "enrolled", where, message, notes, rotation)
         except KeyturnError as exc:
@@ -215,12 +215,12 @@ class EnrollmentService:
         them leaves some users stale: not rotated, reported, back with `keyturn enroll`.
         """
         where = self._registry.location(user)
-        warnings: list[str] = []
+        enrolled_before: set[str] | None = None
         try:
             for _attempt in range(RAISE_ATTEMPTS):
-                new, lost = self._revoke_saved_copies(user)
-                after = self._registry.generation()
-                if after.current == new:
+                new, listed, resealed = self._revoke_saved_copies(user)
+                enrolled_before = listed if enrolled_before is None else enrolled_before
+                if self._registry.generation().current == new:
                     break
                 # Another unenroll raised it after us: our re-seals are stale under its
                 # generation and its re-seals may have skipped users we changed. Again.
@@ -231,10 +231,13 @@ class EnrollmentService:
                 )
         except KeyturnError as exc:
             return EnrollOutcome(user, False, "failed", where, str(exc))
-        warnings += [
-            f"{other}: its enrollment changed while being re-sealed; run `keyturn enroll "
-            f"{other}` if it should stay enrolled"
-            for other in lost
+        # Fail safe, but say so: a user enrolled before this unenroll whose record was not
+        # re-sealed (a concurrent unenroll or enroll changed it) is no longer rotated.
+        warnings = [
+            f"{other}: enrolled before this unenroll but not re-sealed (a concurrent "
+            f"unenroll or enroll changed it); run `keyturn enroll {other}` if it should "
+            "stay enrolled"
+            for other in sorted((enrolled_before or set()) - resealed)
         ]
         return EnrollOutcome(
             user,
@@ -246,10 +249,11 @@ class EnrollmentService:
             warnings,
         )
 
-    def _revoke_saved_copies(self, user: str) -> tuple[Generation, list[str]]:
+    def _revoke_saved_copies(self, user: str) -> tuple[Generation, set[str], set[str]]:
         """Raise the generation; re-seal everyone else enrolled before it. Returns the new
-        generation and the users whose record changed between listing and re-sealing."""
-        self._registry.remove(user)  # again: idempotent, and this attempt's listing follows
+        generation, who was enrolled when listed, and whose record was re-sealed (a record
+        that changed between listing and re-sealing is left alone: stale, fail safe)."""
+        self._registry.remove(user)  # first (and again on a retry: idempotent)
         tagged = self._registry.tagged()
         view = self._registry.generation(tagged)
         keep: list[tuple[Enrollment, str]] = []
@@ -261,8 +265,8 @@ class EnrollmentService:
                 if isinstance(checked, Enrollment):
                     keep.append((checked, value))
         new = self._registry.raise_generation(view)
-        lost = [e.user for e, value in keep if not self._registry.reseal(e, new, value)]
-        return new, lost
+        resealed = {e.user for e, value in keep if self._registry.reseal(e, new, value)}
+        return new, {e.user for e, _ in keep}, resealed
 
     def _served_active_key(self, user: str) -> str | None:
         """The key id the store serves as current, if it is one of the user's active keys."""
