@@ -111,7 +111,8 @@ def test_unenroll_stales_saved_copies_and_keeps_the_others(authed: AuthedAws, mo
     # a saved copy of bob's older record is stale too (harmless, but not believed)
     put_back(authed, "bob", saved["bob"])
     enrolled, rejected = split("bob")
-    assert enrolled == [] and "before the last unenroll" in rejected["bob"]
+    assert enrolled == []
+    assert "before the last unenroll" in rejected["bob"]
 
 
 def test_the_scheduled_run_rotates_only_who_is_still_enrolled(authed: AuthedAws, mode: str) -> None:
@@ -138,7 +139,8 @@ def test_a_record_claiming_the_new_generation_with_an_old_seal_enrolls_nobody(
     put_back(authed, "alice", forged)
     enrolled, rejected = split("alice")
     assert enrolled == []
-    assert "did not write" in rejected["alice"] and "not sealed by" in rejected["alice"]
+    assert "did not write" in rejected["alice"]
+    assert "not sealed by" in rejected["alice"]
 
 
 def test_a_generation_keyturn_did_not_seal_is_not_believed(authed: AuthedAws, mode: str) -> None:
@@ -149,12 +151,14 @@ def test_a_generation_keyturn_did_not_seal_is_not_believed(authed: AuthedAws, mo
     write_generation(authed, "7.deadbeef:" + "A" * 43)
     enrolled, rejected = split("bob", "carol")
     assert enrolled == []
-    assert "was not sealed by" in rejected["bob"] and "planted" in rejected["bob"]
+    assert "was not sealed by" in rejected["bob"]
+    assert "planted" in rejected["bob"]
     refused = service().enroll("dave")
     assert not refused.ok
     assert service().unenroll("alice").ok  # writes a sealed generation (re-seals nobody)
     enrolled, rejected = split("bob")
-    assert enrolled == [] and "before the last unenroll" in rejected["bob"]
+    assert enrolled == []
+    assert "before the last unenroll" in rejected["bob"]
     authed.enroll("bob", environ=os.environ)  # an operator re-enrolls who should be
     assert split("bob") == (["bob"], {})
 
@@ -172,7 +176,8 @@ def test_a_lowered_generation_revives_nobody(authed: AuthedAws, mode: str) -> No
     put_back(authed, "carol", carol_at_1)
     enrolled, rejected = split("bob", "carol")
     assert enrolled == []
-    assert "lowered" in rejected["carol"] and "lowered" in rejected["bob"]
+    assert "lowered" in rejected["carol"]
+    assert "lowered" in rejected["bob"]
     # recovery: an unenroll goes above every generation seen; the replay stays stale
     assert service().unenroll("carol").ok
     enrolled, rejected = split("bob", "carol")
@@ -256,7 +261,8 @@ def test_two_unenrolls_at_once_revive_neither_user(
     assert outcome.ok
     monkeypatch.setattr(IamTagEnrollments, "reseal", reseal)
     enrolled, rejected = split("alice", "bob", "carol")
-    assert "alice" not in enrolled and "bob" not in enrolled
+    assert "alice" not in enrolled
+    assert "bob" not in enrolled
     if "carol" not in enrolled:
         assert "before the last unenroll" in rejected["carol"]
         assert any(w.startswith("carol: ") for w in outcome.warnings), outcome.warnings

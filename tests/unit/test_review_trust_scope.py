@@ -56,7 +56,9 @@ def test_review_iam_admins_cannot_rewrite_who_may_seal() -> None:
     granted = admin["Action"]
     assert not any(fnmatch.fnmatchcase("kms:PutKeyPolicy", a) for a in granted)
     (choice,) = [
-        s["Fn::If"] for s in policy["Statement"] if "Fn::If" in s and s["Fn::If"][0] == "HasKeyAdmin"
+        s["Fn::If"]
+        for s in policy["Statement"]
+        if "Fn::If" in s and s["Fn::If"][0] == "HasKeyAdmin"
     ]
     condition, restricted, _ = choice
     assert condition == "HasKeyAdmin"
