@@ -51,13 +51,9 @@ def plant(authed: AuthedAws, user: str, document: dict[str, str]) -> None:
         sm.put_secret_value(SecretId=secret_name(user), SecretString=json.dumps(document))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: unenroll only removes the tag; the removed record's genuine seal stays "
-    "valid forever, so a tag-writer who saved it re-enrolls the user and the schedule "
-    "rotates (and retires the key of) a user the operator unenrolled",
-)
 def test_review_replayed_enrollment_after_unenroll_enrolls_nobody(authed: AuthedAws) -> None:
+    """Was the known hole: unenroll raises the enrollment generation, so the saved record
+    is stale (keyturn.domain.enrollment)."""
     (old,) = authed.seed_user("alice")
     authed.enroll("alice", environ=os.environ)
     saved = tags(authed, "alice")[ENROLL_TAG]  # readable by anyone with ListUserTags

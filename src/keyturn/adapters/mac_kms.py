@@ -55,3 +55,12 @@ class KmsAuthenticator:
 
     def describe(self) -> str:
         return f"KMS key {self._key_id}"
+
+    @property
+    def client(self) -> KMSClient:
+        """The KMS client (the enrollment generation is a tag on this key)."""
+        return self._kms
+
+    @property
+    def key_id(self) -> str:
+        return self._key_id

@@ -48,6 +48,11 @@ class LocalAuthenticator:
     def describe(self) -> str:
         return f"local key {self._path}"
 
+    @property
+    def path(self) -> Path:
+        """The key file (the enrollment generation lives beside it)."""
+        return self._path
+
 
 def _load_or_create(path: Path) -> bytes:
     """Read the key, or create it atomically: two processes starting at once (the CLI and a

@@ -92,13 +92,13 @@ def parameters() -> dict[str, Any]:
         "DryRun": text("true: enforce only logs its plan; false: it acts.", "true", **yes_no),
         "AlarmTopic": text("SNS topic ARN for the Errors alarms (empty: no notification).", ""),
         "KeyAdminArn": text(
-            "The only principal that may change JournalKey's policy, and so who may seal "
-            "(empty: any principal your IAM policies allow kms:PutKeyPolicy).",
+            "The only principal that may change JournalKey's policy, and so who may seal; "
+            "may also tag it (empty: any principal your IAM policies allow kms:PutKeyPolicy).",
             "",
         ),
         "OperatorRoleArn": text(
-            "Role operators run `keyturn enroll`/`rotate` with; may seal with JournalKey "
-            "(empty: only the functions).",
+            "Role operators run `keyturn enroll`/`unenroll`/`rotate` with; may seal with "
+            "JournalKey and tag it (the enrollment generation) (empty: only the functions).",
             "",
         ),
         "LogRetentionDays": {
@@ -441,6 +441,23 @@ def journal_key() -> dict[str, Any]:
         **policy_admin,
         "Condition": {"ArnEquals": {"aws:PrincipalArn": {"Ref": "KeyAdminArn"}}},
     }
+    # The enrollment generation is a tag on this key (keyturn.adapters.enrollment_generation):
+    # tagging it makes saved copies of unenrolled users' records stale, and putting an old
+    # value back could revive them, so only the operators (who unenroll) and the key admin
+    # may tag, not any IAM principal the account allows kms:TagResource (which "Administration"
+    # would delegate to IAM). Reading tags stays with kms:List* above.
+    writers: list[Any] = [
+        {"Fn::If": ["HasOperatorRole", {"Ref": "OperatorRoleArn"}, {"Ref": "AWS::NoValue"}]},
+        {"Fn::If": ["HasKeyAdmin", {"Ref": "KeyAdminArn"}, {"Ref": "AWS::NoValue"}]},
+    ]
+    generation: dict[str, Any] = {
+        "Sid": "EnrollmentGeneration",
+        "Effect": "Allow",
+        "Principal": root,
+        "Action": ["kms:TagResource", "kms:UntagResource"],
+        "Resource": "*",
+        "Condition": {"ArnEquals": {"aws:PrincipalArn": writers}},
+    }
     return {
         "Type": "AWS::KMS::Key",
         "DeletionPolicy": "Retain",
@@ -465,8 +482,6 @@ def journal_key() -> dict[str, Any]:
                             "kms:Enable*",
                             "kms:Disable*",
                             "kms:UpdateKeyDescription",
-                            "kms:TagResource",
-                            "kms:UntagResource",
                             "kms:ScheduleKeyDeletion",
                             "kms:CancelKeyDeletion",
                         ],
@@ -481,6 +496,7 @@ def journal_key() -> dict[str, Any]:
                         "Condition": {"ArnEquals": {"aws:PrincipalArn": sealers}},
                     },
                     {"Fn::If": ["HasKeyAdmin", restricted, policy_admin]},
+                    {"Fn::If": ["HasGenerationWriter", generation, {"Ref": "AWS::NoValue"}]},
                 ],
             },
         },
@@ -600,6 +616,9 @@ def template() -> tuple[dict[str, Any], list[str]]:
         "FanOut": {"Fn::Equals": [{"Ref": "FanoutEnabled"}, "true"]},
         "HasOperatorRole": {"Fn::Not": [{"Fn::Equals": [{"Ref": "OperatorRoleArn"}, ""]}]},
         "HasKeyAdmin": {"Fn::Not": [{"Fn::Equals": [{"Ref": "KeyAdminArn"}, ""]}]},
+        "HasGenerationWriter": {
+            "Fn::Or": [{"Condition": "HasOperatorRole"}, {"Condition": "HasKeyAdmin"}]
+        },
         "HasSecurityContact": {"Fn::Not": [{"Fn::Equals": [{"Ref": "SecurityContact"}, ""]}]},
         "HasProbe": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ProbeFunction"}, ""]}]},
     }

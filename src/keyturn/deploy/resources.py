@@ -89,6 +89,9 @@ RESOURCE_KIND: dict[str, str] = {
     "kms:Decrypt": "key",
     "kms:GenerateMac": "mac-key",
     "kms:VerifyMac": "mac-key",
+    # the enrollment generation, a tag on the same key (keyturn.adapters.enrollment_generation)
+    "kms:ListResourceTags": "mac-key",
+    "kms:TagResource": "mac-key",
     # SNS (the operators' notice topic)
     "sns:Publish": "topic",
     # EventBridge (the consumers' bus: rotated / retired events)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from keyturn.adapters.cloudtrail import CloudTrailActivity, EnabledRegions
+from keyturn.adapters.enrollment_generation import KmsKeyTagGenerations
 from keyturn.adapters.iam import IamDirectory
 from keyturn.adapters.iam_enrollment import IamTagEnrollments
 from keyturn.adapters.iam_quarantine import IamIncidentTags, KeyOwners
@@ -47,6 +48,7 @@ CALLS = (
     KmsAuthenticator.verify,
     # rotating an enrolled user whose store serves the exposed key
     IamTagEnrollments.read,
+    KmsKeyTagGenerations.load,  # the enrollment generation the record must be sealed at
     IamKeys.create_key,
     IamKeys.delete_key,  # rotation: an orphan, or an inactive key making room
     IamTagJournal.read,

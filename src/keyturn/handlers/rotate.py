@@ -25,6 +25,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from keyturn.adapters.enrollment_generation import KmsKeyTagGenerations
 from keyturn.adapters.events import EventBridgeEvents
 from keyturn.adapters.iam import IamDirectory
 from keyturn.adapters.iam_enrollment import IamTagEnrollments
@@ -53,6 +54,7 @@ CALLS = (
     IamTagJournal.write,
     IamTagJournal.users_with_records,
     IamTagEnrollments.tagged,
+    KmsKeyTagGenerations.load,  # the account's enrollment generation, once per run
     KmsAuthenticator.seal,
     KmsAuthenticator.verify,
     SecretsManagerStore.describe,

@@ -19,12 +19,12 @@ skip the first rotation, and only when its secret authenticates as the user).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
-from keyturn.domain.enrollment import Enrollment
+from keyturn.domain.enrollment import Enrollment, Generation, GenerationView
 from keyturn.domain.errors import KeyturnError, OperationFailedError
 from keyturn.domain.trust import Rejected
 from keyturn.ports import Clock, KeyManager, KeyVerifier, SecretStore
@@ -36,7 +36,9 @@ class EnrollmentRegistry(Protocol):
 
     def read(self, user: str) -> Enrollment | Rejected | None: ...
 
-    def check(self, user: str, value: str) -> Enrollment | Rejected: ...
+    def check(
+        self, user: str, value: str, generation: GenerationView | None = None
+    ) -> Enrollment | Rejected: ...
 
     def write(self, enrollment: Enrollment) -> None: ...
 
@@ -48,6 +50,12 @@ class EnrollmentRegistry(Protocol):
     def store_kind(self) -> str: ...
 
     def tagged(self) -> dict[str, str | None]: ...
+
+    def generation(self, tagged: Mapping[str, str | None] | None = None) -> GenerationView: ...
+
+    def raise_generation(self, view: GenerationView) -> Generation: ...
+
+    def reseal(self, enrollment: Enrollment, at: Generation, expected: str) -> bool: ...
 
 
 @dataclass
@@ -69,6 +77,10 @@ class Partition:
     not_enrolled: list[str] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)  # no such IAM user (also not enrolled)
+
+
+# An unenroll that finds the generation raised again by a concurrent one starts over.
+RAISE_ATTEMPTS = 3
 
 
 class EnrollmentService:
@@ -94,11 +106,13 @@ class EnrollmentService:
         self._checkpoint = checkpoint or (lambda step, user: None)
 
     def partition(self, users: Iterable[str]) -> Partition:
-        """Split `users`: one IAM pass for every user's tag, then a seal check per tag."""
+        """Split `users`: one IAM pass for every user's tag, one read of the account's
+        enrollment generation, then a seal check per tag."""
         wanted = list(dict.fromkeys(users))
         if not wanted:
             return Partition()
         tagged = self._registry.tagged()
+        generation = self._registry.generation(tagged)
         found = Partition()
         for user in wanted:
             if user not in tagged:
@@ -107,7 +121,7 @@ class EnrollmentService:
             if value is None:
                 found.not_enrolled.append(user)
                 continue
-            checked = self._registry.check(user, value)
+            checked = self._registry.check(user, value, generation)
             if isinstance(checked, Rejected):
                 found.rejected.append(checked)
                 found.not_enrolled.append(user)
@@ -179,20 +193,80 @@ class EnrollmentService:
                 Enrollment(user, self._registry.store_kind, where, self._clock.now())
             )
             self._checkpoint("enrolled", user)
+            if not isinstance(self._registry.read(user), Enrollment):
+                # An unenroll raised the generation while this ran: the record is stale
+                # (fail safe: the schedule will not rotate the user). Say so.
+                raise OperationFailedError(
+                    f"an unenroll ran at the same time, so the enrollment of {user} is not "
+                    f"in force: run `keyturn enroll {user}` again"
+                )
             return EnrollOutcome(user, True, "enrolled", where, message, notes, rotation)
         except KeyturnError as exc:
             return EnrollOutcome(user, False, "failed", where, str(exc))
 
     def unenroll(self, user: str) -> EnrollOutcome:
-        """Stop scheduled rotation; keys and store stay as they are."""
+        """Stop scheduled rotation; keys and store stay as they are.
+
+        Removing the tag is not enough: a tag-writer who saved the sealed value could put
+        it back. So the account's enrollment generation is raised, which makes every record
+        sealed before stale, and the records of the users still enrolled are re-sealed at
+        the new one (each verified first). Order: the tag goes first (so even a failure
+        later has stopped the user), then the raise, then the re-seals; a crash between
+        them leaves some users stale: not rotated, reported, back with `keyturn enroll`.
+        """
         where = self._registry.location(user)
+        enrolled_before: set[str] | None = None
         try:
-            self._registry.remove(user)
+            for _attempt in range(RAISE_ATTEMPTS):
+                new, listed, resealed = self._revoke_saved_copies(user)
+                enrolled_before = listed if enrolled_before is None else enrolled_before
+                if self._registry.generation().current == new:
+                    break
+                # Another unenroll raised it after us: our re-seals are stale under its
+                # generation and its re-seals may have skipped users we changed. Again.
+            else:
+                raise OperationFailedError(
+                    f"the tag of {user} is removed, but other unenrolls kept raising the "
+                    "enrollment generation; run `keyturn unenroll` again"
+                )
         except KeyturnError as exc:
             return EnrollOutcome(user, False, "failed", where, str(exc))
+        # Fail safe, but say so: a user enrolled before this unenroll whose record was not
+        # re-sealed (a concurrent unenroll or enroll changed it) is no longer rotated.
+        warnings = [
+            f"{other}: enrolled before this unenroll but not re-sealed (a concurrent "
+            f"unenroll or enroll changed it); run `keyturn enroll {other}` if it should "
+            "stay enrolled"
+            for other in sorted((enrolled_before or set()) - resealed)
+        ]
         return EnrollOutcome(
-            user, True, "unenrolled", where, "scheduled rotation stopped; keys and store unchanged"
+            user,
+            True,
+            "unenrolled",
+            where,
+            f"scheduled rotation stopped (enrollment generation {new.number}: saved copies "
+            "of earlier records enroll nobody); keys and store unchanged",
+            warnings,
         )
+
+    def _revoke_saved_copies(self, user: str) -> tuple[Generation, set[str], set[str]]:
+        """Raise the generation; re-seal everyone else enrolled before it. Returns the new
+        generation, who was enrolled when listed, and whose record was re-sealed (a record
+        that changed between listing and re-sealing is left alone: stale, fail safe)."""
+        self._registry.remove(user)  # first (and again on a retry: idempotent)
+        tagged = self._registry.tagged()
+        view = self._registry.generation(tagged)
+        keep: list[tuple[Enrollment, str]] = []
+        if view.problem is None:  # a lowered or planted generation: nobody is re-sealed
+            for other, value in tagged.items():
+                if other == user or value is None:
+                    continue
+                checked = self._registry.check(other, value, view)
+                if isinstance(checked, Enrollment):
+                    keep.append((checked, value))
+        new = self._registry.raise_generation(view)
+        resealed = {e.user for e, value in keep if self._registry.reseal(e, new, value)}
+        return new, {e.user for e, _ in keep}, resealed
 
     def _served_active_key(self, user: str) -> str | None:
         """The key id the store serves as current, if it is one of the user's active keys."""
