@@ -25,7 +25,33 @@ from tests.rotate_fixtures import AuthedAws
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "template.yaml"
 
 
-def _resolve(value: Any, params: dict[str, str], atts: dict[str, str]) -> Any:
+def _condition(name: str, params: dict[str, str], conditions: dict[str, Any]) -> bool:
+    """A template condition at the parameters' values (Equals, Not, And, Or, Condition)."""
+
+    def value(node: Any) -> Any:
+        if isinstance(node, dict) and len(node) == 1:
+            ((op, arg),) = node.items()
+            if op == "Ref":
+                return params[arg]
+            if op == "Fn::Equals":
+                return value(arg[0]) == value(arg[1])
+            if op == "Fn::Not":
+                return not value(arg[0])
+            if op == "Fn::And":
+                return all(value(a) for a in arg)
+            if op == "Fn::Or":
+                return any(value(a) for a in arg)
+            if op == "Condition":
+                return value(conditions[arg])
+            raise AssertionError(f"unexpected {op} in a condition")
+        return node
+
+    return bool(value(conditions[name]))
+
+
+def _resolve(
+    value: Any, params: dict[str, str], atts: dict[str, str], conditions: dict[str, Any]
+) -> Any:
     """The few intrinsic functions the function environment uses, at parameter defaults."""
     if isinstance(value, dict) and len(value) == 1:
         ((name, arg),) = value.items()
@@ -37,19 +63,20 @@ def _resolve(value: Any, params: dict[str, str], atts: dict[str, str]) -> Any:
             return atts[".".join(arg)]
         if name == "Fn::If":
             condition, yes, no = arg
-            assert condition == "UseVault", condition
-            return _resolve(yes if params["StoreKind"] == "vault" else no, params, atts)
+            chosen = yes if _condition(condition, params, conditions) else no
+            return _resolve(chosen, params, atts, conditions)
     return value
 
 
 def template_environment(function: str, atts: dict[str, str]) -> dict[str, str]:
     document = yaml.safe_load(TEMPLATE.read_text())
     params = {name: str(p.get("Default", "")) for name, p in document["Parameters"].items()}
+    conditions = document.get("Conditions", {})
     params.update({"AWS::NoValue": "\0", "AWS::Region": "us-east-1"})
     variables = document["Resources"][function]["Properties"]["Environment"]["Variables"]
     found = {}
     for name, raw in variables.items():
-        value = _resolve(raw, params, atts)
+        value = _resolve(raw, params, atts, conditions)
         if value != "\0":
             found[name] = str(value)
     return found
