@@ -946,20 +946,6 @@ def _sts_with(aws: Aws, secret: Any) -> Any:
 # -- quarantine (the exposed-key response) --------------------------------------------------
 
 
-def build_key_activity(aws: Aws) -> Any:
-    """What an exposed key did: CloudTrail LookupEvents by key id over the account's enabled
-    regions, each region paced at LookupEvents' 2 requests a second."""
-    from keyturn.adapters.cloudtrail import CloudTrailActivity, EnabledRegions
-    from keyturn.services.ratelimit import RateLimiter
-
-    home = aws.session.region_name or DEFAULT_REGION
-    return CloudTrailActivity(
-        lambda region: aws.client("cloudtrail", region_name=region),
-        EnabledRegions(aws.client("ec2", region_name=home), home),
-        lambda region: RateLimiter(2.0, burst=1),
-    )
-
-
 def quarantine_checker(settings: Settings, aws: Aws) -> Callable[[str, str], str | None]:
     """For `rotate --rollback`: why a key may never be reactivated (keyturn's sealed
     incident record names it), or None; a forged record is no record."""
@@ -1032,7 +1018,7 @@ def build_quarantine(
         SystemClock(),
         QuarantineConfig(
             account=account,
-            activity_window=timedelta(hours=settings.quarantine.activity_hours),
+            activity_window=timedelta(hours=settings.trail.window_hours),
             sender=settings.notify.source_email,
             security_contact=settings.quarantine.security_contact,
             contact_tag=settings.policy.contact_tag,
@@ -1041,7 +1027,7 @@ def build_quarantine(
         enrollments=enrollments,
         store=store,
         rotation=rotation,
-        activity=activity if activity is not None else build_key_activity(aws),
+        activity=activity if activity is not None else build_activity(settings, aws),
         tags=IamDirectory(iam),
         mailer=SesMailer(aws.client("ses", region_name=ses_region)),
         notices=build_notices(settings, aws),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -80,6 +80,8 @@ class ActivityReport(Protocol):
     def access_calls_total(self) -> int: ...
     @property
     def complete(self) -> bool: ...
+    @property
+    def regions_failed(self) -> Sequence[Any]: ...  # RegionFailure: .region, .reason
     def to_dict(self) -> dict[str, Any]: ...
     def lines(self) -> list[str]: ...
 
@@ -372,7 +374,14 @@ class QuarantineService:
             warnings.append(f"CloudTrail lookup failed: {exc}")
             return None
         if not found.complete:
-            warnings.append("the CloudTrail summary is incomplete (a region failed or was cut)")
+            failed = list(found.regions_failed)
+            why = (
+                f": {len(failed)} region(s) not searched, e.g. {failed[0].region}: "
+                f"{failed[0].reason}"
+                if failed
+                else " (cut at the event cap or the time budget)"
+            )
+            warnings.append("the CloudTrail summary is incomplete" + why)
         return found
 
     def _notify(
