@@ -61,6 +61,7 @@ def seed(aws: LocalAws, env: pytest.MonkeyPatch) -> str:
         "SOURCEMAIL": SENDER,
         "KEYTURN_QUARANTINE_SECURITY_CONTACT": SECURITY,
         "KEYTURN_QUARANTINE_RECORD_LOCATION": f"s3://{BUCKET}/incidents/",
+        "KEYTURN_ROTATE_EVENT_BUS": "default",  # the template's RotationEventBus
     }.items():
         env.setenv(name, value)
     made = aws.client("kms").create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
@@ -96,6 +97,24 @@ def run(aws: LocalAws, env: pytest.MonkeyPatch, key_id: str) -> dict[str, Any]:
             env.setenv("AWS_ENDPOINT_URL", aws.url)
 
 
+def subscribe(aws: LocalAws) -> str:
+    """A consumer's rule on the default bus for keyturn's events, into a queue; its URL."""
+    sqs = aws.client("sqs")
+    url: str = sqs.create_queue(QueueName="alice-consumer")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events = aws.client("events")
+    events.put_rule(Name="keyturn-consumer", EventPattern=json.dumps({"source": ["keyturn"]}))
+    events.put_targets(Rule="keyturn-consumer", Targets=[{"Id": "queue", "Arn": arn}])
+    return url
+
+
+def consumer_events(aws: LocalAws, url: str) -> list[dict[str, Any]]:
+    found = aws.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in found.get("Messages", [])]
+
+
 def keys_of(aws: LocalAws, user: str) -> dict[str, str]:
     found = aws.client("iam").list_access_keys(UserName=user)["AccessKeyMetadata"]
     return {k["AccessKeyId"]: k["Status"] for k in found}
@@ -107,6 +126,7 @@ def test_the_documented_event_contains_rotates_tells_and_records(
     import boto3
 
     exposed = seed(aws, monkeypatch)
+    consumer = subscribe(aws)
     result = run(aws, monkeypatch, exposed)
     [row] = result["results"]
     assert row["ok"], row
@@ -137,12 +157,18 @@ def test_the_documented_event_contains_rotates_tells_and_records(
     assert activity["access_calls_total"] == TRAIL_EVENTS // 10
     assert [c["name"] for c in activity["access_calls"][:2]] == ["CreateUser", "CreateAccessKey"]
     assert [a["step"] for a in record["actions"]][:3] == ["opened", "deactivated", "rotated"]
+    # consumers told, as by the Rotate function: the store now serves another key
+    rotated = [e["detail"] for e in consumer_events(aws, consumer) if e["detail-type"] == "Access Key Rotated"]
+    assert [(e["old_key_id"], e["new_key_id"]) for e in rotated] == [
+        (exposed, served["AccessKeyId"])
+    ]
 
     # the same event again: nothing more changes, nobody is mailed again
     again = run(aws, monkeypatch, exposed)
     assert again["results"][0]["state"] == "already contained", again
     assert keys_of(aws, "alice") == keys
     assert len([m for m in aws.data()["ses"]["Message"] if exposed in m["subject"]]) == 2
+    assert consumer_events(aws, consumer) == []  # and no consumer event again
 
 
 def test_rollback_refuses_to_reactivate_the_exposed_key(

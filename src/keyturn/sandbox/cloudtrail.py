@@ -220,8 +220,9 @@ class Usage:
 
 
 class _NotImplementedLookup(logging.Filter):
-    """Drops the traceback moto's Flask app logs for the authorization check's "not
-    implemented" answer (expected: it is how the responder learns the call is allowed)."""
+    """Drops the traceback an in-process moto server logs (werkzeug's "Error on request")
+    for the authorization check's "not implemented" answer: expected, it is how the
+    responder learns the call is allowed. Other errors are still logged."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
@@ -232,9 +233,10 @@ _QUIET = _NotImplementedLookup()
 
 
 def _quiet_moto_lookup() -> None:
-    moto_log = logging.getLogger("moto")  # Flask("moto")'s app logger, in-process moto
-    if _QUIET not in moto_log.filters:
-        moto_log.addFilter(_QUIET)
+    for name in ("werkzeug", "moto"):  # the server's, and Flask("moto")'s app logger
+        found = logging.getLogger(name)
+        if _QUIET not in found.filters:
+            found.addFilter(_QUIET)
 
 
 class CloudTrailResponder(ForwardingProxy):
