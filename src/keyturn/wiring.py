@@ -996,6 +996,7 @@ def build_quarantine(
     from keyturn.adapters.iam_enrollment import IamTagEnrollments
     from keyturn.adapters.iam_quarantine import IamIncidentTags, KeyOwners
     from keyturn.adapters.iam_rotation import IamKeys
+    from keyturn.services.enforce import MailOptions, recipient_gate
     from keyturn.services.quarantine import QuarantineConfig, QuarantineService
 
     aws = aws or build_aws(settings)
@@ -1011,6 +1012,14 @@ def build_quarantine(
             iam, authenticator, settings.rotate.store, store.location, account=account
         )
     ses_region = settings.enforce.ses_region or aws.session.region_name
+    mailer = SesMailer(aws.client("ses", region_name=ses_region))
+    # enforce's SES rule for the owner's and the security contact's addresses
+    mail = MailOptions(
+        source_email=settings.notify.source_email,
+        verify_sender=settings.enforce.verify_sender,
+        recipient_verification=settings.enforce.recipient_verification,
+        max_verifications=settings.enforce.max_verifications_per_run,
+    )
     return QuarantineService(
         KeyOwners(iam, aws.sts()),
         IamKeys(iam),
@@ -1029,8 +1038,9 @@ def build_quarantine(
         rotation=rotation,
         activity=activity if activity is not None else build_activity(settings, aws),
         tags=IamDirectory(iam),
-        mailer=SesMailer(aws.client("ses", region_name=ses_region)),
+        mailer=mailer,
         notices=build_notices(settings, aws),
         incidents=build_incidents(settings, aws),
         checkpoint=checkpoint,
+        recipient_gate=lambda to: recipient_gate(mailer, mail, to),
     )

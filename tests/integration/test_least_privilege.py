@@ -77,6 +77,9 @@ UNREACHABLE_ON_MOTO: dict[tuple[str, str], str] = {
         " check TagResource on create"
         for action in ("kms:GenerateDataKey", "kms:Decrypt")
     },
+    ("exposed-key", "ses:VerifyEmailIdentity"): "asked only for an unverified recipient in the"
+    " SES sandbox, and the flow's recipients are verified so that every notice goes out;"
+    " enforce's flow proves it on moto through the same gate (services/enforce.recipient_gate)",
     **{
         (name, "iam:TagUser"): "CreateUser with Tags needs iam:TagUser on AWS (tag on"
         " create); moto does not check it. enforce proves iam:TagUser on moto."

@@ -69,6 +69,9 @@ CALLS = (
     EnabledRegions.__call__,
     # telling people, and the record
     IamDirectory.user_tags,
+    SesMailer.send_quota,  # enforce's SES rule (recipient_gate): sandbox or not,
+    SesMailer.verification_status,  # who is verified,
+    SesMailer.request_verification,  # a request for an owner who is not
     SesMailer.send,
     SnsNotices.publish,
     S3Incidents.write,

@@ -108,6 +108,11 @@ class OperatorNotices(Protocol):
     def publish(self, notice: Any) -> str: ...
 
 
+# SES's rule for who may be mailed now (keyturn.services.enforce.recipient_gate): given the
+# recipients, `allows(address)` -> (may send, why not).
+RecipientGate = Callable[[Sequence[str]], Callable[[str], tuple[bool, str]]]
+
+
 @dataclass(frozen=True)
 class QuarantineConfig:
     account: str
@@ -168,6 +173,7 @@ class QuarantineService:
         notices: OperatorNotices | None = None,
         incidents: IncidentSink | None = None,
         checkpoint: Checkpoint | None = None,
+        recipient_gate: RecipientGate | None = None,
     ) -> None:
         self._owners = owners
         self._keys = keys
@@ -183,6 +189,7 @@ class QuarantineService:
         self._notices = notices
         self._incidents = incidents
         self._checkpoint = checkpoint or (lambda step, key: None)
+        self._recipient_gate = recipient_gate
 
     # -- the response ------------------------------------------------------------------------
 
@@ -404,7 +411,15 @@ class QuarantineService:
         sent_any = failed = False
         if self._mailer is not None and config.sender and to:
             subject, text, html = notice_text(key_id, user, config.account, marks, activity)
+            allows = self._allows(to, warnings)
             for address in to:
+                may, why = allows(address)
+                if not may:
+                    # held back as enforce holds it; the step stays open, so the next
+                    # delivery or run mails it once the address is verified
+                    failed = True
+                    warnings.append(f"notice to {address} not sent: {why}")
+                    continue
                 try:
                     self._mailer.send(
                         source=config.sender, to=address, subject=subject, text=text, html=html
@@ -425,6 +440,20 @@ class QuarantineService:
                 failed = True
                 warnings.append(f"operators' notice not published: {exc}")
         return sent_any and not failed
+
+    def _allows(
+        self, to: Sequence[str], warnings: list[str]
+    ) -> Callable[[str], tuple[bool, str]]:
+        """enforce's SES rule (sender verified; in the sandbox, recipients too, with a
+        verification request); when SES cannot be read, send anyway and let SES refuse:
+        an incident notice is not held back on a failed look-up."""
+        if self._recipient_gate is None:
+            return lambda address: (True, "")
+        try:
+            return self._recipient_gate(to)
+        except KeyturnError as exc:
+            warnings.append(f"SES verification status not read ({exc}); mailing anyway")
+            return lambda address: (True, "")
 
     def _record(
         self,
