@@ -351,7 +351,9 @@ class QuarantineService:
                 # own it when the exposed key is its old key.
                 resumed = self._rotation.resume(user)
                 if resumed is not None and resumed.ok and resumed.old_key_id == key_id:
-                    return "rotated", resumed.new_key_id
+                    # a resume past promotion may not know the new key's id (the journal
+                    # holds it from CREATED on only when written since); the store does
+                    return "rotated", resumed.new_key_id or served
             if choice != "rotate":
                 return choice, None
             result = self._rotation.start_or_continue(user)
