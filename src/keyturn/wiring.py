@@ -347,15 +347,23 @@ def build_activity(settings: Settings, aws: Aws | None = None) -> CloudTrailActi
     pacers: dict[str, RegionPacer] = {}
     lock = threading.Lock()
 
+    # AWS's LookupEvents limit is per account *and region*: each region gets its own bucket
+    # here, at the lower of `trail.rate` and `pacing.cloudtrail_lookup`. The clients are
+    # therefore not given the run's pacer, whose one `cloudtrail:LookupEvents` bucket would
+    # hold every region to 2 requests a second together (20 regions took 10 times as long).
+    rate = trail.rate
+    if settings.pacing.enabled:
+        rate = min(rate, settings.pacing.cloudtrail_lookup)
+
     def client_for(region: str) -> CloudTrailClient:
-        client: CloudTrailClient = aws.client(
-            "cloudtrail", region_name=region, endpoint_url=endpoint
+        client: CloudTrailClient = aws.session.client(
+            "cloudtrail", region_name=region, endpoint_url=endpoint, config=aws.config
         )
-        return client
+        return aws.deadline.attach(client) if aws.deadline else client
 
     def pacer_for(region: str) -> RegionPacer:
         with lock:
-            return pacers.setdefault(region, RateLimiter(trail.rate, burst=1))
+            return pacers.setdefault(region, RateLimiter(rate, burst=1))
 
     regions: Callable[[], Regions]
     if trail.regions:

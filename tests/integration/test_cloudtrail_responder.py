@@ -167,7 +167,12 @@ def test_the_adapter_reads_a_keys_activity_beside_moto(aws: LocalAws) -> None:
     events = generate_events(KEY, 300, regions, end=END - timedelta(minutes=5))
     with CloudTrailResponder(events, upstream=aws.url, throttle=True) as trail:
         settings = _settings(aws={"endpoint_url": trail.url, "region": "eu-west-1"})
-        summary = build_activity(settings, build_aws(settings)).summary(KEY, START, END)
+        run = build_aws(settings)
+        summary = build_activity(settings, run).summary(KEY, START, END)
+    # paced per region by the adapter, never by the run's one LookupEvents bucket (which
+    # would hold all regions together to AWS's per-region rate)
+    assert run.pacer is not None
+    assert run.pacer.requests["cloudtrail:LookupEvents"] == 0
     assert summary.total_events == 300
     assert summary.complete, summary.lines()
     assert set(regions) <= set(summary.regions_searched)

@@ -158,7 +158,11 @@ def test_the_documented_event_contains_rotates_tells_and_records(
     assert [c["name"] for c in activity["access_calls"][:2]] == ["CreateUser", "CreateAccessKey"]
     assert [a["step"] for a in record["actions"]][:3] == ["opened", "deactivated", "rotated"]
     # consumers told, as by the Rotate function: the store now serves another key
-    rotated = [e["detail"] for e in consumer_events(aws, consumer) if e["detail-type"] == "Access Key Rotated"]
+    rotated = [
+        e["detail"]
+        for e in consumer_events(aws, consumer)
+        if e["detail-type"] == "Access Key Rotated"
+    ]
     assert [(e["old_key_id"], e["new_key_id"]) for e in rotated] == [
         (exposed, served["AccessKeyId"])
     ]

@@ -443,9 +443,7 @@ class QuarantineService:
                 warnings.append(f"operators' notice not published: {exc}")
         return sent_any and not failed
 
-    def _allows(
-        self, to: Sequence[str], warnings: list[str]
-    ) -> Callable[[str], tuple[bool, str]]:
+    def _allows(self, to: Sequence[str], warnings: list[str]) -> Callable[[str], tuple[bool, str]]:
         """enforce's SES rule (sender verified; in the sandbox, recipients too, with a
         verification request); when SES cannot be read, send anyway and let SES refuse:
         an incident notice is not held back on a failed look-up."""
