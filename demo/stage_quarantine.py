@@ -40,7 +40,8 @@ SAMPLE: dict[str, Any] = {
     "region": "us-east-1",
     "resources": [],
     "detail": {
-        "eventArn": "arn:aws:health:us-east-1::event/AWS_RISK_CREDENTIALS_EXPOSED_XXXXXXXXXXXXXXXXX",
+        "eventArn": "arn:aws:health:us-east-1::event/"
+        "AWS_RISK_CREDENTIALS_EXPOSED_XXXXXXXXXXXXXXXXX",
         "service": "RISK",
         "eventTypeCode": "AWS_RISK_CREDENTIALS_EXPOSED",
         "eventTypeCategory": "issue",

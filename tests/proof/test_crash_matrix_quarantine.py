@@ -8,7 +8,7 @@ quarantine service and its rotation both call). The boundaries, in the order met
 
     quarantine_opened       sealed incident tag written, nothing changed yet
     quarantine_deactivated  key Inactive, marked
-    intent create store verify promote   the rotation's own (tests/proof/test_crash_matrix_rotate.py)
+    intent .. promote       the rotation's own (tests/proof/test_crash_matrix_rotate.py)
     quarantine_rotated      the store serves the new key, marked
     quarantine_notified     owner and security contact mailed, marked
     quarantine_recorded     incident record written, marked

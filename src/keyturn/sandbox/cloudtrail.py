@@ -247,9 +247,9 @@ class CloudTrailResponder(ForwardingProxy):
 
     `upstream`: moto's URL to forward every other request to, and to ask whether the caller
     may call LookupEvents (see the module docstring); None answers other requests
-    `UnknownOperationException` and checks no permission (standalone). `throttle`: enforce AWS's 2 requests a second
-    per region (`rate`, bucket of one second's worth). `latency`: seconds added to every
-    LookupEvents answer, refusals included (a round trip to a region, as in the rotation
+    `UnknownOperationException` and checks no permission (standalone). `throttle`: enforce
+    AWS's 2 requests a second per region (`rate`, bucket of one second's worth). `latency`:
+    seconds added to every LookupEvents answer, refusals included (a round trip to a region, as in the rotation
     bench's latency model).
     """
 
