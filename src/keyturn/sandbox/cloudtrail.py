@@ -249,8 +249,8 @@ class CloudTrailResponder(ForwardingProxy):
     may call LookupEvents (see the module docstring); None answers other requests
     `UnknownOperationException` and checks no permission (standalone). `throttle`: enforce
     AWS's 2 requests a second per region (`rate`, bucket of one second's worth). `latency`:
-    seconds added to every LookupEvents answer, refusals included (a round trip to a region, as in the rotation
-    bench's latency model).
+    seconds added to every LookupEvents answer, refusals included (a round trip to a
+    region, as in the rotation bench's latency model).
     """
 
     keep_host = True  # forwarded requests keep their signature valid under moto's auth
