@@ -190,6 +190,31 @@ def headline(results_dir: Path = RESULTS_DIR) -> str:
                 f"<= 1.25x the bound: {_met(m['ratio'] <= 1.25)}",
             )
         )
+    quarantine = _load("quarantine", results_dir)
+    if quarantine:
+        m, params = quarantine["medians"], quarantine["params"]
+        model_words = (
+            f"latency model ({params['latency_s'] * 1000:.0f} ms, IAM {params['iam_rate']:g}/s, "
+            f"propagation {params['propagation_s']:g} s)"
+        )
+        rows.append(
+            (
+                f"exposed key: handler start -> key deactivated, {model_words}",
+                f"{m['deactivated_s']:.2f} s",
+                "",
+                "",
+                f"<= 2 s: {_met(m['deactivated_s'] <= 2.0)}",
+            )
+        )
+        rows.append(
+            (
+                "exposed key: handler start -> replacement verified (5-success streak)",
+                f"{m['verified_s']:.1f} s",
+                "",
+                "",
+                f"<= {m['verify_target_s']:g} s: {_met(m['verified_s'] <= m['verify_target_s'])}",
+            )
+        )
     model = _load("enforce_model", results_dir)
     if model:
         m, params = model["medians"], model["params"]

@@ -44,6 +44,7 @@ STAGES = [
     "stage_audit",
     "stage_enforce",
     "stage_rotate",
+    "stage_quarantine",
     "stage_leases",
     "stage_broker",
     "stage_deploy",

@@ -359,8 +359,8 @@ class QuarantineSettings(_Section):
     security_contact: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     # A directory, or s3://BUCKET/PREFIX; default: $XDG_STATE_HOME/keyturn/incidents.
     record_location: str | None = Field(default=None, min_length=1, max_length=1024)
-    # How far back from the incident CloudTrail is searched for what the key did.
-    activity_hours: float = Field(default=24, gt=0, le=24 * 90)
+    # How far back CloudTrail is searched is `trail.window_hours`, with the lookup's other
+    # bounds: one section says how the summary is read.
 
 
 class Settings(_Section):

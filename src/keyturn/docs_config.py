@@ -212,8 +212,8 @@ MEANINGS: dict[str, str] = {
     ),
     "trust.local_key_path": "where the `local` key lives (default: keyturn's state directory)",
     # [trail]
-    "trail.window_hours": "how far back an exposed key's CloudTrail activity is read "
-    "(event history keeps 90 days)",
+    "trail.window_hours": "how far back before the incident an exposed key's CloudTrail "
+    "activity is read (event history keeps 90 days)",
     "trail.max_events": "stop reading an exposed key's events after this many (the summary "
     "then says it is truncated); 10,000 take about 100 s in one region",
     "trail.workers": "regions searched at once",
@@ -230,8 +230,6 @@ MEANINGS: dict[str, str] = {
     "(its Contact tag), by SES from `notify.source_email`",
     "quarantine.record_location": "where incident records go: a directory or `s3://BUCKET/PREFIX`"
     " (default: keyturn's state directory, `incidents/`; the Lambda: the template's bucket)",
-    "quarantine.activity_hours": "how far back before the incident CloudTrail is searched for "
-    "what the exposed key did",
 }
 
 

@@ -347,15 +347,23 @@ def build_activity(settings: Settings, aws: Aws | None = None) -> CloudTrailActi
     pacers: dict[str, RegionPacer] = {}
     lock = threading.Lock()
 
+    # AWS's LookupEvents limit is per account *and region*: each region gets its own bucket
+    # here, at the lower of `trail.rate` and `pacing.cloudtrail_lookup`. The clients are
+    # therefore not given the run's pacer, whose one `cloudtrail:LookupEvents` bucket would
+    # hold every region to 2 requests a second together (20 regions took 10 times as long).
+    rate = trail.rate
+    if settings.pacing.enabled:
+        rate = min(rate, settings.pacing.cloudtrail_lookup)
+
     def client_for(region: str) -> CloudTrailClient:
-        client: CloudTrailClient = aws.client(
-            "cloudtrail", region_name=region, endpoint_url=endpoint
+        client: CloudTrailClient = aws.session.client(
+            "cloudtrail", region_name=region, endpoint_url=endpoint, config=aws.config
         )
-        return client
+        return aws.deadline.attach(client) if aws.deadline else client
 
     def pacer_for(region: str) -> RegionPacer:
         with lock:
-            return pacers.setdefault(region, RateLimiter(trail.rate, burst=1))
+            return pacers.setdefault(region, RateLimiter(rate, burst=1))
 
     regions: Callable[[], Regions]
     if trail.regions:
@@ -946,20 +954,6 @@ def _sts_with(aws: Aws, secret: Any) -> Any:
 # -- quarantine (the exposed-key response) --------------------------------------------------
 
 
-def build_key_activity(aws: Aws) -> Any:
-    """What an exposed key did: CloudTrail LookupEvents by key id over the account's enabled
-    regions, each region paced at LookupEvents' 2 requests a second."""
-    from keyturn.adapters.cloudtrail import CloudTrailActivity, EnabledRegions
-    from keyturn.services.ratelimit import RateLimiter
-
-    home = aws.session.region_name or DEFAULT_REGION
-    return CloudTrailActivity(
-        lambda region: aws.client("cloudtrail", region_name=region),
-        EnabledRegions(aws.client("ec2", region_name=home), home),
-        lambda region: RateLimiter(2.0, burst=1),
-    )
-
-
 def quarantine_checker(settings: Settings, aws: Aws) -> Callable[[str, str], str | None]:
     """For `rotate --rollback`: why a key may never be reactivated (keyturn's sealed
     incident record names it), or None; a forged record is no record."""
@@ -1010,6 +1004,7 @@ def build_quarantine(
     from keyturn.adapters.iam_enrollment import IamTagEnrollments
     from keyturn.adapters.iam_quarantine import IamIncidentTags, KeyOwners
     from keyturn.adapters.iam_rotation import IamKeys
+    from keyturn.services.enforce import MailOptions, recipient_gate
     from keyturn.services.quarantine import QuarantineConfig, QuarantineService
 
     aws = aws or build_aws(settings)
@@ -1025,6 +1020,14 @@ def build_quarantine(
             iam, authenticator, settings.rotate.store, store.location, account=account
         )
     ses_region = settings.enforce.ses_region or aws.session.region_name
+    mailer = SesMailer(aws.client("ses", region_name=ses_region))
+    # enforce's SES rule for the owner's and the security contact's addresses
+    mail = MailOptions(
+        source_email=settings.notify.source_email,
+        verify_sender=settings.enforce.verify_sender,
+        recipient_verification=settings.enforce.recipient_verification,
+        max_verifications=settings.enforce.max_verifications_per_run,
+    )
     return QuarantineService(
         KeyOwners(iam, aws.sts()),
         IamKeys(iam),
@@ -1032,7 +1035,7 @@ def build_quarantine(
         SystemClock(),
         QuarantineConfig(
             account=account,
-            activity_window=timedelta(hours=settings.quarantine.activity_hours),
+            activity_window=timedelta(hours=settings.trail.window_hours),
             sender=settings.notify.source_email,
             security_contact=settings.quarantine.security_contact,
             contact_tag=settings.policy.contact_tag,
@@ -1041,10 +1044,11 @@ def build_quarantine(
         enrollments=enrollments,
         store=store,
         rotation=rotation,
-        activity=activity if activity is not None else build_key_activity(aws),
+        activity=activity if activity is not None else build_activity(settings, aws),
         tags=IamDirectory(iam),
-        mailer=SesMailer(aws.client("ses", region_name=ses_region)),
+        mailer=mailer,
         notices=build_notices(settings, aws),
         incidents=build_incidents(settings, aws),
         checkpoint=checkpoint,
+        recipient_gate=lambda to: recipient_gate(mailer, mail, to),
     )

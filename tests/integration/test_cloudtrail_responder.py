@@ -167,7 +167,12 @@ def test_the_adapter_reads_a_keys_activity_beside_moto(aws: LocalAws) -> None:
     events = generate_events(KEY, 300, regions, end=END - timedelta(minutes=5))
     with CloudTrailResponder(events, upstream=aws.url, throttle=True) as trail:
         settings = _settings(aws={"endpoint_url": trail.url, "region": "eu-west-1"})
-        summary = build_activity(settings, build_aws(settings)).summary(KEY, START, END)
+        run = build_aws(settings)
+        summary = build_activity(settings, run).summary(KEY, START, END)
+    # paced per region by the adapter, never by the run's one LookupEvents bucket (which
+    # would hold all regions together to AWS's per-region rate)
+    assert run.pacer is not None
+    assert run.pacer.requests["cloudtrail:LookupEvents"] == 0
     assert summary.total_events == 300
     assert summary.complete, summary.lines()
     assert set(regions) <= set(summary.regions_searched)
@@ -200,3 +205,41 @@ def test_the_cloudtrail_endpoint_alone_can_point_at_the_responder(aws: LocalAws)
     assert summary.total_events == 60
     assert summary.regions_searched == ("eu-west-1", "us-east-1")
     assert summary.complete
+
+
+def test_in_front_of_moto_the_callers_iam_permission_is_checked(aws: LocalAws) -> None:
+    """moto authorizes LookupEvents before finding it unimplemented: the responder asks it
+    first, so a caller without cloudtrail:LookupEvents is refused as by AWS."""
+    iam = aws.client("iam")
+    allowed = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "cloudtrail:LookupEvents", "Resource": "*"}]}  # fmt: skip
+    keys = {}
+    for name, policy in (("reader", allowed), ("nobody", None)):
+        iam.create_user(UserName=name)
+        if policy:
+            iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
+        keys[name] = iam.create_access_key(UserName=name)["AccessKey"]
+    events = generate_events(KEY, 10, ["us-east-1"], end=END - timedelta(minutes=5))
+    with CloudTrailResponder(events, upstream=aws.url) as trail:
+        aws.set_authentication(True)
+        try:
+            clients = {
+                name: boto3.client(  # type: ignore[call-overload]
+                    "cloudtrail",
+                    endpoint_url=trail.url,
+                    region_name="us-east-1",
+                    aws_access_key_id=key["AccessKeyId"],
+                    aws_secret_access_key=key["SecretAccessKey"],
+                    config=NO_RETRIES,
+                )
+                for name, key in keys.items()
+            }
+            found = clients["reader"].lookup_events(StartTime=START, EndTime=END)["Events"]
+            with pytest.raises(ClientError) as refused:
+                clients["nobody"].lookup_events(StartTime=START, EndTime=END)
+        finally:
+            aws.set_authentication(False)
+    assert len(found) == 10
+    error = refused.value.response["Error"]
+    assert error["Code"] == "AccessDeniedException"
+    assert "not authorized to perform: cloudtrail:LookupEvents" in error["Message"]

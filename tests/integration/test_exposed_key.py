@@ -5,9 +5,10 @@ The key ends inactive (not deleted); the store (Secrets Manager) serves a new ke
 authenticates; the owner and the security contact are mailed (SES, read back from moto);
 the incident record (S3) lists what the key did; the same event again changes nothing.
 
-What the key did: moto has no CloudTrail LookupEvents, so until the sandbox responder is
-wired here the activity source is replaced by one that folds two events through the real
-`summarize` (keyturn.domain.activity).
+What the key did: read through the real CloudTrail adapter from the sandbox LookupEvents
+responder (keyturn.sandbox.cloudtrail) mounted in front of moto, seeded with the exposed
+key's events in three regions; every other call passes through it to moto, and moto checks
+the caller's IAM permission for LookupEvents too (the least-privilege proof relies on it).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from keyturn.domain.activity import ActivityEvent, summarize
 from keyturn.sandbox.aws import ACCOUNT, LocalAws
+from keyturn.sandbox.cloudtrail import CloudTrailResponder, TrailEvent, generate_events
 from tests.rotate_fixtures import enroll_users
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "health_credentials_exposed.json"
@@ -38,23 +39,16 @@ def health_event(key_id: str) -> dict[str, Any]:
     return event
 
 
-class TwoEvents:
-    """A stand-in KeyActivitySource: a CreateUser (access-creating) and a ListBuckets."""
+TRAIL_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
+TRAIL_EVENTS = 120  # 40 a region: one page each; every 10th creates access
 
-    def summary(self, access_key_id: str, start: datetime, end: datetime) -> Any:
-        now = datetime.now(UTC)
-        events = [
-            ActivityEvent.of(time=now - timedelta(minutes=5), name="CreateUser",
-                             source="iam.amazonaws.com", region="us-east-1",
-                             source_ip="198.51.100.7", user_agent="aws-cli/2"),
-            ActivityEvent.of(time=now - timedelta(minutes=4), name="ListBuckets",
-                             source="s3.amazonaws.com", region="us-east-1",
-                             source_ip="198.51.100.7", user_agent="aws-cli/2"),
-        ]  # fmt: skip
-        return summarize(
-            [e for e in events if e is not None], key_id=access_key_id, start=start, end=end,
-            regions_searched=("us-east-1",),
-        )  # fmt: skip
+
+def trail_events(key_id: str) -> list[TrailEvent]:
+    """What the leaked key did in the two hours before it was reported."""
+    return generate_events(
+        key_id, TRAIL_EVENTS, TRAIL_REGIONS, end=datetime.now(UTC) - timedelta(minutes=2),
+        span=timedelta(hours=2), user="alice", account=ACCOUNT, grants_every=10,
+    )  # fmt: skip
 
 
 def seed(aws: LocalAws, env: pytest.MonkeyPatch) -> str:
@@ -67,6 +61,7 @@ def seed(aws: LocalAws, env: pytest.MonkeyPatch) -> str:
         "SOURCEMAIL": SENDER,
         "KEYTURN_QUARANTINE_SECURITY_CONTACT": SECURITY,
         "KEYTURN_QUARANTINE_RECORD_LOCATION": f"s3://{BUCKET}/incidents/",
+        "KEYTURN_ROTATE_EVENT_BUS": "default",  # the template's RotationEventBus
     }.items():
         env.setenv(name, value)
     made = aws.client("kms").create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
@@ -90,10 +85,34 @@ def seed(aws: LocalAws, env: pytest.MonkeyPatch) -> str:
 
 
 def run(aws: LocalAws, env: pytest.MonkeyPatch, key_id: str) -> dict[str, Any]:
+    """The Lambda on the documented event, with one endpoint for everything: the responder
+    (LookupEvents) in front of moto (the rest, forwarded), as `aws.endpoint_url`."""
     from keyturn.handlers.exposed_key import handler
 
-    env.setattr("keyturn.wiring.build_key_activity", lambda aws: TwoEvents())
-    return handler(health_event(key_id), None)
+    with CloudTrailResponder(trail_events(key_id), upstream=aws.url) as trail:
+        env.setenv("AWS_ENDPOINT_URL", trail.url)
+        try:
+            return handler(health_event(key_id), None)
+        finally:
+            env.setenv("AWS_ENDPOINT_URL", aws.url)
+
+
+def subscribe(aws: LocalAws) -> str:
+    """A consumer's rule on the default bus for keyturn's events, into a queue; its URL."""
+    sqs = aws.client("sqs")
+    url: str = sqs.create_queue(QueueName="alice-consumer")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events = aws.client("events")
+    events.put_rule(Name="keyturn-consumer", EventPattern=json.dumps({"source": ["keyturn"]}))
+    events.put_targets(Rule="keyturn-consumer", Targets=[{"Id": "queue", "Arn": arn}])
+    return url
+
+
+def consumer_events(aws: LocalAws, url: str) -> list[dict[str, Any]]:
+    found = aws.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in found.get("Messages", [])]
 
 
 def keys_of(aws: LocalAws, user: str) -> dict[str, str]:
@@ -107,6 +126,7 @@ def test_the_documented_event_contains_rotates_tells_and_records(
     import boto3
 
     exposed = seed(aws, monkeypatch)
+    consumer = subscribe(aws)
     result = run(aws, monkeypatch, exposed)
     [row] = result["results"]
     assert row["ok"], row
@@ -130,15 +150,29 @@ def test_the_documented_event_contains_rotates_tells_and_records(
     listed = aws.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="incidents/")["Contents"]
     [json_key] = [o["Key"] for o in listed if o["Key"].endswith(".json")]
     record = json.loads(aws.client("s3").get_object(Bucket=BUCKET, Key=json_key)["Body"].read())
-    assert record["activity"]["total_events"] == 2
-    assert "CreateUser" in json.dumps(record["activity"])
+    activity = record["activity"]
+    assert activity["total_events"] == TRAIL_EVENTS, activity
+    assert activity["complete"], activity
+    assert set(TRAIL_REGIONS) <= set(activity["regions_searched"])
+    assert activity["access_calls_total"] == TRAIL_EVENTS // 10
+    assert [c["name"] for c in activity["access_calls"][:2]] == ["CreateUser", "CreateAccessKey"]
     assert [a["step"] for a in record["actions"]][:3] == ["opened", "deactivated", "rotated"]
+    # consumers told, as by the Rotate function: the store now serves another key
+    rotated = [
+        e["detail"]
+        for e in consumer_events(aws, consumer)
+        if e["detail-type"] == "Access Key Rotated"
+    ]
+    assert [(e["old_key_id"], e["new_key_id"]) for e in rotated] == [
+        (exposed, served["AccessKeyId"])
+    ]
 
     # the same event again: nothing more changes, nobody is mailed again
     again = run(aws, monkeypatch, exposed)
     assert again["results"][0]["state"] == "already contained", again
     assert keys_of(aws, "alice") == keys
     assert len([m for m in aws.data()["ses"]["Message"] if exposed in m["subject"]]) == 2
+    assert consumer_events(aws, consumer) == []  # and no consumer event again
 
 
 def test_rollback_refuses_to_reactivate_the_exposed_key(

@@ -438,3 +438,48 @@ def test_dry_run_changes_nothing() -> None:
     assert outcome.state == "would contain"
     assert world.keys.status("app")[exposed] == "Active"
     assert world.ledger.writes == 0
+
+
+@dataclass
+class SandboxSes(FakeMailer):
+    """The SES sandbox: only verified addresses may be mailed; requests are remembered."""
+
+    verified: set[str] = field(default_factory=lambda: {"keys@example.com", "sec@example.com"})
+    requested: list[str] = field(default_factory=list)
+
+    def verification_status(self, identities: Any) -> dict[str, str]:
+        known = {a: "Pending" for a in self.requested} | {a: "Success" for a in self.verified}
+        return {a: known[a] for a in identities if a in known}  # never asked: absent
+
+    def request_verification(self, address: str) -> None:
+        self.requested.append(address)
+
+    def send_quota(self) -> Any:
+        from keyturn.adapters.ses import SendQuota
+
+        return SendQuota(max_24_hour=200, sent_last_24_hours=0, max_send_rate=1)
+
+
+def test_in_the_ses_sandbox_an_unverified_owner_is_asked_to_verify_as_enforce_does() -> None:
+    from keyturn.services.enforce import MailOptions, recipient_gate
+
+    world = World()
+    world.mailer = ses = SandboxSes()
+    exposed = world.served_user()
+    options = MailOptions(source_email="keys@example.com")
+    service = world.service()
+    service._recipient_gate = lambda to: recipient_gate(ses, options, to)
+    first = service.contain(exposed)
+    assert [m["to"] for m in ses.sent] == ["sec@example.com"]  # the verified one only
+    assert ses.requested == ["owner@example.com"]
+    assert any("owner@example.com not sent" in w and "verification requested" in w
+               for w in first.warnings), first.warnings  # fmt: skip
+    assert not first.ok  # people not all told: the step stays open
+    assert world.keys.status("app")[exposed] == "Inactive"  # contained all the same
+    second = service.contain(exposed)
+    assert ses.requested == ["owner@example.com"]  # Pending: never a second link
+    assert not second.ok
+    ses.verified.add("owner@example.com")  # the link clicked
+    third = service.contain(exposed)
+    assert third.ok, third.warnings
+    assert "owner@example.com" in [m["to"] for m in ses.sent]

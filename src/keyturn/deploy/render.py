@@ -308,7 +308,8 @@ def function_resources(function: Function) -> dict[str, Any]:
         environment["KEYTURN_QUARANTINE_SECURITY_CONTACT"] = {
             "Fn::If": ["HasSecurityContact", {"Ref": "SecurityContact"}, {"Ref": "AWS::NoValue"}]
         }
-    if function.name in ("rotate", "secretsmanager-rotation"):  # consumers told (issue 16)
+    # consumers told (issue 16), a quarantine's rotation too (issue 15)
+    if function.name in ("rotate", "secretsmanager-rotation", "exposed-key"):
         environment["KEYTURN_ROTATE_EVENT_BUS"] = {"Ref": "RotationEventBus"}
     if function.name == "rotate":  # the consumers' check before promotion (issue 16)
         environment["KEYTURN_ROTATE_PROBE"] = {

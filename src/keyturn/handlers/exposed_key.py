@@ -17,6 +17,12 @@ operator's `keyturn quarantine --delete` does).
 Returns key ids and state words only; raises when any key was not contained (refused, not
 found, a root key, a step failed), so the invocation is marked failed and the Errors alarm
 fires: an exposed key keyturn could not contain needs a person.
+
+Consumers told: the rotation that replaces an exposed key the store served puts "Access Key
+Rotated" on `rotate.event_bus` (the template's RotationEventBus), as the Rotate function
+does, so a consumer that caches its key re-reads the store at once. The consumers' probe
+(`rotate.probe`) is not given to this function: a quarantine's rotation never asks it (the
+exposed key is already inactive; keyturn.services.rotate `_ask_probe` says why).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 
 from keyturn.adapters.cloudtrail import CloudTrailActivity, EnabledRegions
 from keyturn.adapters.enrollment_generation import KmsKeyTagGenerations
+from keyturn.adapters.events import EventBridgeEvents
 from keyturn.adapters.iam import IamDirectory
 from keyturn.adapters.iam_enrollment import IamTagEnrollments
 from keyturn.adapters.iam_quarantine import IamIncidentTags, KeyOwners
@@ -58,11 +65,15 @@ CALLS = (
     SecretsManagerStore.read_pending,
     SecretsManagerStore.put_pending,  # the secret exists: it serves the exposed key, so
     SecretsManagerStore.promote,  # no CreateSecret (rotate's first-rotation placeholder)
+    EventBridgeEvents.publish,  # rotate.event_bus: consumers told of the replacement
     # what the key did
     CloudTrailActivity.summary,
     EnabledRegions.__call__,
     # telling people, and the record
     IamDirectory.user_tags,
+    SesMailer.send_quota,  # enforce's SES rule (recipient_gate): sandbox or not,
+    SesMailer.verification_status,  # who is verified,
+    SesMailer.request_verification,  # a request for an owner who is not
     SesMailer.send,
     SnsNotices.publish,
     S3Incidents.write,

@@ -29,6 +29,7 @@ from keyturn.adapters.enrollment_generation import KmsKeyTagGenerations
 from keyturn.adapters.events import EventBridgeEvents
 from keyturn.adapters.iam import IamDirectory
 from keyturn.adapters.iam_enrollment import IamTagEnrollments
+from keyturn.adapters.iam_quarantine import IamIncidentTags
 from keyturn.adapters.iam_rotation import IamKeys, IamTagJournal
 from keyturn.adapters.mac_kms import KmsAuthenticator
 from keyturn.adapters.probe import LambdaProbe
@@ -49,7 +50,8 @@ CALLS = (
     IamKeys.delete_key,
     IamKeys.last_used,
     EventBridgeEvents.publish,  # rotate.event_bus: consumers told
-    LambdaProbe.check,  # rotate.probe: the consumers' check before promotion
+    LambdaProbe.check,  # rotate.probe: the consumers' check before promotion,
+    IamIncidentTags.read,  # not asked when the old key is quarantined as exposed
     IamTagJournal.read,
     IamTagJournal.write,
     IamTagJournal.users_with_records,

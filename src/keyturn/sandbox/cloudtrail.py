@@ -23,6 +23,16 @@ Insights events. Run it on its own port and point the CloudTrail client at it
 that is not LookupEvents is forwarded there, and one endpoint (`AWS_ENDPOINT_URL`) serves
 both. `tests/integration/test_cloudtrail_responder.py` checks its answers against botocore's
 CloudTrail service model.
+
+IAM, in front of moto. Standalone, the responder checks nothing: it answers any signature.
+With an `upstream`, each LookupEvents request is first sent to moto as it came (Host kept,
+so its SigV4 signature still verifies there): moto authenticates and authorizes every
+action, implemented or not, before it looks for the implementation. A 401 or 403 from moto
+(its own policy evaluation refusing `cloudtrail:LookupEvents`, or a bad signature) is the
+caller's answer, in CloudTrail's JSON form; anything else (moto's "not implemented", with
+its authentication off or the action allowed) means allowed, and the responder answers. So
+the least-privilege proof (tests/integration/test_least_privilege.py) sees a missing grant
+refused as AWS would.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import random
 import re
 import threading
@@ -46,6 +57,7 @@ TARGET_PREFIX = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."
 LOOKUP_TARGET = TARGET_PREFIX + "LookupEvents"
 JSON_11 = "application/x-amz-json-1.1"
 RATE = 2.0  # AWS: LookupEvents, 2 requests per second per account per region
+_KEY_ID = re.compile(r"Credential=([A-Z0-9]{16,128})/")
 _SCOPE = re.compile(r"Credential=[^/\s,]+/[^/]+/([^/]+)/([^/]+)/")
 _ATTRIBUTES = {
     "AccessKeyId": "access_key_id",
@@ -208,15 +220,41 @@ class Usage:
     throttled: Counter[str] = field(default_factory=Counter)
 
 
+class _NotImplementedLookup(logging.Filter):
+    """Drops the traceback an in-process moto server logs (werkzeug's "Error on request")
+    for the authorization check's "not implemented" answer: expected, it is how the
+    responder learns the call is allowed. Other errors are still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, NotImplementedError) and "lookup_events" in str(error):
+            return False  # Flask's "Exception on /"
+        # werkzeug's "Error on request", the traceback formatted into the message
+        return "The lookup_events action has not been implemented" not in record.getMessage()
+
+
+_QUIET = _NotImplementedLookup()
+
+
+def _quiet_moto_lookup() -> None:
+    for name in ("werkzeug", "moto"):  # the server's, and Flask("moto")'s app logger
+        found = logging.getLogger(name)
+        if _QUIET not in found.filters:
+            found.addFilter(_QUIET)
+
+
 class CloudTrailResponder(ForwardingProxy):
     """`with CloudTrailResponder(events, throttle=True) as trail: trail.url`.
 
-    `upstream`: moto's URL to forward every other request to; None answers them
-    `UnknownOperationException` (standalone). `throttle`: enforce AWS's 2 requests a second
-    per region (`rate`, bucket of one second's worth). `latency`: seconds added to every
-    LookupEvents answer, refusals included (a round trip to a region, as in the rotation
-    bench's latency model).
+    `upstream`: moto's URL to forward every other request to, and to ask whether the caller
+    may call LookupEvents (see the module docstring); None answers other requests
+    `UnknownOperationException` and checks no permission (standalone). `throttle`: enforce
+    AWS's 2 requests a second per region (`rate`, bucket of one second's worth). `latency`:
+    seconds added to every LookupEvents answer, refusals included (a round trip to a
+    region, as in the rotation bench's latency model).
     """
+
+    keep_host = True  # forwarded requests keep their signature valid under moto's auth
 
     def __init__(
         self,
@@ -229,12 +267,15 @@ class CloudTrailResponder(ForwardingProxy):
     ) -> None:
         super().__init__(upstream or _NO_UPSTREAM)
         self._standalone = upstream is None
+        if not self._standalone:
+            _quiet_moto_lookup()
         self._lock = threading.Lock()
         self._history: dict[str, list[TrailEvent]] = {}
         self.throttle = throttle
         self.rate = rate
         self.latency = latency
         self._buckets: dict[str, _Bucket] = {}
+        self._allowed: set[str] = set()  # access key ids moto authorized for LookupEvents
         self.usage = Usage()
         self.add(events)
 
@@ -265,6 +306,10 @@ class CloudTrailResponder(ForwardingProxy):
         region = _region(request.headers.get("Authorization", ""))
         if self.latency > 0:
             time.sleep(self.latency)
+        if not self._standalone:
+            refused = self._refused_upstream(request)
+            if refused is not None:
+                return refused
         with self._lock:
             self.usage.requests[region] += 1
             if self.throttle and not self._bucket(region).take(time.monotonic()):
@@ -279,6 +324,32 @@ class CloudTrailResponder(ForwardingProxy):
             return _error(refused.code, refused.message)
         except ValueError:
             return _error("SerializationException", "the request body is not JSON")
+
+    def _refused_upstream(self, request: Request) -> Answer | None:
+        """moto's refusal of this request (authentication or IAM), as CloudTrail writes an
+        error; None when moto let it through to its missing implementation.
+
+        An access key moto allowed once is not asked about again while this responder runs
+        (a lookup pages through hundreds of requests, and moto's "not implemented" answer
+        is slow: it cost the 10,000-event bench a fifth of its time); a refusal is never
+        remembered. A policy taken away mid-run is therefore seen only by a new responder."""
+        found = _KEY_ID.search(request.headers.get("Authorization", ""))
+        key_id = found.group(1) if found else None
+        with self._lock:
+            if key_id is not None and key_id in self._allowed:
+                return None
+        answer = self.forward(request)
+        if answer.status not in (401, 403):
+            if key_id is not None:
+                with self._lock:
+                    self._allowed.add(key_id)
+            return None
+        text = answer.body.decode("utf-8", "replace")
+        code = _between(text, "Code") or "AccessDenied"
+        message = _between(text, "Message") or "refused by the emulator's IAM"
+        code = _JSON_CODES.get(code, code)
+        payload = json.dumps({"__type": code, "message": message}).encode()
+        return Answer(answer.status, payload, [("Content-Type", JSON_11)])
 
     def _bucket(self, region: str) -> _Bucket:
         bucket = self._buckets.get(region)
@@ -322,6 +393,18 @@ class CloudTrailResponder(ForwardingProxy):
                 f"{query}:{offset + size}".encode()
             ).decode()
         return answer
+
+
+# moto writes a refusal in the query protocol's words; JSON 1.1 services spell these so.
+_JSON_CODES = {
+    "AccessDenied": "AccessDeniedException",
+    "InvalidClientTokenId": "UnrecognizedClientException",
+}
+
+
+def _between(xml: str, tag: str) -> str | None:
+    found = re.search(f"<{tag}>([^<]{{1,1000}})</{tag}>", xml)
+    return found.group(1) if found else None
 
 
 def _region(authorization: str) -> str:

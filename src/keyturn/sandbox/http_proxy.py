@@ -63,6 +63,11 @@ class ForwardingProxy:
 
     protocol_version = "HTTP/1.1"
     forward_timeout = 120.0
+    # Forward the client's Host header as sent. A server that checks SigV4 signatures (moto
+    # with its authentication on) computes them over the Host the client signed: the
+    # proxy's. Off by default, as the fault proxies have always forwarded (http.client then
+    # writes the upstream's own Host).
+    keep_host = False
 
     def __init__(self, upstream: str) -> None:
         parsed = urllib.parse.urlsplit(upstream)
@@ -89,7 +94,7 @@ class ForwardingProxy:
             headers = {
                 name: value
                 for name, value in request.headers.items()
-                if name.lower() not in ("host", "connection")
+                if name.lower() != "connection" and (self.keep_host or name.lower() != "host")
             }
             connection.request(request.method, request.path, body=request.body, headers=headers)
             response = connection.getresponse()

@@ -708,6 +708,30 @@ class _SesGate:
         return f"{address} is not verified in SES yet: verification requested, sent once verified"
 
 
+def recipient_gate(
+    mailer: Mailer, options: MailOptions, addresses: Iterable[str]
+) -> Callable[[str], tuple[bool, str]]:
+    """enforce's SES rule for another sender of notices (the exposed-key response,
+    keyturn.services.quarantine), so both mail under one rule: the sender verified; in the
+    SES sandbox (`enforce.recipient_verification` auto) or always, every recipient too, an
+    unverified one sent a verification request (never again while Pending, at most one a
+    second, `enforce.max_verifications_per_run`) and its notice held back. Reads SES once
+    (GetSendQuota, GetIdentityVerificationAttributes) and returns `allows(address)` ->
+    (may send now, why not). Raises KeyturnError when SES cannot be read."""
+    if options.source_email is None:
+        raise ConfigError("notify.source_email (SOURCEMAIL) is required to send notices")
+    gate = _SesGate(
+        mailer,
+        options.source_email,
+        options,
+        RateLimiter(max_permits=options.max_verifications),
+        lambda *args, **fields: None,  # enforce's audit events: its own run's, not needed here
+        Outcome(),
+    )
+    gate.prepare(addresses)
+    return gate.allows
+
+
 # SendEmail calls in flight at once: SES's MaxSendRate (14/s on a new production account)
 # times a round trip of ~60-100 ms is one or two; the pacer holds them to the rate.
 MAIL_WORKERS = 4

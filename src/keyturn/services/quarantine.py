@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -80,6 +80,8 @@ class ActivityReport(Protocol):
     def access_calls_total(self) -> int: ...
     @property
     def complete(self) -> bool: ...
+    @property
+    def regions_failed(self) -> Sequence[Any]: ...  # RegionFailure: .region, .reason
     def to_dict(self) -> dict[str, Any]: ...
     def lines(self) -> list[str]: ...
 
@@ -104,6 +106,11 @@ class IncidentSink(Protocol):
 
 class OperatorNotices(Protocol):
     def publish(self, notice: Any) -> str: ...
+
+
+# SES's rule for who may be mailed now (keyturn.services.enforce.recipient_gate): given the
+# recipients, `allows(address)` -> (may send, why not).
+RecipientGate = Callable[[Sequence[str]], Callable[[str], tuple[bool, str]]]
 
 
 @dataclass(frozen=True)
@@ -166,6 +173,7 @@ class QuarantineService:
         notices: OperatorNotices | None = None,
         incidents: IncidentSink | None = None,
         checkpoint: Checkpoint | None = None,
+        recipient_gate: RecipientGate | None = None,
     ) -> None:
         self._owners = owners
         self._keys = keys
@@ -181,6 +189,7 @@ class QuarantineService:
         self._notices = notices
         self._incidents = incidents
         self._checkpoint = checkpoint or (lambda step, key: None)
+        self._recipient_gate = recipient_gate
 
     # -- the response ------------------------------------------------------------------------
 
@@ -342,7 +351,9 @@ class QuarantineService:
                 # own it when the exposed key is its old key.
                 resumed = self._rotation.resume(user)
                 if resumed is not None and resumed.ok and resumed.old_key_id == key_id:
-                    return "rotated", resumed.new_key_id
+                    # a resume past promotion may not know the new key's id (the journal
+                    # holds it from CREATED on only when written since); the store does
+                    return "rotated", resumed.new_key_id or served
             if choice != "rotate":
                 return choice, None
             result = self._rotation.start_or_continue(user)
@@ -372,7 +383,14 @@ class QuarantineService:
             warnings.append(f"CloudTrail lookup failed: {exc}")
             return None
         if not found.complete:
-            warnings.append("the CloudTrail summary is incomplete (a region failed or was cut)")
+            failed = list(found.regions_failed)
+            why = (
+                f": {len(failed)} region(s) not searched, e.g. {failed[0].region}: "
+                f"{failed[0].reason}"
+                if failed
+                else " (cut at the event cap or the time budget)"
+            )
+            warnings.append("the CloudTrail summary is incomplete" + why)
         return found
 
     def _notify(
@@ -395,7 +413,15 @@ class QuarantineService:
         sent_any = failed = False
         if self._mailer is not None and config.sender and to:
             subject, text, html = notice_text(key_id, user, config.account, marks, activity)
+            allows = self._allows(to, warnings)
             for address in to:
+                may, why = allows(address)
+                if not may:
+                    # held back as enforce holds it; the step stays open, so the next
+                    # delivery or run mails it once the address is verified
+                    failed = True
+                    warnings.append(f"notice to {address} not sent: {why}")
+                    continue
                 try:
                     self._mailer.send(
                         source=config.sender, to=address, subject=subject, text=text, html=html
@@ -416,6 +442,18 @@ class QuarantineService:
                 failed = True
                 warnings.append(f"operators' notice not published: {exc}")
         return sent_any and not failed
+
+    def _allows(self, to: Sequence[str], warnings: list[str]) -> Callable[[str], tuple[bool, str]]:
+        """enforce's SES rule (sender verified; in the sandbox, recipients too, with a
+        verification request); when SES cannot be read, send anyway and let SES refuse:
+        an incident notice is not held back on a failed look-up."""
+        if self._recipient_gate is None:
+            return lambda address: (True, "")
+        try:
+            return self._recipient_gate(to)
+        except KeyturnError as exc:
+            warnings.append(f"SES verification status not read ({exc}); mailing anyway")
+            return lambda address: (True, "")
 
     def _record(
         self,

@@ -522,7 +522,7 @@ class RotationService:
                 self._checkpoint("verify", user)
             elif step is Step.PROMOTE:
                 if self._probe is not None:
-                    self._ask_probe(record)
+                    self._ask_probe(record, warnings)
                 with _resume_hint(user):
                     self._store.promote(user, record.token)
                 record = advance(record, S.PROMOTED, now)
@@ -582,15 +582,34 @@ class RotationService:
             warnings.append(decision.reason)
         return self._deactivate_old(record, now, warnings), None
 
-    def _ask_probe(self, record: RotationRecord) -> None:
+    def _ask_probe(self, record: RotationRecord, warnings: list[str]) -> None:
         """`rotate.probe`: the consumers' own check of the verified pending key, before
         the store serves it. Anything but a clear yes stops the rotation as a store failure
         does: new key deleted, pending entry discarded, ABORTED recorded, old key untouched.
-        A yes only lets the rotation go on to the promotion it was about to make."""
+        A yes only lets the rotation go on to the promotion it was about to make.
+
+        Not asked when the old key is quarantined as exposed (keyturn's own sealed incident
+        record names it, keyturn.services.quarantine): that key is already inactive, so the
+        store serves consumers a key that works for nobody. A no would keep it there and
+        delete the one key that authenticates; the probe guards a switch from a working key,
+        and there is none left to protect. Skipping (rather than asking and promoting
+        anyway) also keeps the probe's timeout off the time consumers wait for a working
+        key. Checked here, not by the quarantine's caller, so a `rotate --resume` or the
+        scheduled function finishing a quarantine's rotation decides the same way."""
         probe = self._probe
         user, new_id = record.user, record.new_key_id
         assert probe is not None
         assert new_id is not None
+        if self._quarantined is not None and record.old_key_id is not None:
+            why = self._quarantined(user, record.old_key_id)
+            if why is not None:
+                warnings.append(
+                    f"consumer probe {probe.name} not asked: old key {record.old_key_id} is "
+                    f"quarantined as exposed ({why}) and already inactive; the verified new "
+                    "key is promoted so consumers have a working key"
+                )
+                log.info("%s: probe skipped, old key quarantined", user)
+                return
         request = ProbeRequest(user, new_id, record.old_key_id, self._store.location(user))
         try:
             probe.check(request)
