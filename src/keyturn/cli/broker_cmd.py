@@ -77,10 +77,22 @@ def make_server(
         def log_message(self, format: str, *args: Any) -> None:
             return None  # the service writes one audit event per request instead
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    server = _Server((host, port), Handler)
     server.service = service  # type: ignore[attr-defined]
     return server
+
+
+class _Server(ThreadingHTTPServer):
+    """One thread per request, with a listen backlog for many callers at once.
+
+    socketserver's default backlog is 5: 100 clients connecting at once (a fleet's
+    credential_process at boot, bench/bench_broker.py) had connections reset before the
+    accept loop reached them. Each request still gets its own thread, so an iam_user
+    lease's ready-wait (~15 s) never holds up another caller's request.
+    """
+
+    daemon_threads = True
+    request_queue_size = 1024  # the kernel caps it at net.core.somaxconn
 
 
 def _dumps(body: Any) -> bytes:
