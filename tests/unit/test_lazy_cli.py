@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
 from keyturn.cli.app import COMMANDS, load_command
+from keyturn.cli.top_help import RICH_SWITCHES
 
 HEAVY = ("boto3", "botocore", "pydantic", "hvac", "keyturn.wiring", "keyturn.config")
-# What `keyturn --help` must not load: typer's help renderer pulls in markdown_it, pygments
-# and rich.traceback, half of what the help cost (cli/top_help.py draws it without them).
-HELP_HEAVY = ("typer", "click", "markdown_it", "pygments", "rich.markdown", "rich.traceback")
+# What `keyturn --help` must not load when its output is plain: typer's help renderer pulls
+# in markdown_it, pygments and rich.traceback, and rich itself is half of the rest
+# (cli/top_help.py draws it without them; a terminal gets rich, still without typer).
+HELP_HEAVY = ("typer", "click", "markdown_it", "pygments", "rich", "typing", "re")
 # What the cached credential_process path must not load (run at every SDK start): each is
 # milliseconds, and none is needed to read a cache entry (cli/fast.py, lease_cache.py).
 FAST_PATH_HEAVY = ("typer", "rich", "typing", "dataclasses", "inspect", "tomllib", "secrets")
@@ -20,8 +23,16 @@ FAST_PATH_HEAVY = ("typer", "rich", "typing", "dataclasses", "inspect", "tomllib
 
 def modules_after(code: str) -> set[str]:
     probe = f"{code}\nimport sys\nprint('\\n'.join(sorted(sys.modules)))"
+    # Without the switches that make rich colour or size the help (CI sets GITHUB_ACTIONS):
+    # the plain help is the path under guard.
+    env = {name: value for name, value in os.environ.items() if name not in RICH_SWITCHES}
     done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
     )
     return set(done.stdout.split())
 

@@ -8,7 +8,9 @@ added to app.py's callback without a line in GLOBAL_OPTIONS fails there.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # not typing's: `keyturn --help` does not import typing
+if TYPE_CHECKING:
+    from typing import Any
 
 APP_HELP = "Own the whole life of AWS access keys: audit, enforce, rotate, lease."
 
