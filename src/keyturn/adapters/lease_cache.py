@@ -134,11 +134,21 @@ class _Record:
     def __hash__(self) -> int:
         return hash(self._values())
 
+    def __reduce__(self) -> tuple[object, ...]:  # copy and pickle, past __setattr__
+        return (_restore, (type(self), {name: getattr(self, name) for name in self.__slots__}))
+
     def __repr__(self) -> str:
         shown = ", ".join(
             f"{name}={getattr(self, name)!r}" for name in self.__slots__ if name not in self._hidden
         )
         return f"{type(self).__name__}({shown})"
+
+
+def _restore(cls: type[_Record], values: Mapping[str, object]) -> _Record:
+    record = object.__new__(cls)
+    for name, value in values.items():
+        object.__setattr__(record, name, value)
+    return record
 
 
 class CacheKey(_Record):

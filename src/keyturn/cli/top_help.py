@@ -4,10 +4,10 @@ typer draws help through typer.rich_utils, whose import pulls in rich.markdown (
 markdown_it), rich.traceback, rich.pretty and pygments: about half of what `keyturn --help`
 cost (issue 14's start-up target). The top-level help needs none of it: its texts are one
 line each, with at most an inline code span. For a terminal this module builds the same
-panels from the same objects typer would (Console settings, styles, Table and Panel options copied from
-typer 0.29's rich_utils), fed from cli/command_table.py. tests/unit/test_top_help.py
-checks the output is byte for byte typer's, plain and coloured, at several widths; if a
-future typer draws differently, that test says so and this module follows it.
+panels from the same objects typer would (Console settings, styles, Table and Panel
+options copied from typer 0.29's rich_utils), fed from cli/command_table.py.
+tests/unit/test_top_help.py checks the output is byte for byte typer's, plain and
+coloured; if a future typer draws differently, that test says so and this module follows.
 
 Plain output (a pipe, a file: no colours; scripts, tests and the bench) is drawn without
 importing rich at all (`plain_help`): rich's layout of these two tables reproduced, for
