@@ -82,8 +82,8 @@ def print_top_help() -> None:
 def _plain_width() -> int | None:
     """The width rich would draw at when its output is plain, or None when it would not be
     plain (a terminal, or an environment switch this module does not reproduce)."""
-    if any(name in os.environ for name in RICH_SWITCHES):
-        return None
+    if sys.platform == "win32" or any(name in os.environ for name in RICH_SWITCHES):
+        return None  # rich sizes Windows consoles its own way
     try:
         if sys.stdout.isatty():
             return None
