@@ -160,9 +160,43 @@ def headline(results_dir: Path = RESULTS_DIR) -> str:
                 "start-up: `keyturn --help` / cached `creds ROLE --format process` (medians)",
                 f"{m['help']:.3f} s / {m['cached_process']:.3f} s",
                 f'`python -c "import boto3"` {m["import_boto3"]:.3f} s',
-                f"{ratio['help']:.2f}x / {ratio['cached_process']:.2f}x importing boto3",
+                f"{ratio['help']:.2f}x / {ratio['cached_process']:.2f}x importing boto3"
+                + (
+                    f"; {m['ratio_to_python']['help']:.1f}x / "
+                    f"{m['ratio_to_python']['cached_process']:.1f}x `python -c pass`"
+                    if "ratio_to_python" in m
+                    else ""
+                ),
                 f"<= 0.25 s: {_met(m['help'] <= 0.25)}; "
                 f"<= 0.15 s: {_met(m['cached_process'] <= 0.15)}",
+            )
+        )
+    broker = _load("broker", results_dir)
+    if broker:
+        user, sts = broker["medians"]["iam_user"], broker["medians"]["assumed_role"]
+        params = broker["params"]
+        rows.append(
+            (
+                f"broker: {user['leases']} `iam_user` leases at once, issued + verified ready, "
+                f"latency model ({params['latency_s'] * 1000:.0f} ms, IAM "
+                f"{params['iam_rate']:g}/s, {params['propagation_s']:g} s propagation)",
+                f"{user['wall_s']:.1f} s (bound {user['bound_s']:.1f} s); "
+                f"{user['refused_on_first_use']} keys refused on first use",
+                f"one at a time: {user['leases'] * params['propagation_s']:,.0f} s of "
+                "propagation alone",
+                f"{user['ratio']:.2f}x the bound",
+                f"<= 1.5x the bound: {_met(user['ratio'] <= 1.5)}",
+            )
+        )
+        rows.append(
+            (
+                f"broker: `assumed_role` issues, {sts['clients']} clients (no server-side cache)",
+                f"{sts['issues_per_s']:.1f}/s (pacing.sts 50/s); "
+                f"{sts['issues_per_s_pacing_sts_raised']:.1f}/s with pacing.sts "
+                f"{sts['pacing_sts_raised_to']:g}",
+                "",
+                "",
+                "",
             )
         )
     enforce = _load("enforce", results_dir)

@@ -174,3 +174,19 @@ def test_duration_grammar_matches_parse_duration() -> None:
 )
 def test_fast_path_takes_only_the_plain_command_line(args: list[str], fast: bool) -> None:
     assert (_parse(args) is not None) is fast
+
+
+def test_records_are_immutable_values_that_copy() -> None:
+    """dataclass(frozen=True, slots=True) by hand (lease_cache._Record, for start-up)."""
+    import copy
+
+    record = credential()
+    with pytest.raises(AttributeError):
+        record.access_key_id = "AKIAOTHER"  # type: ignore[misc]
+    assert copy.deepcopy(record) == record
+    assert copy.copy(KEY) == KEY
+    other_key = CacheKey("dev", "local:x", {"ttl": 3600, "display_name": "you"})
+    assert other_key != KEY
+    other = CachedCredential(record.lease_id, "AKIAOTHER", SECRET, None, record.expiration)
+    assert other != record
+    assert SECRET not in repr(copy.deepcopy(record))

@@ -27,13 +27,14 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import stat
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: the cached credential_process path avoids importing it
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEMA = "keyturn.cache/v1"
 # Reused until this long before expiry. 15 minutes, because botocore refreshes process
@@ -103,12 +104,64 @@ def broker_source(url: str) -> str:
     return "broker:" + url.rstrip("/")
 
 
-@dataclass(frozen=True, slots=True)
-class CacheKey:
+class _Record:
+    """A frozen record with value equality: dataclass(frozen=True, slots=True) by hand.
+
+    dataclasses imports inspect and builds its methods with exec at import time, about
+    8 ms of the cached credential_process path (issue 14), which runs at every SDK start.
+    """
+
+    __slots__: tuple[str, ...] = ()
+    _hidden: tuple[str, ...] = ()  # fields kept out of repr (secrets)
+
+    def __init__(self, **values: object) -> None:
+        for name in self.__slots__:
+            object.__setattr__(self, name, values[name])
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, _Record)
+            and type(other) is type(self)
+            and (self._values() == other._values())
+        )
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __reduce__(self) -> tuple[object, ...]:  # copy and pickle, past __setattr__
+        return (_restore, (type(self), {name: getattr(self, name) for name in self.__slots__}))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={getattr(self, name)!r}" for name in self.__slots__ if name not in self._hidden
+        )
+        return f"{type(self).__name__}({shown})"
+
+
+def _restore(cls: type[_Record], values: Mapping[str, object]) -> _Record:
+    record = object.__new__(cls)
+    for name, value in values.items():
+        object.__setattr__(record, name, value)
+    return record
+
+
+class CacheKey(_Record):
+    __slots__ = ("options", "role", "source")
     role: str
     source: str
     # Everything else that changes the credential: ttl (seconds), display_name, ...
-    options: Mapping[str, str | int | None] = field(default_factory=dict)
+    options: Mapping[str, str | int | None]
+
+    def __init__(
+        self, role: str, source: str, options: Mapping[str, str | int | None] | None = None
+    ) -> None:
+        super().__init__(role=role, source=source, options=dict(options or {}))
 
     def digest(self) -> str:
         canonical = json.dumps(
@@ -118,15 +171,32 @@ class CacheKey:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class CachedCredential:
+class CachedCredential(_Record):
     """An issued credential as the cache holds it; the secret and token stay out of repr."""
 
+    __slots__ = ("access_key_id", "expiration", "lease_id", "secret_access_key", "session_token")
+    _hidden = ("secret_access_key", "session_token")
     lease_id: str
     access_key_id: str
-    secret_access_key: str = field(repr=False)
-    session_token: str | None = field(repr=False)
+    secret_access_key: str
+    session_token: str | None
     expiration: datetime
+
+    def __init__(
+        self,
+        lease_id: str,
+        access_key_id: str,
+        secret_access_key: str,
+        session_token: str | None,
+        expiration: datetime,
+    ) -> None:
+        super().__init__(
+            lease_id=lease_id,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            session_token=session_token,
+            expiration=expiration,
+        )
 
     def process_json(self) -> str:
         """The AWS SDKs' `credential_process` answer (Version 1)."""
@@ -227,6 +297,8 @@ class CredentialCache:
                 "expiration": credential.expiration.astimezone(UTC).isoformat(),
             }
         ).encode()
+        import secrets  # only when writing: reading is the hot path
+
         temp = self.directory / f".{digest}.{secrets.token_hex(6)}.tmp"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:

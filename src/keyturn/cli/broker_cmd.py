@@ -39,7 +39,11 @@ def is_loopback(host: str) -> bool:
 
 
 READ_DEADLINE = 30.0  # seconds a client has to send its whole request (headers and body)
-MAX_CONNECTIONS = 64  # connections served at once; more are closed at once
+# Connections served at once; more are closed at once (a thread each is what a flood would
+# otherwise cost). 256, not fewer: an iam_user lease holds its connection through the
+# ready-wait (~15 s), and a fleet starting together (bench/bench_broker.py: 100 callers at
+# once) must all be answered.
+MAX_CONNECTIONS = 256
 
 
 def make_server(
@@ -112,9 +116,7 @@ def make_server(
 
     slots = threading.BoundedSemaphore(max_connections)
 
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-
+    class Server(_Server):
         def process_request(self, request: Any, client_address: Any) -> None:
             if not slots.acquire(blocking=False):
                 self.shutdown_request(request)  # full: closed unanswered, no thread
@@ -134,6 +136,19 @@ def make_server(
     server = Server((host, port), Handler)
     server.service = service  # type: ignore[attr-defined]
     return server
+
+
+class _Server(ThreadingHTTPServer):
+    """One thread per request, with a listen backlog for many callers at once.
+
+    socketserver's default backlog is 5: 100 clients connecting at once (a fleet's
+    credential_process at boot, bench/bench_broker.py) had connections reset before the
+    accept loop reached them. Each request still gets its own thread, so an iam_user
+    lease's ready-wait (~15 s) never holds up another caller's request.
+    """
+
+    daemon_threads = True
+    request_queue_size = 1024  # the kernel caps it at net.core.somaxconn
 
 
 def _dumps(body: Any) -> bytes:

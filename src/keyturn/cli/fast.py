@@ -19,11 +19,9 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-import tomllib
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from keyturn.adapters.lease_cache import (
     DEFAULT_MARGIN,
@@ -34,6 +32,12 @@ from keyturn.adapters.lease_cache import (
     duration_seconds,
     local_source,
 )
+
+# Each import here is paid at every SDK start; typing and tomllib (the latter only needed
+# when a config file is named) stay out (tests/unit/test_lazy_cli.py guards it).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 GLOBAL_VALUES = {
     "-c": "config",
@@ -62,7 +66,7 @@ def cached_process(args: list[str], environ: Mapping[str, str] | None = None) ->
     env = os.environ if environ is None else environ
     try:
         return _answer(args, env)
-    except (OSError, ValueError, tomllib.TOMLDecodeError, CacheRefusedError):
+    except (OSError, ValueError, CacheRefusedError):  # TOMLDecodeError is a ValueError
         return None  # the ordinary path says what is wrong
 
 
@@ -127,15 +131,17 @@ def _parse(args: list[str]) -> dict[str, str] | None:
 
 def _settings(parsed: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str] | None:
     """The USED settings, file < env < flags, as text; None when anything is unusual."""
-    from keyturn.config_trust import check_file_trust
-    from keyturn.domain.errors import ConfigError
-
     values: dict[str, str] = {}
     chosen = parsed.get("config") or env.get("KEYTURN_CONFIG")
     if not chosen:
         if Path("keyturn.toml").exists():
             return None  # implicit: the ordinary path names what it sets
     else:
+        import tomllib
+
+        from keyturn.config_trust import check_file_trust
+        from keyturn.domain.errors import ConfigError
+
         file = Path(chosen)
         if not file.is_file():
             return None

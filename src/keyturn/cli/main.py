@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 from keyturn.cli import exit_codes
 from keyturn.domain.errors import KeyturnError
 
+# Not `typing.TYPE_CHECKING`: importing typing costs the cached credential_process path
+# several milliseconds (issue 14); mypy treats any constant of this name the same way.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -21,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     `exit_code`), not by class.
     """
     args = sys.argv[1:] if argv is None else argv
+    if args in ([], ["--help"]):  # the top-level help, drawn without typer (cli/top_help.py)
+        from keyturn.cli.top_help import print_top_help
+
+        print_top_help()
+        return exit_codes.BAD_INPUT if not args else exit_codes.OK
     if "creds" in args:
         from keyturn.cli.fast import cached_process
 
