@@ -25,7 +25,13 @@ from typing import Any, Protocol
 
 from keyturn.adapters.replay_dynamodb import DynamoReplayGuard
 from keyturn.adapters.sts_identity import StsIdentity
-from keyturn.domain.authorization import Caller, canonical_caller, may_issue, may_manage
+from keyturn.domain.authorization import (
+    Caller,
+    Verdict,
+    canonical_caller,
+    may_issue,
+    may_manage,
+)
 from keyturn.domain.broker_proof import Proof, ProofError, check_proof, parse_proof, request_digest
 from keyturn.domain.errors import (
     AccessError,
@@ -195,10 +201,11 @@ class BrokerService:
             raise Refused(401, str(exc)) from None
         audit["caller_arn"] = identity.arn
         try:
-            caller = canonical_caller(identity.arn)
+            caller = canonical_caller(identity.arn, identity.user_id)
         except BadInputError as exc:
             raise Refused(403, str(exc)) from None
         audit["caller"] = caller.arn
+        audit["caller_id"] = caller.unique_id
         wait = self._limits.take(caller.arn)
         if wait > 0:
             seconds = max(1, int(wait + 0.999))
@@ -222,7 +229,9 @@ class BrokerService:
         if not verdict.allowed:
             raise Refused(403, verdict.reason)
         ttl = parse_duration(ttl_text, "ttl") if ttl_text else None
-        issued = self._leases.issue(name, ttl, caller.display_name, owner=caller.arn)
+        issued = self._leases.issue(
+            name, ttl, caller.display_name, owner=caller.arn, owner_id=caller.unique_id
+        )
         audit["lease_id"] = issued.lease.lease_id
         audit["key_id"] = issued.access_key_id
         return 200, issued_json(issued)
@@ -249,7 +258,7 @@ class BrokerService:
         seen = [
             lease
             for lease in self._leases.list_leases(prefix)
-            if may_manage(caller, lease.lease_id, lease.owner, self._admins(lease.role)).allowed
+            if self._may_manage(caller, lease).allowed
         ]
         audit["count"] = len(seen)
         return 200, {"leases": [lease.to_dict() for lease in seen]}
@@ -269,11 +278,15 @@ class BrokerService:
         except BadInputError:
             return ()  # role deleted: only the owner manages its leases
 
+    def _may_manage(self, caller: Caller, lease: Lease) -> Verdict:
+        admins = self._admins(lease.role)
+        return may_manage(caller, lease.lease_id, lease.owner, admins, lease.owner_id)
+
     def _owned(self, caller: Caller, params: Mapping[str, Any], audit: dict[str, Any]) -> Lease:
         lease_id = _string(params, "lease_id")
         audit["lease_id"] = lease_id[:200]
         lease = self._leases.get(lease_id)
-        verdict = may_manage(caller, lease.lease_id, lease.owner, self._admins(lease.role))
+        verdict = self._may_manage(caller, lease)
         if not verdict.allowed:
             raise Refused(403, verdict.reason)
         return lease
