@@ -955,12 +955,22 @@ def _sts_with(aws: Aws, secret: Any) -> Any:
 
 
 def quarantine_checker(settings: Settings, aws: Aws) -> Callable[[str, str], str | None]:
-    """For `rotate --rollback`: why a key may never be reactivated (keyturn's sealed
-    incident record names it), or None; a forged record is no record."""
-    from keyturn.adapters.iam_quarantine import IamIncidentTags
+    """For `rotate --rollback`: why a key may never be reactivated, or None. Two facts:
+    AWS's compromised-key quarantine policy attached to the user (AWS writes it; it covers
+    an exposure keyturn never handled, the old key still active in an overlap), then
+    keyturn's sealed incident record of the key (a forged record is no record). The
+    rotation journal's own old-key mark (keyturn.domain.rotation.rollback_refusal) is
+    checked by the service first and does not depend on either."""
+    from keyturn.adapters.iam_quarantine import IamIncidentTags, aws_quarantine_policies
     from keyturn.domain.quarantine import IncidentMarks, Step
 
     def check(user: str, key_id: str) -> str | None:
+        attached = aws_quarantine_policies(aws.iam(), user)
+        if attached:
+            return (
+                f"AWS attached {', '.join(attached)} to {user}: a key of the user was exposed; "
+                "detach it once the exposure is remediated"
+            )
         tags = IamIncidentTags(aws.iam(), build_authenticator(settings, aws), aws.account_id())
         found = tags.read(user, key_id)
         if not isinstance(found, IncidentMarks):

@@ -113,6 +113,32 @@ def test_another_callers_lease_is_refused_and_untouched(broker: World) -> None:
     assert denied[-1]["caller"] == user_arn("bob")
 
 
+def test_a_user_created_again_under_the_same_name_owns_none_of_the_old_leases(
+    broker: World,
+) -> None:
+    """Hostile review: ownership by ARN alone let whoever re-creates a deleted user's name
+    (iam:CreateUser) renew, revoke and list the old user's leases. The lease records the
+    owner's AWS unique id (GetCallerIdentity's UserId), which the new user does not have."""
+    alice = broker.client("alice")
+    issued = alice.issue("dev", timedelta(hours=1))
+    assert issued.lease.owner_id
+    iam = broker.authed.client("iam")
+    old_key = broker.keys["alice"].key_id
+    iam.delete_access_key(UserName="alice", AccessKeyId=old_key)
+    iam.delete_user(UserName="alice")
+    (broker.keys["alice"],) = broker.authed.seed_user("alice")
+    again = broker.client("alice")
+    with pytest.raises(AccessDeniedError, match="earlier principal named"):
+        again.renew(issued.lease.lease_id)
+    with pytest.raises(AccessDeniedError):
+        again.revoke(issued.lease.lease_id)
+    assert again.list_leases() == []
+    assert issued.lease.principal in broker.iam_users()  # untouched
+    mine = again.issue("dev")  # the new alice owns what she issues
+    assert [lease.lease_id for lease in again.list_leases()] == [mine.lease.lease_id]
+    assert broker.client("ops").revoke(issued.lease.lease_id).ok  # admins still can
+
+
 def test_the_roles_admin_may_manage_every_lease(broker: World) -> None:
     issued = broker.client("alice").issue("dev")
     ops = broker.client("ops")

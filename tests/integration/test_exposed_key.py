@@ -210,12 +210,6 @@ def test_other_events_change_nothing(
     assert keys_of(aws, "alice")[exposed] == "Active"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit (docs/security.md): rollback learns a key was quarantined only from "
-    "the incident tag, which a tag-writer can remove; the journal does not record who "
-    "deactivated the old key",
-)
 def test_rollback_refuses_the_exposed_key_after_its_incident_tag_is_removed(
     aws: LocalAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:

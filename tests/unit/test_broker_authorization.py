@@ -25,10 +25,6 @@ A = "123456789012"
 ALICE = f"arn:aws:iam::{A}:user/alice"
 
 
-def user(name: str, account: str = A) -> Caller:
-    return canonical_caller(f"arn:aws:iam::{account}:user/{name}")
-
-
 @pytest.mark.parametrize(
     ("arn", "canonical", "kind", "session"),
     [
@@ -124,27 +120,58 @@ def test_may_issue(
     assert may_issue(user(who), "dev", allowed, admins).allowed is expected
 
 
+ALICE_ID = "AIDAALICE00000000001"
+
+
+def user(name: str, account: str = A, unique_id: str | None = None) -> Caller:
+    return canonical_caller(f"arn:aws:iam::{account}:user/{name}", unique_id)
+
+
 @pytest.mark.parametrize(
-    ("owner", "admins", "who", "expected"),
+    ("owner", "owner_id", "admins", "who", "who_id", "expected"),
     [
-        (ALICE, (), "alice", True),
-        (ALICE, (), "bob", False),
-        (ALICE, (f"arn:aws:iam::{A}:user/bob",), "bob", True),
-        (None, (), "alice", False),  # an old lease: admins only
-        (None, (ALICE,), "alice", True),
-        (ALICE, (), "alice-2", False),
+        (ALICE, ALICE_ID, (), "alice", ALICE_ID, True),
+        (ALICE, ALICE_ID, (), "bob", "AIDABOB0000000000001", False),
+        (ALICE, ALICE_ID, (f"arn:aws:iam::{A}:user/bob",), "bob", "AIDABOB0000000000001", True),
+        # alice deleted and created again: same ARN, a new unique id
+        (ALICE, ALICE_ID, (), "alice", "AIDAALICE00000000002", False),
+        (ALICE, ALICE_ID, (), "alice", None, False),
+        # recorded by ARN alone (before unique ids): admins only, even for the same ARN
+        (ALICE, None, (), "alice", ALICE_ID, False),
+        (ALICE, None, (ALICE,), "alice", ALICE_ID, True),
+        (None, None, (), "alice", ALICE_ID, False),  # an old lease: admins only
+        (None, None, (ALICE,), "alice", ALICE_ID, True),
+        (ALICE, ALICE_ID, (), "alice-2", ALICE_ID, False),
     ],
 )
-def test_may_manage(owner: str | None, admins: tuple[str, ...], who: str, expected: bool) -> None:
-    assert may_manage(user(who), "aws/creds/dev/x", owner, admins).allowed is expected
+def test_may_manage(
+    owner: str | None,
+    owner_id: str | None,
+    admins: tuple[str, ...],
+    who: str,
+    who_id: str | None,
+    expected: bool,
+) -> None:
+    caller = user(who, unique_id=who_id)
+    assert may_manage(caller, "aws/creds/dev/x", owner, admins, owner_id).allowed is expected
 
 
-def test_an_assumed_role_session_owns_by_its_role() -> None:
-    one = canonical_caller(f"arn:aws:sts::{A}:assumed-role/dev/one")
-    two = canonical_caller(f"arn:aws:sts::{A}:assumed-role/dev/two")
-    assert may_manage(two, "l", one.arn, ()).allowed
-    other = canonical_caller(f"arn:aws:sts::{A}:assumed-role/dev2/one")
-    assert not may_manage(other, "l", one.arn, ()).allowed
+def test_an_assumed_role_session_owns_by_its_role_and_its_unique_id() -> None:
+    role_id = "AROADEV0000000000001"
+    one = canonical_caller(f"arn:aws:sts::{A}:assumed-role/dev/one", f"{role_id}:one")
+    two = canonical_caller(f"arn:aws:sts::{A}:assumed-role/dev/two", f"{role_id}:two")
+    assert (one.unique_id, two.unique_id) == (role_id, role_id)
+    assert may_manage(two, "l", one.arn, (), one.unique_id).allowed
+    other = canonical_caller(f"arn:aws:sts::{A}:assumed-role/dev2/one", f"{role_id}:one")
+    assert not may_manage(other, "l", one.arn, (), one.unique_id).allowed
+    reborn = canonical_caller(f"arn:aws:sts::{A}:assumed-role/dev/one", "AROADEV0000000000002:one")
+    assert not may_manage(reborn, "l", one.arn, (), one.unique_id).allowed
+
+
+@pytest.mark.parametrize("user_id", ["", "AIDA-x", "a" * 129, ":session", "AIDA 1234567"])
+def test_a_malformed_unique_id_is_refused(user_id: str) -> None:
+    with pytest.raises(BadInputError):
+        canonical_caller(ALICE, user_id)
 
 
 NAME = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789+=,.@_-", min_size=1, max_size=20)

@@ -78,7 +78,11 @@ def test_an_entry_owned_by_someone_else_is_refused(cache, monkeypatch) -> None: 
     monkeypatch.setattr(lease_cache.os, "geteuid", lambda: real + 1)
     with pytest.raises(CacheRefusedError, match="owned by uid"):  # the directory first
         store.get(KEY, NOW)
-    assert store._read(entry(store)) is None  # and the file itself, planted by "another uid"
+    folder = os.open(store.directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:  # and the file itself, planted by "another uid"
+        assert store._read(folder, entry(store).name) is None
+    finally:
+        os.close(folder)
     assert f"owned by uid {real}, not you" in warnings[-1]
 
 
@@ -190,3 +194,64 @@ def test_records_are_immutable_values_that_copy() -> None:
     other = CachedCredential(record.lease_id, "AKIAOTHER", SECRET, None, record.expiration)
     assert other != record
     assert SECRET not in repr(copy.deepcopy(record))
+
+
+# -- the directory swapped between its check and its use (hostile review) -------------------
+
+
+def _swap_after_the_directory_check(
+    monkeypatch: pytest.MonkeyPatch, directory: Path, elsewhere: Path
+) -> Path:
+    """Right after the cache directory's stat (lstat by path, or fstat of its descriptor),
+    move it away and put a symlink to `elsewhere` at its path: a component of the path the
+    cache checked now leads somewhere else. Returns where the checked directory went."""
+    moved = directory.with_name("checked-moved")
+    real_lstat, real_fstat = os.lstat, os.fstat
+    done: list[bool] = []
+
+    def swap_once(info: os.stat_result) -> os.stat_result:
+        if not done and info.st_ino == real_lstat(directory).st_ino:
+            done.append(True)
+            directory.rename(moved)
+            directory.symlink_to(elsewhere)
+        return info
+
+    monkeypatch.setattr(
+        lease_cache.os, "lstat", lambda p, *a, **k: swap_once(real_lstat(p, *a, **k))
+    )
+    monkeypatch.setattr(lease_cache.os, "fstat", lambda fd: swap_once(real_fstat(fd)))
+    return moved
+
+
+def test_a_write_lands_in_the_directory_checked_not_where_a_swapped_path_leads(
+    cache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    store, _ = cache
+    store.put(KEY, credential())  # the directory exists, private
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    moved = _swap_after_the_directory_check(monkeypatch, store.directory, elsewhere)
+    store.put(KEY, credential(lease="aws/creds/dev/b"))
+    assert list(elsewhere.iterdir()) == []  # no secret written through the swapped path
+    written = json.loads((moved / entry(store).name).read_text())
+    assert written["lease_id"] == "aws/creds/dev/b"
+
+
+def test_a_read_and_a_forget_use_the_directory_checked(
+    cache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    store, _ = cache
+    store.put(KEY, credential())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    planted = elsewhere / entry(store).name
+    planted.write_text(entry(store).read_text().replace("aws/creds/dev/a", "aws/creds/dev/x"))
+    planted.chmod(0o600)
+    _swap_after_the_directory_check(monkeypatch, store.directory, elsewhere)
+    assert store.get(KEY, NOW) == credential()  # the checked directory's entry, not planted
+    monkeypatch.undo()
+    store.directory.unlink()
+    store.directory.with_name("checked-moved").rename(store.directory)
+    _swap_after_the_directory_check(monkeypatch, store.directory, elsewhere)
+    assert store.forget(["aws/creds/dev/x"]) == 0  # the planted file is not in the checked dir
+    assert planted.exists()

@@ -22,6 +22,7 @@ from keyturn.domain.rotation import (
     Facts,
     IamKey,
     InvalidTransitionError,
+    OldKey,
     RotationRecord,
     RotationState,
     StartPlan,
@@ -128,6 +129,7 @@ def test_begin_stamps_the_intent_and_its_update_time() -> None:
         updated_at=now,
         hold_until=now + timedelta(days=2),
         promoted_at=None,
+        old_mark=OldKey.ACTIVE,
     )
     assert begin("bob", "tk", [OLD], None, now, hold=timedelta(0)).hold_until is None
 

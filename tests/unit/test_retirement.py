@@ -13,6 +13,7 @@ from keyturn.domain.model import KeyStatus, LastUse
 from keyturn.domain.retirement import DEFAULT_QUIET, REPORTING_LAG, QuietPolicy, Verdict, decide
 from keyturn.domain.rotation import (
     IamKey,
+    OldKey,
     RotationState,
     Step,
     Timing,
@@ -132,9 +133,10 @@ def test_the_worst_case_record_fits_an_iam_tag_with_its_seal() -> None:
         new_key_id="AKIANEW0000000000000",
         promoted_at=P,
         unpublished=(Unpublished.ROTATED, Unpublished.RETIRED),
+        old_mark=OldKey.RETIRING,
     )
     text = encode(record)
-    assert text.startswith("v4:")
+    assert text.startswith("v5:")
     assert len(text) + 1 + 43 <= 256
     assert decode("alice", text) == replace(record, updated_at=None)
 
@@ -159,6 +161,9 @@ def test_a_sealed_v3_record_is_still_read_with_nothing_unpublished() -> None:
         "v4:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:",  # no unpublished field
         "v4:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:X",  # an unknown event
         "v4:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-",  # v4 needs 10 fields
+        "v5:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:-",  # v5 needs 11 fields
+        "v5:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:-:",  # an empty old-key mark
+        "v5:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:-:x",  # an unknown old-key mark
     ],
 )
 def test_decode_refuses_malformed_v3(text: str) -> None:

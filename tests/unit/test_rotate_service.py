@@ -218,6 +218,59 @@ def test_rollback_after_a_first_rotation_changes_nothing() -> None:
     assert world.store.key_id("alice", "current") == new
 
 
+def test_rollback_never_serves_an_old_key_that_was_inactive_when_the_rotation_began() -> None:
+    """Hostile review H4: a quarantine deactivates the exposed key, then rotates. Whatever
+    becomes of the incident tag (no quarantine check is wired here at all), the sealed
+    journal says the old key was already off: rollback refuses before any write."""
+    world = World()
+    exposed = world.iam.add("alice")
+    world.store.entries["alice"] = {"current": ("seed", _secret(world, exposed))}
+    world.iam.set_active("alice", exposed, False)  # the quarantine's first step
+    new = world.service().rotate("alice").new_key_id
+    calls = len(world.iam.calls)
+    with pytest.raises(OperationFailedError, match="already inactive when this rotation"):
+        world.service().rollback("alice")
+    assert world.iam.calls[calls:] == ["list"]  # read, nothing written
+    assert world.iam.status("alice") == {exposed: "Inactive", new: "Active"}
+    assert world.store.key_id("alice", "current") == new
+
+
+def test_rollback_never_reactivates_an_old_key_someone_else_deactivated() -> None:
+    """The exposed key is the old key of a rotation in its overlap: a quarantine (not this
+    rotation) turns it off. Rollback must not turn it back on."""
+    world = World(overlap=timedelta(days=1))
+    old = world.iam.add("alice")
+    world.store.entries["alice"] = {"current": ("seed", _secret(world, old))}
+    new = world.service().rotate("alice").new_key_id
+    world.iam.set_active("alice", old, False)  # a quarantine during the overlap
+    with pytest.raises(OperationFailedError, match="deactivated by someone other than"):
+        world.service().rollback("alice")
+    assert world.iam.status("alice") == {old: "Inactive", new: "Active"}
+    assert world.store.key_id("alice", "current") == new
+
+
+def test_rollback_reactivates_the_old_key_this_rotation_retired_after_a_resume() -> None:
+    """The mark is written ahead of the UpdateAccessKey: killed between the two, the
+    resumed rotation retires the key under the same mark, and rollback still undoes it."""
+    world = World()
+    old = world.iam.add("alice")
+    world.store.entries["alice"] = {"current": ("seed", _secret(world, old))}
+    real = world.iam.set_active
+
+    def dies(user: str, key_id: str, active: bool) -> None:
+        raise KeyboardInterrupt
+
+    world.iam.set_active = dies  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        world.service().rotate("alice")
+    world.iam.set_active = real  # type: ignore[method-assign]
+    new = world.service().resume("alice")
+    assert new is not None
+    assert world.iam.status("alice")[old] == "Inactive"
+    assert world.service().rollback("alice").state == RotationState.ROLLED_BACK
+    assert world.iam.status("alice") == {old: "Active", new.new_key_id: "Inactive"}
+
+
 @pytest.mark.parametrize("fails", ["promote", "deactivate"])
 def test_a_failure_after_promotion_started_says_to_resume(fails: str) -> None:
     world = World()
@@ -265,9 +318,11 @@ def test_the_rate_limiter_gates_iam_and_journal_calls_only() -> None:
     world.journal.write = lambda record: journal_calls.append("write") or write(record)  # type: ignore[method-assign]
     service = world.service(limiter=Counting())
     assert service.rotate("alice").ok
-    # ListAccessKeys, TagUser (intent), CreateAccessKey, UpdateAccessKey (old key off): the
-    # key that starts propagating goes first, retiring the old key last (see CREATE...).
-    assert tokens == [READ, START, CREATE, RETIRE]
+    # ListAccessKeys, TagUser (intent), CreateAccessKey, TagUser (the old key marked as
+    # retired by this rotation, written ahead: what lets a rollback reactivate it),
+    # UpdateAccessKey (old key off): the key that starts propagating goes first, retiring
+    # the old key last (see CREATE...).
+    assert tokens == [READ, START, CREATE, RETIRE, RETIRE]
     assert service.rotate("bob").ok
     assert "read" in journal_calls
     assert len(tokens) == len(world.iam.calls) + len(journal_calls)

@@ -15,6 +15,7 @@ from keyturn.domain.rotation import (
     Facts,
     IamKey,
     InvalidTransitionError,
+    OldKey,
     RotationRecord,
     RotationState,
     Step,
@@ -29,6 +30,8 @@ from keyturn.domain.rotation import (
     next_step,
     orphans,
     plan_start,
+    retiring,
+    rollback_refusal,
 )
 
 S = RotationState
@@ -228,3 +231,68 @@ def test_an_enrollment_hold_keeps_the_old_key_whatever_the_overlap() -> None:
         Step.WAIT_OVERLAP
     )
     assert next_step(record, T0 + timedelta(days=7), timing) is Step.DEACTIVATE_OLD
+
+
+# -- the old key's status (v5): what rollback may reactivate (hostile review H4) -------------
+
+
+def test_the_intent_records_whether_the_old_key_was_active() -> None:
+    assert intent().old_mark is OldKey.ACTIVE
+    off = key("AKIAOFF0000000000000", active=False)
+    assert begin("alice", "t", [off], off.key_id, T0).old_mark is OldKey.INACTIVE
+    assert begin("alice", "t", [], None, T0).old_mark is None
+
+
+def test_only_an_active_old_key_is_marked_as_retired_by_this_rotation() -> None:
+    assert retiring(intent()).old_mark is OldKey.RETIRING
+    off = key("AKIAOFF0000000000000", active=False)
+    quarantined = begin("alice", "t", [off], off.key_id, T0)
+    assert retiring(quarantined) == quarantined
+    legacy = replace(intent(), old_mark=None)
+    assert retiring(legacy) == legacy
+
+
+@pytest.mark.parametrize(
+    ("mark", "active_now", "refused"),
+    [
+        (OldKey.INACTIVE, False, True),  # a quarantine deactivated it before rotating
+        (OldKey.INACTIVE, True, True),  # ... and someone turned it back on: still never served
+        (OldKey.ACTIVE, False, True),  # someone else deactivated it during the overlap
+        (OldKey.ACTIVE, True, False),  # still active: nothing to reactivate
+        (OldKey.RETIRING, False, False),  # this rotation retired it: rollback undoes that
+        (OldKey.RETIRING, True, False),
+        (None, False, False),  # v2-v4: as before (the incident record check only)
+    ],
+)
+def test_rollback_reactivates_only_what_this_rotation_deactivated(
+    mark: OldKey | None, active_now: bool, refused: bool
+) -> None:
+    record = replace(intent(), state=S.OLD_DEACTIVATED, old_mark=mark)
+    assert (rollback_refusal(record, active_now) is not None) is refused
+
+
+def test_the_old_key_mark_round_trips_and_older_records_have_none() -> None:
+    for mark in (*OldKey, None):
+        record = replace(intent(), old_mark=mark)
+        assert decode("alice", encode(record)).old_mark is mark
+    v4 = decode("alice", "v4:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:-")
+    assert v4.old_mark is None
+
+
+@given(
+    mark=st.sampled_from([*OldKey, None]),
+    state=st.sampled_from(list(RotationState)),
+    token=st.text("abcdef0123456789-", min_size=1, max_size=64),
+    existing=st.lists(st.sampled_from(["AKIAA", "AKIAB"]), max_size=2, unique=True),
+)
+def test_every_v5_record_round_trips_with_its_old_key_mark(
+    mark: OldKey | None, state: RotationState, token: str, existing: list[str]
+) -> None:
+    record = replace(
+        intent(), state=state, token=token, existing=tuple(existing), old_mark=mark,
+        updated_at=None,
+    )  # fmt: skip
+    text = encode(record)
+    assert text.startswith("v5:")
+    assert len(text.split(":")) == 11
+    assert decode("alice", text) == record

@@ -92,3 +92,24 @@ class IamIncidentTags:
             self._iam.tag_user(
                 UserName=user, Tags=[{"Key": incident_tag(key_id), "Value": f"{text}:{seal}"}]
             )
+
+
+# AWS attaches one of these managed policies to a user whose key it found exposed. Only
+# AWS's own ARNs count (arn:aws:iam::aws:policy/...): a customer policy of the same name is
+# someone's claim.
+AWS_QUARANTINE_POLICY = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantine"
+
+
+@requires("iam:ListAttachedUserPolicies")
+def aws_quarantine_policies(iam: IAMClient, user: str) -> list[str]:
+    """IAM: ListAttachedUserPolicies (paginated): the names of AWS's compromised-key
+    quarantine policies attached to `user` (`AWSCompromisedKeyQuarantine`, `...V2`,
+    `...V3`), a fact AWS writes; empty when none is."""
+    found: list[str] = []
+    with translate("iam:ListAttachedUserPolicies", user):
+        for page in iam.get_paginator("list_attached_user_policies").paginate(UserName=user):
+            for policy in page["AttachedPolicies"]:
+                arn = policy.get("PolicyArn", "")
+                if arn.startswith(AWS_QUARANTINE_POLICY):
+                    found.append(arn.rpartition("/")[2])
+    return found

@@ -16,6 +16,11 @@ fails (or is not valid, or is for another key) is ignored and replaced by the ne
 Files are written atomically (a private temporary file, then rename). No message here
 ever carries a secret.
 
+The directory is checked and used through one file descriptor (opened O_DIRECTORY |
+O_NOFOLLOW, then fstat): every entry is opened, renamed and deleted relative to it
+(`dir_fd=`), so the directory checked is the one used, even if a component of its path is
+swapped (for a symlink elsewhere) between the check and the use.
+
 Only the standard library is imported: the cached `credential_process` path runs before
 boto3 or the settings model are loaded (cli/fast.py).
 """
@@ -28,7 +33,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -228,10 +233,11 @@ class CredentialCache:
         """The cached credential for `key` if it is trusted and fresh, else None (one
         warning line for anything refused). Raises CacheRefusedError for a directory that
         is not private to this user."""
-        if not self._check_dir(create=False):
-            return None
         digest = key.digest()
-        data = self._read(self.directory / f"{digest}.json")
+        with self._opened(create=False) as folder:
+            if folder is None:
+                return None
+            data = self._read(folder, f"{digest}.json")
         if data is None:
             return None
         try:
@@ -253,13 +259,15 @@ class CredentialCache:
             return None  # expired, or too close to expiry to hand out
         return found
 
-    def _read(self, path: Path) -> dict[str, Any] | None:
+    def _read(self, folder: int, name: str) -> dict[str, Any] | None:
+        """The entry `name` in the checked directory `folder` (a descriptor), if trusted."""
+        path = self.directory / name  # for messages only: never opened by path
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            self._warn(f"refused cache entry {path}: {_why_unopenable(path, exc)}")
+            self._warn(f"refused cache entry {path}: {_why_unopenable(folder, name, exc)}")
             return None
         with os.fdopen(fd, "rb") as handle:
             info = os.fstat(handle.fileno())
@@ -282,8 +290,8 @@ class CredentialCache:
     # -- write -----------------------------------------------------------------------------
 
     def put(self, key: CacheKey, credential: CachedCredential) -> None:
-        """Write atomically: a private temporary file in the directory, then rename."""
-        self._check_dir(create=True)
+        """Write atomically: a private temporary file in the directory, then rename, both
+        relative to the checked directory's descriptor."""
         digest = key.digest()
         body = json.dumps(
             {
@@ -299,53 +307,86 @@ class CredentialCache:
         ).encode()
         import secrets  # only when writing: reading is the hot path
 
-        temp = self.directory / f".{digest}.{secrets.token_hex(6)}.tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), 0o600)
-                handle.write(body)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, self.directory / f"{digest}.json")
-        except BaseException:
-            with contextlib.suppress(OSError):
-                temp.unlink()
-            raise
+        temp = f".{digest}.{secrets.token_hex(6)}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        with self._opened(create=True) as folder:
+            assert folder is not None  # created, or CacheRefusedError raised
+            fd = os.open(temp, flags, 0o600, dir_fd=folder)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    os.fchmod(handle.fileno(), 0o600)
+                    handle.write(body)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temp, f"{digest}.json", src_dir_fd=folder, dst_dir_fd=folder)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp, dir_fd=folder)
+                raise
 
     def forget(self, lease_ids: Iterable[str]) -> int:
         """Remove every entry naming one of `lease_ids` (a revoked lease is never served
         again); return how many. Entries that cannot be read are left to be replaced."""
         wanted = set(lease_ids)
-        if not wanted or not self._check_dir(create=False):
+        if not wanted:
             return 0
         removed = 0
-        for path in sorted(self.directory.glob("*.json")):
-            data = self._read(path)
-            if data is not None and data.get("lease_id") in wanted:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                    removed += 1
+        with self._opened(create=False) as folder:
+            if folder is None:
+                return 0
+            names = sorted(
+                name
+                for name in os.listdir(folder)
+                if name.endswith(".json") and not name.startswith(".")
+            )
+            for name in names:
+                data = self._read(folder, name)
+                if data is not None and data.get("lease_id") in wanted:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(name, dir_fd=folder)
+                        removed += 1
         return removed
 
     # -- the directory -----------------------------------------------------------------------
 
-    def _check_dir(self, *, create: bool) -> bool:
-        """True when the directory exists and is private to this user; False when it does
-        not exist (and `create` is off). Raises CacheRefusedError otherwise."""
-        path = self.directory
+    @contextlib.contextmanager
+    def _opened(self, *, create: bool) -> Iterator[int | None]:
+        """The cache directory as a descriptor, checked private to this user (fstat of that
+        very descriptor); None when it does not exist and `create` is off. Raises
+        CacheRefusedError for a symlink, a non-directory, or a directory not private."""
+        fd = self._open_dir(create=create)
+        if fd is None:
+            yield None
+            return
         try:
-            info = os.lstat(path)
-        except FileNotFoundError:
-            if not create:
-                return False
+            self._check(fd)
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _open_dir(self, *, create: bool) -> int | None:
+        path = self.directory
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        if create:
             path.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileExistsError):
                 os.mkdir(path, 0o700)
-            info = os.lstat(path)
-        if stat.S_ISLNK(info.st_mode):
+        try:
+            return os.open(path, flags)
+        except FileNotFoundError:
+            if create:
+                raise CacheRefusedError(f"cache directory {path} vanished; not used") from None
+            return None
+        except OSError:
+            pass
+        if os.path.islink(path):
             raise CacheRefusedError(f"cache directory {path} is a symlink; not used")
-        if not stat.S_ISDIR(info.st_mode):
+        raise CacheRefusedError(f"cache directory {path} is not a directory; not used")
+
+    def _check(self, fd: int) -> None:
+        path = self.directory
+        info = os.fstat(fd)
+        if not stat.S_ISDIR(info.st_mode):  # O_DIRECTORY guarantees it; kept as a check
             raise CacheRefusedError(f"cache directory {path} is not a directory; not used")
         if info.st_uid != os.geteuid():
             raise CacheRefusedError(
@@ -357,7 +398,6 @@ class CredentialCache:
                 f"cache directory {path} is mode {mode:04o} (others may use it); not used "
                 f"(run: chmod 700 {path})"
             )
-        return True
 
 
 def _file_problem(info: os.stat_result) -> str | None:
@@ -371,9 +411,10 @@ def _file_problem(info: os.stat_result) -> str | None:
     return None
 
 
-def _why_unopenable(path: Path, exc: OSError) -> str:
-    if path.is_symlink():
-        return "a symlink; it is never followed"
+def _why_unopenable(folder: int, name: str, exc: OSError) -> str:
+    with contextlib.suppress(OSError):
+        if stat.S_ISLNK(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
+            return "a symlink; it is never followed"
     return exc.strerror or type(exc).__name__
 
 

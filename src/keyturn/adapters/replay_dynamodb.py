@@ -26,6 +26,12 @@ class DynamoReplayGuard:
         self._ddb = client
         self.table = table
 
+    def seen(self, key: str) -> bool:
+        """Always False: the conditional write after STS's verdict is the one check (a
+        read first would cost a call and a permission for a shortcut; a replayed proof
+        costs one STS call, then is refused)."""
+        return False
+
     @requires("dynamodb:PutItem")
     def first_use(self, key: str, until: datetime) -> bool:
         with translate("dynamodb:PutItem", self.table):

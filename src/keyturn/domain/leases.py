@@ -559,6 +559,9 @@ class Lease:
     # The canonical ARN of the caller that issued it through the broker (see
     # keyturn.domain.authorization); None for leases issued locally or before the broker.
     owner: str | None = None
+    # The owner's AWS unique id (AIDA... / the role's AROA...): the ARN names whoever holds
+    # that name now; this names the principal that issued it. None: admins only.
+    owner_id: str | None = None
 
     @property
     def renewable(self) -> bool:
@@ -609,6 +612,7 @@ class Lease:
             "updated": self.updated.isoformat() if self.updated else None,
             "version": self.version,
             "owner": self.owner,
+            "owner_id": self.owner_id,
         }
 
     @classmethod
@@ -635,6 +639,7 @@ class Lease:
             updated=_maybe_time(data.get("updated")),
             version=int(data.get("version", 0)),
             owner=str(data["owner"]) if data.get("owner") else None,
+            owner_id=str(data["owner_id"]) if data.get("owner_id") else None,
         )
 
 

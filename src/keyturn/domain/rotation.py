@@ -66,6 +66,19 @@ class Unpublished(StrEnum):
     RETIRED = "D"
 
 
+class OldKey(StrEnum):
+    """What this rotation knows of its old key's status (one letter in the journal, v5).
+
+    Only keyturn writes the sealed journal, so this is a fact a tag-writer cannot change
+    (a removed incident tag can): rollback reactivates the old key only when it was active
+    when this rotation started *and* this rotation is what deactivated it.
+    """
+
+    ACTIVE = "a"  # active when the intent was written
+    INACTIVE = "i"  # already inactive then (quarantined, or off by hand): never served again
+    RETIRING = "r"  # active then, and this rotation deactivates it (written ahead of the call)
+
+
 class InvalidTransitionError(OperationFailedError):
     """A step tried to move a rotation backwards or skip a safety step."""
 
@@ -104,6 +117,9 @@ class RotationRecord:
     # Consumers' events (keyturn.adapters.events) this rotation could not publish yet:
     # retried by the next run that reads this record, cleared once published (issue 16).
     unpublished: tuple[Unpublished, ...] = ()
+    # The old key's status as this rotation saw and changed it (v5); None for a record
+    # written before v5 (or one without an old key): rollback then behaves as it did.
+    old_mark: OldKey | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +157,10 @@ def begin(
     *,
     hold: timedelta | None = None,
 ) -> RotationRecord:
-    """The write-ahead intent: who, which key is replaced, which keys existed before, and
-    (for an enrollment) how long the old key must stay active."""
+    """The write-ahead intent: who, which key is replaced (and whether it was active then),
+    which keys existed before, and (for an enrollment) how long the old key must stay
+    active."""
+    old = next((key for key in keys if key.key_id == old_key_id), None)
     return RotationRecord(
         user=user,
         token=token,
@@ -152,7 +170,41 @@ def begin(
         existing=tuple(key.key_id for key in keys),
         updated_at=now,
         hold_until=None if not hold else now + hold,
+        old_mark=None if old is None else OldKey.ACTIVE if old.active else OldKey.INACTIVE,
     )
+
+
+def retiring(record: RotationRecord) -> RotationRecord:
+    """The record to write before this rotation deactivates its old key: the mark that
+    lets a later rollback reactivate it (and nothing else: a key someone else turned off,
+    a quarantine above all, stays off). A pre-v5 record is left as it is."""
+    if record.old_mark is not OldKey.ACTIVE:
+        return record
+    return replace(record, old_mark=OldKey.RETIRING)
+
+
+def rollback_refusal(record: RotationRecord, old_active_now: bool) -> str | None:
+    """Why a rollback must not make the old key current again, from the sealed record
+    alone (no tag another principal can remove); None when it may.
+
+    - inactive when this rotation started (a quarantine deactivates before it rotates):
+      restoring it would serve a key someone chose to turn off, the leaked one above all;
+    - active then, inactive now, but this rotation never marked that it retired it:
+      someone else (a quarantine during the overlap) turned it off.
+    A record from before v5 carries no mark: None (the incident record check still runs).
+    """
+    mark = record.old_mark
+    if mark is OldKey.INACTIVE:
+        return (
+            "was already inactive when this rotation started (quarantined as exposed, or "
+            "deactivated by hand), so a rollback never serves it again"
+        )
+    if mark is OldKey.ACTIVE and not old_active_now:
+        return (
+            "was deactivated by someone other than this rotation (a quarantine?), so a "
+            "rollback never reactivates it"
+        )
+    return None
 
 
 def advance(
@@ -356,12 +408,13 @@ def plan_start(user: str, keys: Sequence[IamKey], protected: set[str]) -> StartP
 
 # -- the journal's compact text form (an IAM tag value) ------------------------------------
 
-# v2 added the enrollment hold, v3 the promotion time, v4 the unpublished events; a v1
-# record (unsealed, before issue 12) is never trusted. Sealed v2 and v3 records are
-# keyturn's own and still read (no promotion time: the service stamps one when it first
-# sees the rotation promoted; no unpublished events).
-RECORD_VERSION = "v4"
-FIELDS = {"v2": 8, "v3": 9, "v4": 10}
+# v2 added the enrollment hold, v3 the promotion time, v4 the unpublished events, v5 the
+# old key's status (OldKey); a v1 record (unsealed, before issue 12) is never trusted.
+# Sealed v2-v4 records are keyturn's own and still read (no promotion time: the service
+# stamps one when it first sees the rotation promoted; no unpublished events; no old-key
+# mark: rollback as before v5).
+RECORD_VERSION = "v5"
+FIELDS = {"v2": 8, "v3": 9, "v4": 10, "v5": 11}
 
 
 def _epoch(value: datetime | None) -> str:
@@ -369,11 +422,11 @@ def _epoch(value: datetime | None) -> str:
 
 
 def encode(record: RotationRecord) -> str:
-    """`v4:state:token:epoch:old:existing/ids:new:hold:promoted:unpublished`: fits an IAM
-    tag value (256 chars, no commas or braces allowed) with room for its seal
+    """`v5:state:token:epoch:old:existing/ids:new:hold:promoted:unpublished:oldkey`: fits
+    an IAM tag value (256 chars, no commas or braces allowed) with room for its seal
     (keyturn.domain.trust), no secret. Worst case: a 64-char token (Secrets Manager's
-    longest), two existing 20-char key ids, every time set, both events owed: 203 chars,
-    plus ":" and a 43-char seal = 247."""
+    longest), two existing 20-char key ids, every time set, both events owed, the old-key
+    mark: 205 chars, plus ":" and a 43-char seal = 249."""
     return ":".join(
         [
             RECORD_VERSION,
@@ -386,12 +439,13 @@ def encode(record: RotationRecord) -> str:
             _epoch(record.hold_until),
             _epoch(record.promoted_at),
             "".join(record.unpublished) or "-",
+            record.old_mark or "-",
         ]
     )
 
 
 def decode(user: str, text: str) -> RotationRecord:
-    """The record `encode` wrote (v3) or its v2 predecessor; BadInputError for anything else
+    """The record `encode` wrote (v5) or a v2-v4 predecessor; BadInputError for anything else
     (v1, a wrong field count, an unknown state, a non-number time). Reading says nothing
     about who wrote it: only a verified seal does (the journal adapter checks it before
     calling this)."""
@@ -402,8 +456,9 @@ def decode(user: str, text: str) -> RotationRecord:
     if FIELDS.get(parts[0]) != len(parts):
         raise unreadable
     parts += ["-"] * (FIELDS[RECORD_VERSION] - len(parts))
-    _, state, token, epoch, old, existing, new, hold, promoted, owed = parts
-    if not token or any(not part for part in (old, existing, new, hold, promoted, owed)):
+    _, state, token, epoch, old, existing, new, hold, promoted, owed, mark_text = parts
+    fields = (old, existing, new, hold, promoted, owed, mark_text)
+    if not token or any(not part for part in fields):
         raise unreadable
 
     def when(value: str) -> datetime | None:
@@ -415,6 +470,7 @@ def decode(user: str, text: str) -> RotationRecord:
         hold_until = when(hold)
         promoted_at = when(promoted)
         unpublished = () if owed == "-" else tuple(dict.fromkeys(map(Unpublished, owed)))
+        old_mark = None if mark_text == "-" else OldKey(mark_text)
     except (ValueError, OverflowError, OSError):
         raise unreadable from None
     return RotationRecord(
@@ -428,4 +484,5 @@ def decode(user: str, text: str) -> RotationRecord:
         hold_until=hold_until,
         promoted_at=promoted_at,
         unpublished=unpublished,
+        old_mark=old_mark,
     )

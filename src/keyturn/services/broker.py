@@ -8,8 +8,9 @@ The broker holds the lease-issuer permissions; callers hold none. A request is
 
 where `proof` is a SigV4-signed sts:GetCallerIdentity bound to this broker and to this exact
 request (keyturn.domain.broker_proof). Order of checks, cheapest first, nothing created
-before the last: size, JSON, the request's fields, the proof's shape and bindings, one use
-of the proof, STS's verdict (who signed it), the caller's rate, the role's rules
+before the last: size, JSON, the request's fields, the proof's shape and bindings, not
+already used (nor in flight), STS's verdict (who signed it), then its one use recorded
+(only a proof STS verified takes memory), the caller's rate, the role's rules
 (keyturn.domain.authorization), then the lease service. Each refusal is a 4xx with
 `{"error": "<one line>"}` and one audit event; every request gets exactly one audit event.
 """
@@ -25,7 +26,13 @@ from typing import Any, Protocol
 
 from keyturn.adapters.replay_dynamodb import DynamoReplayGuard
 from keyturn.adapters.sts_identity import StsIdentity
-from keyturn.domain.authorization import Caller, canonical_caller, may_issue, may_manage
+from keyturn.domain.authorization import (
+    Caller,
+    Verdict,
+    canonical_caller,
+    may_issue,
+    may_manage,
+)
 from keyturn.domain.broker_proof import Proof, ProofError, check_proof, parse_proof, request_digest
 from keyturn.domain.errors import (
     AccessError,
@@ -52,28 +59,115 @@ class Verifier(Protocol):
 
 
 class ReplayGuard(Protocol):
+    def seen(self, key: str) -> bool:
+        """True when `key` is recorded as used and not yet forgotten (a cheap early refusal;
+        may say False for a used key: `first_use` is the check that counts)."""
+        ...
+
     def first_use(self, key: str, until: datetime) -> bool:
-        """True the first time `key` is seen (remembered at least until `until`)."""
+        """Record `key` as used, atomically: True the first time (remembered at least
+        until `until`), False when it was used already. Called only for a proof STS
+        verified, so what it holds grows with real callers' requests, never with garbage."""
         ...
 
 
-class MemoryReplayGuard:
-    """One process's memory of used proofs (`broker serve`)."""
+class ReplayMemoryFullError(KeyturnError):
+    """The in-memory guard holds `capacity` unexpired proofs: new proofs are refused (503)
+    until the oldest expire, rather than forgetting one that could still be replayed."""
 
-    def __init__(self, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(self, capacity: int, retry_after: int) -> None:
+        super().__init__(
+            f"broker busy: {capacity} recent requests remembered against replay; "
+            f"retry in {retry_after}s"
+        )
+        self.retry_after = retry_after
+
+
+# ~200 bytes an entry (a 64-char key, a datetime, the dict slot): 100 000 is ~20 MB, and
+# with the default 5-minute proof age (remembered 10) about 160 verified requests a second
+# sustained, far above one broker's caller limits.
+REPLAY_CAPACITY = 100_000
+
+
+class MemoryReplayGuard:
+    """One process's memory of used proofs (`broker serve`; one warm Lambda instance with
+    the SQLite store).
+
+    Bounded: at most `capacity` entries. Every entry lives the same time (twice the proof
+    age), so insertion order is expiry order and the oldest expired entries are forgotten
+    first, one at a time (amortised O(1)). When every entry is still unexpired, a new proof
+    is *refused* (ReplayMemoryFullError, a 503 with Retry-After) rather than the oldest
+    forgotten: forgetting an unexpired proof would let a captured one be replayed, and an
+    attacker who can fill the memory could pick which one. Filling it takes `capacity`
+    proofs STS verified (only those are recorded), from principals AWS knows.
+    """
+
+    def __init__(
+        self,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        capacity: int = REPLAY_CAPACITY,
+    ) -> None:
         self._seen: dict[str, datetime] = {}
         self._lock = threading.Lock()
         self._now = now
+        self.capacity = capacity
+
+    @property
+    def size(self) -> int:
+        """How many proofs are remembered. (Deliberately not `__len__`: an empty guard would
+        be falsy, and `memory or MemoryReplayGuard()` would drop the shared one.)"""
+        return len(self._seen)
+
+    def seen(self, key: str) -> bool:
+        with self._lock:
+            until = self._seen.get(key)
+            return until is not None and until > self._now()
 
     def first_use(self, key: str, until: datetime) -> bool:
         with self._lock:
             now = self._now()
-            if len(self._seen) > 1_000:  # forget proofs too old to pass the age check anyway
-                self._seen = {k: v for k, v in self._seen.items() if v > now}
-            if key in self._seen and self._seen[key] > now:
+            self._forget_expired(now)
+            known = self._seen.get(key)
+            if known is not None and known > now:
                 return False
+            if len(self._seen) >= self.capacity:
+                oldest = next(iter(self._seen.values()))
+                wait = max(1, int((oldest - now).total_seconds() + 0.999))
+                raise ReplayMemoryFullError(self.capacity, wait)
+            self._seen.pop(key, None)  # re-inserted at the end: order stays expiry order
             self._seen[key] = until
             return True
+
+    def _forget_expired(self, now: datetime) -> None:
+        """Drop expired entries from the oldest end. A clock stepped back can leave an
+        expired entry behind an unexpired one: kept a little longer, never wrongly dropped."""
+        while self._seen:
+            oldest = next(iter(self._seen))
+            if self._seen[oldest] > now:
+                return
+            del self._seen[oldest]
+
+
+class InFlight:
+    """Proofs being checked by STS right now in this process: a second identical proof
+    arriving meanwhile is refused as a replay, though nothing is recorded yet. Bounded by
+    the requests served at once (`broker serve`'s connection cap; one in a Lambda)."""
+
+    def __init__(self) -> None:
+        self._keys: set[str] = set()
+        self._lock = threading.Lock()
+
+    def claim(self, key: str) -> bool:
+        with self._lock:
+            if key in self._keys:
+                return False
+            self._keys.add(key)
+            return True
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._keys.discard(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +223,7 @@ class BrokerService:
         self._limits = limits
         self._replay = replay
         self._sink = sink
+        self._in_flight = InFlight()
 
     def handle(self, request: BrokerRequest) -> BrokerResponse:
         audit: dict[str, Any] = {"event": "broker.request", "path": request.path[:100]}
@@ -186,19 +281,14 @@ class BrokerService:
             )
         except ProofError as exc:
             raise Refused(401, str(exc)) from None
-        until = self._clock.now() + 2 * self._options.proof_max_age
-        if not self._replay.first_use(proof.replay_key, until):
-            raise Refused(401, "proof: already used (a replayed request)")
-        try:
-            identity = self._verifier.identify(proof)
-        except ProofError as exc:
-            raise Refused(401, str(exc)) from None
+        identity = self._verified_once(proof)
         audit["caller_arn"] = identity.arn
         try:
-            caller = canonical_caller(identity.arn)
+            caller = canonical_caller(identity.arn, identity.user_id)
         except BadInputError as exc:
             raise Refused(403, str(exc)) from None
         audit["caller"] = caller.arn
+        audit["caller_id"] = caller.unique_id
         wait = self._limits.take(caller.arn)
         if wait > 0:
             seconds = max(1, int(wait + 0.999))
@@ -211,6 +301,31 @@ class BrokerService:
         result: tuple[int, Any] = handler(caller, params, audit)
         return result
 
+    def _verified_once(self, proof: Proof) -> StsIdentity:
+        """STS's verdict on the proof, and its one use. A proof is recorded as used only
+        after STS verified it, so well-formed garbage costs one STS call and no memory; an
+        identical proof arriving while the first is with STS is refused (in flight), and one
+        arriving after is refused by the record."""
+        key = proof.replay_key
+        used = Refused(401, "proof: already used (a replayed request)")
+        if self._replay.seen(key) or not self._in_flight.claim(key):
+            raise used
+        try:
+            try:
+                identity = self._verifier.identify(proof)
+            except ProofError as exc:
+                raise Refused(401, str(exc)) from None
+            until = self._clock.now() + 2 * self._options.proof_max_age
+            try:
+                first = self._replay.first_use(key, until)
+            except ReplayMemoryFullError as exc:
+                raise Refused(503, str(exc), {"Retry-After": str(exc.retry_after)}) from None
+            if not first:
+                raise used
+            return identity
+        finally:
+            self._in_flight.release(key)
+
     # -- the actions ---------------------------------------------------------------------
 
     def _issue(self, caller: Caller, params: Mapping[str, Any], audit: dict[str, Any]) -> Any:
@@ -222,7 +337,9 @@ class BrokerService:
         if not verdict.allowed:
             raise Refused(403, verdict.reason)
         ttl = parse_duration(ttl_text, "ttl") if ttl_text else None
-        issued = self._leases.issue(name, ttl, caller.display_name, owner=caller.arn)
+        issued = self._leases.issue(
+            name, ttl, caller.display_name, owner=caller.arn, owner_id=caller.unique_id
+        )
         audit["lease_id"] = issued.lease.lease_id
         audit["key_id"] = issued.access_key_id
         return 200, issued_json(issued)
@@ -249,7 +366,7 @@ class BrokerService:
         seen = [
             lease
             for lease in self._leases.list_leases(prefix)
-            if may_manage(caller, lease.lease_id, lease.owner, self._admins(lease.role)).allowed
+            if self._may_manage(caller, lease).allowed
         ]
         audit["count"] = len(seen)
         return 200, {"leases": [lease.to_dict() for lease in seen]}
@@ -269,11 +386,15 @@ class BrokerService:
         except BadInputError:
             return ()  # role deleted: only the owner manages its leases
 
+    def _may_manage(self, caller: Caller, lease: Lease) -> Verdict:
+        admins = self._admins(lease.role)
+        return may_manage(caller, lease.lease_id, lease.owner, admins, lease.owner_id)
+
     def _owned(self, caller: Caller, params: Mapping[str, Any], audit: dict[str, Any]) -> Lease:
         lease_id = _string(params, "lease_id")
         audit["lease_id"] = lease_id[:200]
         lease = self._leases.get(lease_id)
-        verdict = may_manage(caller, lease.lease_id, lease.owner, self._admins(lease.role))
+        verdict = self._may_manage(caller, lease)
         if not verdict.allowed:
             raise Refused(403, verdict.reason)
         return lease

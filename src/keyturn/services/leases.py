@@ -273,12 +273,13 @@ class LeaseService:
         owner: str | None = None,
         *,
         wait: bool = True,
+        owner_id: str | None = None,
     ) -> IssuedCredential:
         """Validate everything first (invariant 7), then issue. An iam_user key is returned
         only once it has authenticated several times in a row (`wait=False`: at once, as
         Vault does; IAM may then refuse it for 5-15 s); STS credentials work at once.
-        `owner`: the canonical caller the broker authenticated (recorded on the lease; see
-        keyturn.domain.authorization)."""
+        `owner`, `owner_id`: the canonical caller the broker authenticated and its AWS
+        unique id (recorded on the lease; see keyturn.domain.authorization)."""
         role = self.role(role_name)
         now = self._clock.now()
         window = issue_window(role, now, ttl)
@@ -306,6 +307,7 @@ class LeaseService:
             ),
             updated=now,
             owner=owner,
+            owner_id=owner_id,
         )
         if role.credential_type is CredentialType.IAM_USER:
             return self._issue_user(role, lease, wait=wait)

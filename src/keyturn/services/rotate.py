@@ -47,6 +47,8 @@ from keyturn.domain.rotation import (
     orphans,
     plan_start,
     restored,
+    retiring,
+    rollback_refusal,
 )
 from keyturn.domain.trust import Rejected
 from keyturn.ports import (
@@ -368,6 +370,7 @@ class RotationService:
         new_id = derived.new_key_id
         if not new_id:
             new_id = self._store.key_id(user, "current")
+        self._refuse_unless_ours(derived, old)
         self._check_restorable(user, old.key_id, new_id)
         self._refuse_if_quarantined(user, old.key_id)
         self._iam_call()
@@ -378,6 +381,18 @@ class RotationService:
         return self._finish_rollback(
             replace(derived, new_key_id=new_id), [*keys, replace(old, status=KeyStatus.ACTIVE)]
         )
+
+    def _refuse_unless_ours(self, record: RotationRecord, old: IamKey) -> None:
+        """Serve the old key again only if this rotation's sealed record says it was active
+        when the rotation started and this rotation is what turned it off (v5): facts only
+        keyturn writes, so removing the incident tag cannot re-open a quarantined key."""
+        why = rollback_refusal(record, old.active)
+        if why is not None:
+            user = record.user
+            raise OperationFailedError(
+                f"cannot roll back {user}: old key {old.key_id} {why}. Nothing changed; to "
+                f"replace the current key, rotate again: `keyturn rotate {user}`"
+            )
 
     def _refuse_if_quarantined(self, user: str, key_id: str) -> None:
         """Never reactivate a key keyturn contained as exposed: the only evidence believed
@@ -434,6 +449,7 @@ class RotationService:
                 f"new key {new_id or '(unknown)'} left as it is"
             )
         if not old.active:  # the restored entry serves it: it must work (invariant 4)
+            self._refuse_unless_ours(record, old)
             self._refuse_if_quarantined(user, old.key_id)
             self._iam_call()
             self._iam.set_active(user, old.key_id, True)
@@ -747,6 +763,12 @@ class RotationService:
         assert old is not None
         with _resume_hint(user):
             self._refuse_if_served(user, old, "deactivate")
+            marked = retiring(record)
+            if marked != record:
+                # Written ahead: a later rollback reactivates the old key only on this mark,
+                # so a key someone else turned off (a quarantine) is never turned back on.
+                self._write(marked)
+                record = marked
             self._iam_call(RETIRE)
             self._iam.set_active(user, old, False)
         record = advance(record, S.OLD_DEACTIVATED, now)
