@@ -140,6 +140,10 @@ def test_the_permissions_boundary_is_checked_and_kept() -> None:
     assert unset.permissions_boundary_arn is None
 
 
+DEV_PATTERN = "arn:aws:iam::123456789012:role/dev-*"
+ALICE = "arn:aws:iam::123456789012:user/alice"
+
+
 def test_a_full_role_keeps_every_field_through_its_dict() -> None:
     role = Role.build(
         "dev",
@@ -154,6 +158,8 @@ def test_a_full_role_keeps_every_field_through_its_dict() -> None:
         max_ttl="2d",
         username_template="{prefix}-{role}-{random:6}",
         source="keyturn.toml",
+        allowed_principals=[DEV_PATTERN, DEV_PATTERN, ALICE],
+        admin_principals=[ALICE],
     )
     expected = {
         "name": "dev",
@@ -169,6 +175,8 @@ def test_a_full_role_keeps_every_field_through_its_dict() -> None:
         "max_ttl": "48h",
         "username_template": "{prefix}-{role}-{random:6}",
         "source": "keyturn.toml",
+        "allowed_principals": [DEV_PATTERN, ALICE],
+        "admin_principals": [ALICE],
     }
     assert role.to_dict() == expected
     assert Role.from_dict(expected) == role
@@ -309,6 +317,7 @@ def full_lease() -> Lease:
         last_error="throttled",
         updated=NOW + timedelta(minutes=1),
         version=7,
+        owner="arn:aws:iam::123456789012:user/alice",
     )
 
 
@@ -331,6 +340,7 @@ def test_a_lease_keeps_every_field_through_its_dict() -> None:
         "last_error": "throttled",
         "updated": "2026-03-01T12:01:00+00:00",
         "version": 7,
+        "owner": "arn:aws:iam::123456789012:user/alice",
     }
     assert Lease.from_dict(data) == lease
 

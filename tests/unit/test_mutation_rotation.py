@@ -27,6 +27,7 @@ from keyturn.domain.rotation import (
     StartPlan,
     StoredEntry,
     StoreView,
+    Unpublished,
     advance,
     begin,
     decode,
@@ -398,14 +399,15 @@ full_records = st.builds(
     new_key_id=st.one_of(st.none(), ids),
     hold_until=st.one_of(st.none(), times),
     promoted_at=st.one_of(st.none(), times),
+    unpublished=st.lists(st.sampled_from(list(Unpublished)), unique=True).map(tuple),
 )
 
 
 @given(full_records)
 def test_encode_decode_round_trips_every_field(record: RotationRecord) -> None:
     text = encode(record)
-    assert text.startswith("v3:")
-    assert len(text.split(":")) == 9
+    assert text.startswith("v4:")
+    assert len(text.split(":")) == 10
     assert decode(record.user, text) == record
 
 
