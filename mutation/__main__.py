@@ -3,8 +3,8 @@
 Runs mutmut (its settings: `[tool.mutmut]` in pyproject.toml) over keyturn's pure modules,
 each mutant against the unit tests that run its function (mutmut's stats pass maps them),
 then reads mutmut's own verdicts (`mutmut results --all true`) and prints the kill rate per
-module, writing the same table to mutation/results.md and into README.md between its `<!--
-mutation-table:start -->` and `<!-- mutation-table:end -->` markers (a unit test,
+module, writing the same table to mutation/results.md and into README.md between its
+`<!-- mutation-table:start -->` and `<!-- mutation-table:end -->` markers (a unit test,
 tests/unit/test_mutation_readme.py, fails when the README's block is not what this tool
 renders from results.md). Nothing in the table is typed by hand: the only hand-kept inputs
 are mutation/equivalents.toml, the mutants that cannot be killed (same behaviour) or only
