@@ -73,6 +73,8 @@ def test_every_tally_sums_to_the_total_and_access_calls_come_first(
     assert s.total_events == len(found)
     for tally in (s.by_action, s.by_source_ip, s.by_region, s.by_user_agent):
         assert tally_sum(tally) == len(found)
+    for tally in (s.by_source_ip, s.by_region, s.by_user_agent):
+        assert len(tally.top) == min(top, tally.distinct)
     assert s.by_action.distinct == len({e.name for e in found})
     assert s.by_region.distinct == len({e.region for e in found})
     assert s.failed_calls == sum(1 for e in found if e.error_code)
@@ -103,10 +105,14 @@ def test_access_actions_beyond_the_shown_cap_are_still_counted() -> None:
 
 
 def test_the_default_top_is_the_module_constant() -> None:
-    found = [event("GetUser", user_agent=f"agent-{i:03d}") for i in range(TOP + 5)]
+    found = [
+        event("GetUser", user_agent=f"agent-{i:03d}", source_ip=f"ip-{i}", region=f"r-{i}")
+        for i in range(TOP + 5)
+    ]
     s = summarize(found, key_id=KEY, start=T0, end=T0)
-    assert len(s.by_user_agent.top) == TOP
-    assert s.by_user_agent.other == 5
+    for tally in (s.by_user_agent, s.by_source_ip, s.by_region):
+        assert len(tally.top) == TOP
+        assert tally.other == 5
     assert len(Tally.of(Counter({f"v{i:03d}": 1 for i in range(TOP + 3)})).top) == TOP
 
 

@@ -184,6 +184,8 @@ def test_every_unsigned_header_is_named() -> None:
         f"AWS4-HMAC-SHA256 SignedHeaders=host;x-amz-date, Signature=a;{SIGNED}",
         f"AWS4-HMAC-SHA256 Credential=x, Signed={SIGNED}, Signature=a",
         f"AWS4-HMAC-SHA256 SignedHeaders={SIGNED.upper()}, Signature=a",
+        # read where the header first names them
+        f"AWS4-HMAC-SHA256 SignedHeaders=host, Signature=a, SignedHeaders={SIGNED}",
     ],
 )
 def test_the_signed_list_is_read_from_signed_headers_only(authorization: str) -> None:

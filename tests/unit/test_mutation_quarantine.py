@@ -365,6 +365,7 @@ def test_rotation_choice(enrolled: bool | None, served: str | None, choice: str)
         ("a@x.org B@x.org", "sec@x.org", 2, (("a@x.org", "b@x.org", "sec@x.org"), 0)),
         ("a@x.org b@x.org c@x.org", None, 2, (("a@x.org", "b@x.org"), 1)),
         ("a@x.org bad", "SEC@x.org", 5, (("a@x.org", "sec@x.org"), 1)),
+        ("a@x.org b@x.org c@x.org", None, 3, (("a@x.org", "b@x.org", "c@x.org"), 0)),
         ("", "sec@x.org", 2, (("sec@x.org",), 0)),
         ("", "not an address", 2, ((), 0)),
         ("Sec@X.org", "sec@x.org", 2, (("sec@x.org",), 0)),  # once, whatever its case
