@@ -630,3 +630,24 @@ def test_renew_stamps_the_time_and_sts_refusal_says_why() -> None:
         " expiry); issue new ones with `keyturn creds`"
     ):
         renewed(sts, later, timedelta(minutes=5))
+
+
+@pytest.mark.parametrize("label", ["allowed_principals", "admin_principals"])
+def test_a_role_refuses_a_bad_principal_pattern_naming_its_list(label: str) -> None:
+    bad = "arn:aws:iam::*:role/admin"
+    with pytest.raises(BadInputError) as refused:
+        if label == "allowed_principals":
+            Role.build(
+                "dev", credential_type="iam_user", policy_arns=[POLICY], allowed_principals=[bad]
+            )
+        else:
+            Role.build(
+                "dev", credential_type="iam_user", policy_arns=[POLICY], admin_principals=[bad]
+            )
+    assert str(refused.value).startswith(f"role dev: {label} {bad!r} is not an IAM user or role")
+
+
+def test_a_lease_without_an_owner_reads_as_none() -> None:
+    data = full_lease().to_dict()
+    assert Lease.from_dict({**data, "owner": ""}).owner is None
+    assert Lease.from_dict({k: v for k, v in data.items() if k != "owner"}).owner is None
