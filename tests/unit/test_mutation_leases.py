@@ -632,19 +632,17 @@ def test_renew_stamps_the_time_and_sts_refusal_says_why() -> None:
         renewed(sts, later, timedelta(minutes=5))
 
 
-@pytest.mark.parametrize("label", ["allowed_principals", "admin_principals"])
-def test_a_role_refuses_a_bad_principal_pattern_naming_its_list(label: str) -> None:
+def test_a_role_refuses_a_bad_principal_pattern_naming_its_list() -> None:
     bad = "arn:aws:iam::*:role/admin"
-    with pytest.raises(BadInputError) as refused:
-        if label == "allowed_principals":
-            Role.build(
-                "dev", credential_type="iam_user", policy_arns=[POLICY], allowed_principals=[bad]
-            )
-        else:
-            Role.build(
-                "dev", credential_type="iam_user", policy_arns=[POLICY], admin_principals=[bad]
-            )
-    assert str(refused.value).startswith(f"role dev: {label} {bad!r} is not an IAM user or role")
+    start = f"{bad!r} is not an IAM user or role"
+    with pytest.raises(BadInputError) as allowed:
+        Role.build(
+            "dev", credential_type="iam_user", policy_arns=[POLICY], allowed_principals=[bad]
+        )
+    assert str(allowed.value).startswith(f"role dev: allowed_principals {start}")
+    with pytest.raises(BadInputError) as admin:
+        Role.build("dev", credential_type="iam_user", policy_arns=[POLICY], admin_principals=[bad])
+    assert str(admin.value).startswith(f"role dev: admin_principals {start}")
 
 
 def test_a_lease_without_an_owner_reads_as_none() -> None:
