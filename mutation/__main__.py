@@ -165,16 +165,20 @@ def table(rows: dict[str, Row], target: float) -> list[str]:
 
 def readme_block(results: str) -> str:
     """README's block, markers included, rendered from the text of mutation/results.md: its
-    table, as the tool wrote it, and where the details are."""
-    rows = [line for line in results.splitlines() if line.startswith("|")]
-    if len(rows) < 3:
+    table cut to the columns a reader of the front page needs (module, mutants, killed,
+    equivalent or wording only, kill rate); the full table stays in results.md."""
+    rows = [line for line in results.splitlines() if line.startswith("| domain.")]
+    if not rows:
         raise SystemExit("mutation: mutation/results.md holds no table (run make mutation)")
-    note = (
-        "Written by `make mutation` from [mutation/results.md](mutation/results.md) "
-        "(equivalents and their reasons: [mutation/equivalents.toml](mutation/equivalents.toml)); "
-        "never edit by hand."
-    )
-    return "\n".join([START, note, "", *rows, END])
+    lines = ["| module | mutants | killed | equivalent | kill rate |", "|---|---:|---:|---:|---:|"]
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        module, mutants, killed, equivalent, wording, rate = (*cells[:5], cells[-1])
+        not_counted = int(equivalent) + int(wording)
+        lines.append(
+            f"| {module.removeprefix('domain.')} | {mutants} | {killed} | {not_counted} | {rate} |"
+        )
+    return "\n".join([START, *lines, END])
 
 
 def with_block(readme: str, block: str) -> str:

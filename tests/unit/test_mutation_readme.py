@@ -23,12 +23,29 @@ def test_the_readme_block_is_what_the_tool_renders_from_results_md() -> None:
     )
 
 
-def test_every_module_row_of_results_md_is_in_the_block() -> None:
-    results = RESULTS.read_text("utf-8")
-    rows = [line for line in results.splitlines() if line.startswith("| domain.")]
-    assert rows
-    block = readme_block(results)
-    assert all(row in block.splitlines() for row in rows)
+def test_every_module_of_results_md_is_in_the_block_with_its_counts() -> None:
+    results = "\n".join(
+        [
+            "| module | mutants | killed | equivalent | wording only | survived | no tests "
+            "| hand-made killed | kill rate |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| domain.leases | 817 | 804 | 13 | 2 | 0 | 0 | 4/4 | 100.0% |",
+            "| domain.policy | 111 | 100 | 0 | 0 | 11 | 0 | 0/0 | 90.1% (under target) |",
+        ]
+    )
+    assert readme_block(results).splitlines() == [
+        START,
+        "| module | mutants | killed | equivalent | kill rate |",
+        "|---|---:|---:|---:|---:|",
+        "| leases | 817 | 804 | 15 | 100.0% |",
+        "| policy | 111 | 100 | 0 | 90.1% (under target) |",
+        END,
+    ]
+    measured = RESULTS.read_text("utf-8")
+    modules = [line.split("|")[1].strip() for line in measured.splitlines() if "| domain." in line]
+    block = readme_block(measured)
+    assert modules
+    assert all(f"| {m.removeprefix('domain.')} |" in block for m in modules)
 
 
 def test_with_block_replaces_only_the_text_between_the_markers() -> None:
