@@ -3,11 +3,14 @@
 Runs mutmut (its settings: `[tool.mutmut]` in pyproject.toml) over keyturn's pure modules,
 each mutant against the unit tests that run its function (mutmut's stats pass maps them),
 then reads mutmut's own verdicts (`mutmut results --all true`) and prints the kill rate per
-module, writing the same table to mutation/results.md. Nothing in the table is typed by
-hand: the only hand-kept inputs are mutation/equivalents.toml, the mutants that cannot be
-killed (same behaviour) or only reword a message nobody relies on, each with its reason,
-and mutation/hand_mutants.toml, changes mutmut does not make (module-level constants and
-tables such as rotation's TRANSITIONS), each run on a copy of src/ against the same tests.
+module, writing the same table to mutation/results.md and into README.md between its
+`<!-- mutation-table:start -->` and `<!-- mutation-table:end -->` markers (a unit test,
+tests/unit/test_mutation_readme.py, fails when the README's block is not what this tool
+renders from results.md). Nothing in the table is typed by hand: the only hand-kept inputs
+are mutation/equivalents.toml, the mutants that cannot be killed (same behaviour) or only
+reword a message nobody relies on, each with its reason, and mutation/hand_mutants.toml,
+changes mutmut does not make (module-level constants and tables such as rotation's
+TRANSITIONS), each run on a copy of src/ against the same tests.
 
 Exits non-zero when a module is under the target, when a function that must be fully
 covered has a survivor, or when the equivalents list names a mutant that no longer
@@ -34,6 +37,9 @@ HERE = Path(__file__).resolve().parent
 EQUIVALENTS = HERE / "equivalents.toml"
 HAND_MUTANTS = HERE / "hand_mutants.toml"
 RESULTS = HERE / "results.md"
+README = ROOT / "README.md"
+START = "<!-- mutation-table:start -->"
+END = "<!-- mutation-table:end -->"
 MUTMUT = Path(sys.executable).with_name("mutmut")
 # keyturn.domain.rotation.x_decode__mutmut_3, keyturn.domain.leases.xǁLeaseǁfrom_dict__mutmut_1
 NAME = re.compile(r"^(?P<module>[\w.]+)\.x(?P<function>[_ǁ].*)__mutmut_\d+$")
@@ -157,6 +163,42 @@ def table(rows: dict[str, Row], target: float) -> list[str]:
     return lines
 
 
+def readme_block(results: str) -> str:
+    """README's block, markers included, rendered from the text of mutation/results.md: its
+    table cut to the columns a reader of the front page needs (module, mutants, killed,
+    equivalent or wording only, kill rate); the full table stays in results.md."""
+    rows = [line for line in results.splitlines() if line.startswith("| domain.")]
+    if not rows:
+        raise SystemExit("mutation: mutation/results.md holds no table (run make mutation)")
+    lines = ["| module | mutants | killed | equivalent | kill rate |", "|---|---:|---:|---:|---:|"]
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        module, mutants, killed, equivalent, wording, rate = (*cells[:5], cells[-1])
+        not_counted = int(equivalent) + int(wording)
+        lines.append(
+            f"| {module.removeprefix('domain.')} | {mutants} | {killed} | {not_counted} | {rate} |"
+        )
+    return "\n".join([START, *lines, END])
+
+
+def with_block(readme: str, block: str) -> str:
+    """`readme` with the text between (and including) its markers replaced by `block`."""
+    if readme.count(START) != 1 or readme.count(END) != 1:
+        raise SystemExit(f"mutation: README.md must hold {START} and {END} once each")
+    head, _, rest = readme.partition(START)
+    _, _, tail = rest.partition(END)
+    if not rest.count(END):
+        raise SystemExit(f"mutation: README.md's {END} comes before {START}")
+    return head + block + tail
+
+
+def write_readme(results: str) -> None:
+    text = README.read_text("utf-8")
+    updated = with_block(text, readme_block(results))
+    if updated != text:
+        README.write_text(updated, "utf-8")
+
+
 def report(hand: list[tuple[str, str, bool]]) -> int:
     config = tomllib.loads(EQUIVALENTS.read_text("utf-8"))
     target = float(config["target"])
@@ -218,6 +260,7 @@ def report(hand: list[tuple[str, str, bool]]) -> int:
         ]
     )
     RESULTS.write_text(body, "utf-8")
+    write_readme(body)
     print("\n".join(lines))
     if survivors:
         print("\nsurvivors (see each with `.venv/bin/mutmut show NAME`):")
@@ -225,7 +268,8 @@ def report(hand: list[tuple[str, str, bool]]) -> int:
     if problems:
         print("\nmutation: " + "\nmutation: ".join(problems), file=sys.stderr)
         return 1
-    print(f"\nevery module at or above {target:.0f}%; table written to {RESULTS.relative_to(ROOT)}")
+    written = RESULTS.relative_to(ROOT)
+    print(f"\nevery module at or above {target:.0f}%; table written to {written} and README.md")
     return 0
 
 

@@ -140,6 +140,10 @@ def test_the_permissions_boundary_is_checked_and_kept() -> None:
     assert unset.permissions_boundary_arn is None
 
 
+DEV_PATTERN = "arn:aws:iam::123456789012:role/dev-*"
+ALICE = "arn:aws:iam::123456789012:user/alice"
+
+
 def test_a_full_role_keeps_every_field_through_its_dict() -> None:
     role = Role.build(
         "dev",
@@ -154,6 +158,8 @@ def test_a_full_role_keeps_every_field_through_its_dict() -> None:
         max_ttl="2d",
         username_template="{prefix}-{role}-{random:6}",
         source="keyturn.toml",
+        allowed_principals=[DEV_PATTERN, DEV_PATTERN, ALICE],
+        admin_principals=[ALICE],
     )
     expected = {
         "name": "dev",
@@ -169,6 +175,8 @@ def test_a_full_role_keeps_every_field_through_its_dict() -> None:
         "max_ttl": "48h",
         "username_template": "{prefix}-{role}-{random:6}",
         "source": "keyturn.toml",
+        "allowed_principals": [DEV_PATTERN, ALICE],
+        "admin_principals": [ALICE],
     }
     assert role.to_dict() == expected
     assert Role.from_dict(expected) == role
@@ -309,6 +317,7 @@ def full_lease() -> Lease:
         last_error="throttled",
         updated=NOW + timedelta(minutes=1),
         version=7,
+        owner="arn:aws:iam::123456789012:user/alice",
     )
 
 
@@ -331,6 +340,7 @@ def test_a_lease_keeps_every_field_through_its_dict() -> None:
         "last_error": "throttled",
         "updated": "2026-03-01T12:01:00+00:00",
         "version": 7,
+        "owner": "arn:aws:iam::123456789012:user/alice",
     }
     assert Lease.from_dict(data) == lease
 
@@ -620,3 +630,22 @@ def test_renew_stamps_the_time_and_sts_refusal_says_why() -> None:
         " expiry); issue new ones with `keyturn creds`"
     ):
         renewed(sts, later, timedelta(minutes=5))
+
+
+def test_a_role_refuses_a_bad_principal_pattern_naming_its_list() -> None:
+    bad = "arn:aws:iam::*:role/admin"
+    start = f"{bad!r} is not an IAM user or role"
+    with pytest.raises(BadInputError) as allowed:
+        Role.build(
+            "dev", credential_type="iam_user", policy_arns=[POLICY], allowed_principals=[bad]
+        )
+    assert str(allowed.value).startswith(f"role dev: allowed_principals {start}")
+    with pytest.raises(BadInputError) as admin:
+        Role.build("dev", credential_type="iam_user", policy_arns=[POLICY], admin_principals=[bad])
+    assert str(admin.value).startswith(f"role dev: admin_principals {start}")
+
+
+def test_a_lease_without_an_owner_reads_as_none() -> None:
+    data = full_lease().to_dict()
+    assert Lease.from_dict({**data, "owner": ""}).owner is None
+    assert Lease.from_dict({k: v for k, v in data.items() if k != "owner"}).owner is None

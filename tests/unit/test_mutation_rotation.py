@@ -28,6 +28,7 @@ from keyturn.domain.rotation import (
     StartPlan,
     StoredEntry,
     StoreView,
+    Unpublished,
     advance,
     begin,
     decode,
@@ -400,14 +401,15 @@ full_records = st.builds(
     new_key_id=st.one_of(st.none(), ids),
     hold_until=st.one_of(st.none(), times),
     promoted_at=st.one_of(st.none(), times),
+    unpublished=st.lists(st.sampled_from(list(Unpublished)), unique=True).map(tuple),
 )
 
 
 @given(full_records)
 def test_encode_decode_round_trips_every_field(record: RotationRecord) -> None:
     text = encode(record)
-    assert text.startswith("v3:")
-    assert len(text.split(":")) == 9
+    assert text.startswith("v4:")
+    assert len(text.split(":")) == 10
     assert decode(record.user, text) == record
 
 
@@ -453,3 +455,46 @@ def test_the_unreadable_message_quotes_the_first_80_characters() -> None:
     with pytest.raises(BadInputError) as caught:
         decode("alice", text)
     assert str(caught.value) == f"alice: unreadable rotation journal entry {text[:80]!r}"
+
+
+def test_the_v4_text_form_is_exact() -> None:
+    """The journal is read back by later versions of keyturn: its letters and order are a
+    format, not an implementation detail (a round trip alone would accept any spelling)."""
+    epoch = int(T0.timestamp())
+    record = RotationRecord(
+        user="alice",
+        token="tok",
+        state=S.OLD_DEACTIVATED,
+        intent_at=T0,
+        old_key_id="AKIAOLD",
+        existing=("AKIAOLD", "AKIAX"),
+        new_key_id="AKIANEW",
+        hold_until=T0 + timedelta(seconds=1),
+        promoted_at=T0 + timedelta(seconds=2),
+        unpublished=(Unpublished.ROTATED, Unpublished.RETIRED),
+    )
+    assert encode(record) == (
+        f"v4:old_deactivated:tok:{epoch}:AKIAOLD:AKIAOLD/AKIAX:AKIANEW:{epoch + 1}:{epoch + 2}:RD"
+    )
+    assert encode(replace(record, unpublished=(Unpublished.RETIRED,))).endswith(":D")
+    assert encode(replace(record, unpublished=())).endswith(f":{epoch + 2}:-")
+    owed = f"v4:promoted:tok:{epoch}:AKIAOLD:-:AKIANEW:-:-:"
+    assert decode("alice", owed + "DR").unpublished == (Unpublished.RETIRED, Unpublished.ROTATED)
+    assert decode("alice", owed + "RR").unpublished == (Unpublished.ROTATED,)
+    assert decode("alice", owed + "-").unpublished == ()
+
+
+def test_a_sealed_v3_record_is_read_in_full() -> None:
+    epoch = int(T0.timestamp())
+    text = f"v3:promoted:tok:{epoch}:AKIAOLD:-:AKIANEW:{epoch + 1}:{epoch + 2}"
+    assert decode("alice", text) == RotationRecord(
+        user="alice",
+        token="tok",
+        state=S.PROMOTED,
+        intent_at=T0,
+        old_key_id="AKIAOLD",
+        existing=(),
+        new_key_id="AKIANEW",
+        hold_until=T0 + timedelta(seconds=1),
+        promoted_at=T0 + timedelta(seconds=2),
+    )

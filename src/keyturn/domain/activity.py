@@ -372,7 +372,9 @@ def summarize(
         Counter({k: n for k, n in actions.items() if creates_access(k)}), top=ACCESS_CALLS_SHOWN
     )
     rest = Tally.of(Counter({k: n for k, n in actions.items() if not creates_access(k)}), top=top)
-    by_action = Tally(top=granting.top + rest.top, distinct=len(actions), other=rest.other)
+    by_action = Tally(
+        top=granting.top + rest.top, distinct=len(actions), other=granting.other + rest.other
+    )
     return ActivitySummary(
         key_id=key_id,
         start=start,
