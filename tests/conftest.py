@@ -34,7 +34,9 @@ from keyturn.sandbox.vault import LocalVault, VaultUnavailableError
 pytest_plugins = ["tests.rotate_fixtures", "tests.crash_matrix_summary"]
 
 CLEARED_PREFIXES = ("KEYTURN_", "VAULT_", "AWS_", "BAO_")
-CLEARED_NAMES = ("NOTIFYKEYAGE", "SOURCEMAIL")
+# COLUMNS and LINES: a terminal's size is no part of a test's input (pytest-xdist exports
+# COLUMNS=80 to its workers, which would fold every piped table); tests about width set it.
+CLEARED_NAMES = ("NOTIFYKEYAGE", "SOURCEMAIL", "COLUMNS", "LINES")
 
 
 @pytest.fixture(autouse=True)
