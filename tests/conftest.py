@@ -39,6 +39,26 @@ CLEARED_PREFIXES = ("KEYTURN_", "VAULT_", "AWS_", "BAO_")
 CLEARED_NAMES = ("NOTIFYKEYAGE", "SOURCEMAIL", "COLUMNS", "LINES")
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`--dist loadgroup` for pytest 9: pytest-xdist (3.8) marks a test of an xdist_group by
+    appending "@group" to its node id through `item._nodeid`, which pytest 9 no longer reads,
+    so every group was silently ignored. The same suffix, where pytest 9 keeps the id."""
+    if not config.getvalue("loadgroup"):
+        return
+    for item in items:
+        groups = sorted(
+            {
+                str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                for m in item.iter_markers("xdist_group")
+            }
+        )
+        if groups and "@" not in item.nodeid and hasattr(item, "_id"):
+            from _pytest.nodeid import coerce_node_id
+
+            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(groups)}")
+
+
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
