@@ -37,8 +37,16 @@ lint: $(VENV)/.installed-dev
 
 typecheck: lint
 
+# The suite runs in parallel (pytest-xdist): one worker per logical CPU, 2 on CI
+# (`PYTEST_WORKERS=0 make test` runs it serially, `PYTEST_WORKERS=4` sets the number). Each
+# worker starts its own moto and OpenBao servers on free ports (tests/conftest.py).
+# `loadgroup`: a test goes to whichever worker is free, except tests marked
+# `@pytest.mark.xdist_group("name")`, which all run on one worker, one after another.
+PYTEST_WORKERS ?= logical
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadgroup
+
 test: lint docs
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests $(PYTEST_PARALLEL)
 
 # The site is built into a throw-away directory: the point is that it builds. `--strict`
 # turns every warning (a broken link or anchor, a page missing from the nav) into a failure;
@@ -52,13 +60,13 @@ docs-config: $(VENV)/.installed-dev
 	$(BIN)/python -m keyturn.docs_config
 
 unit: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest tests/unit $(PYTEST_PARALLEL)
 
 integration: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest tests/integration
+	$(BIN)/python -m pytest tests/integration $(PYTEST_PARALLEL)
 
 e2e: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest tests/e2e
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_PARALLEL)
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench

@@ -3,10 +3,16 @@
 Every test runs in its own temporary directory with keyturn's and Vault's environment
 variables removed, so neither the developer's ~/.aws nor a stray keyturn.toml can change a
 result. Servers listen on 127.0.0.1 only and are stopped at the end of the session.
+
+The suite runs in parallel (`pytest -n 2`, pytest-xdist; see `make test`): each worker is
+its own process, so every session fixture here (moto, OpenBao) is one server per worker, on
+a free port, with its own state; nothing a test writes may be shared between workers (the
+state directory below is per test for that reason).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -15,14 +21,42 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.logging.constants import (
+    LOGGER_ATTRIBUTE_POWERTOOLS_HANDLER as POWERTOOLS_HANDLER,
+)
+from aws_lambda_powertools.logging.constants import (
+    LOGGER_ATTRIBUTE_PRECONFIGURED as PRECONFIGURED,
+)
 
 from keyturn.sandbox.aws import LocalAws
 from keyturn.sandbox.vault import LocalVault, VaultUnavailableError
 
-pytest_plugins = ["tests.rotate_fixtures"]
+pytest_plugins = ["tests.rotate_fixtures", "tests.crash_matrix_summary"]
 
 CLEARED_PREFIXES = ("KEYTURN_", "VAULT_", "AWS_", "BAO_")
-CLEARED_NAMES = ("NOTIFYKEYAGE", "SOURCEMAIL")
+# COLUMNS and LINES: a terminal's size is no part of a test's input (pytest-xdist exports
+# COLUMNS=80 to its workers, which would fold every piped table); tests about width set it.
+CLEARED_NAMES = ("NOTIFYKEYAGE", "SOURCEMAIL", "COLUMNS", "LINES")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`--dist loadgroup` for pytest 9: pytest-xdist (3.8) marks a test of an xdist_group by
+    appending "@group" to its node id through `item._nodeid`, which pytest 9 no longer reads,
+    so every group was silently ignored. The same suffix, where pytest 9 keeps the id."""
+    if not config.getvalue("loadgroup"):
+        return
+    for item in items:
+        groups = sorted(
+            {
+                str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                for m in item.iter_markers("xdist_group")
+            }
+        )
+        if groups and "@" not in item.nodeid and hasattr(item, "_id"):
+            from _pytest.nodeid import coerce_node_id
+
+            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(groups)}")
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +68,32 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # keyturn's state directory (local journal key, lease database): this test's own, not
+    # ~/.local/state, which every worker, every run and the developer share. A test that
+    # sets XDG_STATE_HOME itself overrides this.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def fresh_lambda_loggers() -> Iterator[None]:
+    """Lambda handlers log through Powertools, which configures a service's logger once per
+    process, bound to the sys.stdout of that moment: for the test that happened to run
+    first. Forgetting that configuration before each test binds it to this test's stdout
+    (what capsys reads), whatever ran before in the same worker."""
+    _forget_powertools_loggers()
+    yield
+    _forget_powertools_loggers()
+
+
+def _forget_powertools_loggers() -> None:
+    for logger in list(logging.root.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger) and getattr(logger, PRECONFIGURED, False):
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            for attribute in (PRECONFIGURED, POWERTOOLS_HANDLER):
+                if hasattr(logger, attribute):
+                    delattr(logger, attribute)
 
 
 @pytest.fixture(scope="session")

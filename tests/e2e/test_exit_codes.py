@@ -52,7 +52,9 @@ def test_access_denied_is_4_and_one_line(
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_an_unreachable_endpoint_is_4_and_one_line(env: dict[str, str], command: str) -> None:
-    with_port_1 = {**env, "AWS_ENDPOINT_URL": "http://127.0.0.1:1"}  # nothing listens there
+    # Nothing listens on port 1. Two attempts, not the default eight: the retry is still
+    # made, without 5-15 s of back-off before the same error.
+    with_port_1 = {**env, "AWS_ENDPOINT_URL": "http://127.0.0.1:1", "KEYTURN_AWS_MAX_ATTEMPTS": "2"}
     line = assert_one_clean_error(run_cli(with_port_1, *COMMANDS[command]), exit_codes.ACCESS)
     assert "127.0.0.1:1" in line
 

@@ -68,9 +68,14 @@ def test_the_request_beyond_a_service_burst_is_throttled_as_aws_does(
 
 
 def test_a_new_key_is_refused_until_it_has_propagated(aws: LocalAws, users: None) -> None:
-    plan = FaultPlan(propagation=0.5)
+    # The first call must reach the proxy within `propagation` of the key's creation: on a
+    # loaded machine (a parallel run) building a client alone can take a good part of a
+    # second, so the window is generous and the STS model is loaded before the clock starts.
+    plan = FaultPlan(propagation=1.5)
     with FaultProxy(aws.url, plan) as proxy:
-        made = client(proxy.url, "iam").create_access_key(UserName="alice")["AccessKey"]  # type: ignore[attr-defined]
+        iam = client(proxy.url, "iam")
+        client(proxy.url, "sts")  # loads the model: the client below is built from cache
+        made = iam.create_access_key(UserName="alice")["AccessKey"]  # type: ignore[attr-defined]
         sts = client(proxy.url, "sts", made["AccessKeyId"], made["SecretAccessKey"])
         with pytest.raises(ClientError) as caught:
             sts.get_caller_identity()  # type: ignore[attr-defined]

@@ -13,6 +13,10 @@ import pytest
 from keyturn.deploy import package
 from keyturn.deploy.functions import FUNCTIONS
 
+# One worker builds the two zips (about 20 s) and runs every test here: under pytest-xdist a
+# module fixture is built again in each worker that gets one of the module's tests.
+pytestmark = pytest.mark.xdist_group("package")
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:

@@ -1,5 +1,6 @@
 """The proof suite's shared machinery: a ledger of every secret the emulator hands out, a
-CLI runner, and the crash matrix printed at the end of the run.
+CLI runner, and the crash matrix's rows (printed at the end of the run by
+tests/crash_matrix_summary.py).
 
 The ledger wraps moto's own backends (the server runs in this process), so it sees every
 secret access key created during a test, by the seeding helpers, by keyturn in a subprocess,
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from keyturn.sandbox.aws import LocalAws
+from tests.crash_matrix_summary import record
 
 KEYTURN = str(Path(sys.executable).with_name("keyturn"))
 
@@ -104,9 +106,7 @@ def keyturn(cli_env: dict[str, str]) -> Run:
     return run
 
 
-# -- the crash matrix, printed at the end of the run ---------------------------------------
-
-MATRIX: list[tuple[str, str, str]] = []
+# -- the crash matrix, printed at the end of the run (tests/crash_matrix_summary.py) ------
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def matrix_row(request: pytest.FixtureRequest) -> Iterator[Callable[[str], None]
     result = "ok" if passed else "FAIL"
     if report is not None and hasattr(report, "wasxfail"):  # a known bug, marked xfail
         result, notes = ("XFAIL", [report.wasxfail]) if report.skipped else ("XPASS", notes)
-    MATRIX.append((request.node.callspec.id, result, "; ".join(notes)))
+    record(request.node, request.node.callspec.id, result, "; ".join(notes))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -128,26 +128,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when == "call":
         item.rep_call = report  # type: ignore[attr-defined]
     return report
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not MATRIX:
-        return
-    terminalreporter.section("keyturn crash matrix (SIGKILL at each step, then resume)")
-    width = max(len(case) for case, _, _ in MATRIX)
-    for case, result, note in sorted(MATRIX):
-        terminalreporter.write_line(f"{case:<{width}}  {result:<5}  {note}")
-    operations: dict[str, list[str]] = {}
-    for case, result, _ in MATRIX:  # a case id is "operation:step..."
-        operations.setdefault(case.split(":", 1)[0], []).append(result)
-    for operation, results in sorted(operations.items()):
-        bad = sum(1 for result in results if result not in ("ok", "XFAIL"))
-        known = results.count("XFAIL")
-        terminalreporter.write_line(
-            f"{operation}: {len(results)} cases, {bad} failed, {known} known bug (xfail)"
-        )
-    failed = sum(1 for _, result, _ in MATRIX if result not in ("ok", "XFAIL"))
-    known = sum(1 for _, result, _ in MATRIX if result == "XFAIL")
-    terminalreporter.write_line(
-        f"{len(MATRIX)} cases, {failed} failed, {known} known bug (xfail, see its reason)"
-    )
