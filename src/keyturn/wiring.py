@@ -29,7 +29,6 @@ from keyturn.adapters.cloudtrail import (
     FixedRegions,
     Regions,
 )
-from keyturn.adapters.cloudtrail import Pacer as RegionPacer
 from keyturn.adapters.iam import IamDirectory
 from keyturn.adapters.iam_keys import IamKeyWriter
 from keyturn.adapters.lease_dynamodb import DynamoLeaseStore
@@ -37,7 +36,7 @@ from keyturn.adapters.lease_iam import IamLeaseAdmin
 from keyturn.adapters.lease_sqlite import SqliteLeaseStore, default_path
 from keyturn.adapters.lease_sts import StsLeaseIssuer
 from keyturn.adapters.organizations import OrganizationDirectory
-from keyturn.adapters.pacing import Pacer
+from keyturn.adapters.pacing import LOOKUP_EVENTS, Pacer
 from keyturn.adapters.ses import SesMailer
 from keyturn.adapters.sns import RunNotice, SnsNotices
 from keyturn.adapters.sqs import AccountQueue
@@ -263,7 +262,7 @@ def build_pacer(pacing: PacingSettings) -> Pacer | None:
             "iam": pacing.iam,
             "sts": pacing.sts,
             "secretsmanager": pacing.secretsmanager,
-            "cloudtrail:LookupEvents": pacing.cloudtrail_lookup,
+            LOOKUP_EVENTS: pacing.cloudtrail_lookup,
         }
     )
 
@@ -335,28 +334,12 @@ def build_organizations(aws: Aws) -> OrganizationDirectory:
 
 def build_activity(settings: Settings, aws: Aws | None = None) -> CloudTrailActivity:
     """What a key did (`trail.*`): CloudTrail clients per region, at
-    `trail.cloudtrail_endpoint_url` if set (the sandbox responder), one rate limiter per
-    region shared by every lookup this object makes (AWS's limit is per account and region,
-    not per key)."""
-    from keyturn.services.ratelimit import RateLimiter
-
+    `trail.cloudtrail_endpoint_url` if set (the sandbox responder), paced per region by the
+    run's pacer (AWS's limit is per account and region, not per key)."""
     trail = settings.trail
     aws = aws or build_aws(settings)
     home = aws.session.region_name or DEFAULT_REGION
     endpoint = trail.cloudtrail_endpoint_url or aws.endpoint_url
-    pacers: dict[str, RegionPacer] = {}
-    lock = threading.Lock()
-
-    def client_for(region: str) -> CloudTrailClient:
-        client: CloudTrailClient = aws.client(
-            "cloudtrail", region_name=region, endpoint_url=endpoint
-        )
-        return client
-
-    def pacer_for(region: str) -> RegionPacer:
-        with lock:
-            return pacers.setdefault(region, RateLimiter(trail.rate, burst=1))
-
     regions: Callable[[], Regions]
     if trail.regions:
         regions = FixedRegions(trail.regions)
@@ -364,13 +347,35 @@ def build_activity(settings: Settings, aws: Aws | None = None) -> CloudTrailActi
         ec2: EC2Client = aws.client("ec2", region_name=home)
         regions = EnabledRegions(ec2, home)  # falls back to home + us-east-1, and says so
     return CloudTrailActivity(
-        client_for,
+        lookup_clients(aws, trail.rate, endpoint),
         regions,
-        pacer_for,
         max_events=trail.max_events,
         workers=trail.workers,
         budget_seconds=trail.budget_seconds,
     )
+
+
+def lookup_clients(
+    aws: Aws, rate: float, endpoint: str | None
+) -> Callable[[str], CloudTrailClient]:
+    """A paced CloudTrail client per region: the run's pacer at the lower of `rate` and
+    `pacing.cloudtrail_lookup` LookupEvents a second per region. With pacing off, a pacer of
+    their own for LookupEvents alone: AWS's 2/s per region is hard, and a lookup that
+    outruns it loses regions to throttling."""
+    pacer, own = aws.pacer, aws.pacer is None
+    if pacer is None:
+        pacer = Pacer({LOOKUP_EVENTS: rate})
+    else:
+        current = pacer.rate(LOOKUP_EVENTS)
+        pacer.limit(LOOKUP_EVENTS, min(rate, current) if current else rate)
+
+    def client_for(region: str) -> CloudTrailClient:
+        client: CloudTrailClient = aws.client(
+            "cloudtrail", region_name=region, endpoint_url=endpoint
+        )
+        return pacer.attach(client) if own else client  # type: ignore[no-any-return]
+
+    return client_for
 
 
 def build_account_queue(settings: Settings, aws: Aws | None = None) -> AccountQueue:
@@ -949,14 +954,12 @@ def _sts_with(aws: Aws, secret: Any) -> Any:
 def build_key_activity(aws: Aws) -> Any:
     """What an exposed key did: CloudTrail LookupEvents by key id over the account's enabled
     regions, each region paced at LookupEvents' 2 requests a second."""
-    from keyturn.adapters.cloudtrail import CloudTrailActivity, EnabledRegions
-    from keyturn.services.ratelimit import RateLimiter
+    from keyturn.adapters.cloudtrail import REQUESTS_PER_SECOND, CloudTrailActivity, EnabledRegions
 
     home = aws.session.region_name or DEFAULT_REGION
     return CloudTrailActivity(
-        lambda region: aws.client("cloudtrail", region_name=region),
+        lookup_clients(aws, REQUESTS_PER_SECOND, aws.endpoint_url),
         EnabledRegions(aws.client("ec2", region_name=home), home),
-        lambda region: RateLimiter(2.0, burst=1),
     )
 
 
