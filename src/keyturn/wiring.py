@@ -242,14 +242,15 @@ def build_aws(settings: Settings) -> Aws:
         aws.max_attempts, aws.workers, aws.read_timeout_seconds, aws.connect_timeout_seconds
     )
     deadline = Deadline(aws.timeout_seconds, aws.read_timeout_seconds)
+    pacer = build_pacer(settings.pacing)
     if aws.role_arn:
-        session = _assume_role(session, aws.role_arn, config, aws.endpoint_url, deadline)
+        session = _assume_role(session, aws.role_arn, config, aws.endpoint_url, deadline, pacer)
     return Aws(
         session=session,
         config=config,
         endpoint_url=aws.endpoint_url,
         deadline=deadline,
-        pacer=build_pacer(settings.pacing),
+        pacer=pacer,
     )
 
 
@@ -273,11 +274,19 @@ def _assume_role(
     config: Config,
     endpoint_url: str | None,
     deadline: Deadline | None = None,
+    pacer: Pacer | None = None,
 ) -> boto3.session.Session:
+    """A session whose credentials are `role_arn`'s, assumed (and refreshed) with `source`'s.
+
+    `pacer`: the source credentials' account's (AWS counts an AssumeRole against the
+    caller's STS rate), so a multi-account run's refreshes share its own account's bucket.
+    """
     core = source._session
     source_credentials = core.get_credentials()
 
     def bounded(client: Any) -> Any:
+        if pacer is not None:
+            pacer.attach(client)
         return deadline.attach(client) if deadline else client
 
     if source_credentials is None:
@@ -317,7 +326,9 @@ def build_aws_in_account(base: Aws, account_id: str, role_name: str) -> Aws:
     elif region.startswith("us-gov-"):
         partition = "aws-us-gov"
     role_arn = f"arn:{partition}:iam::{account_id}:role/{role_name.strip('/')}"
-    session = _assume_role(base.session, role_arn, base.config, base.endpoint_url, base.deadline)
+    session = _assume_role(
+        base.session, role_arn, base.config, base.endpoint_url, base.deadline, base.pacer
+    )
     return Aws(
         session=session,
         config=base.config,
@@ -373,7 +384,7 @@ def lookup_clients(
         client: CloudTrailClient = aws.client(
             "cloudtrail", region_name=region, endpoint_url=endpoint
         )
-        return pacer.attach(client) if own else client  # type: ignore[no-any-return]
+        return pacer.attach(client) if own else client
 
     return client_for
 
@@ -395,9 +406,9 @@ def build_notices(settings: Settings, aws: Aws | None = None) -> SnsNotices | No
     if not arn:
         return None
     aws = aws or build_aws(settings)
-    client = aws.session.client(
-        "sns", region_name=arn.split(":")[3], config=aws.config, endpoint_url=aws.endpoint_url
-    )
+    # Through Aws.client like every other client: paced (SNS has no bucket: Publish allows
+    # hundreds to thousands a second, and a run publishes one notice) and bounded.
+    client = aws.client("sns", region_name=arn.split(":")[3])
     return SnsNotices(client, arn)
 
 
