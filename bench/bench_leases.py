@@ -164,6 +164,7 @@ def run(moto_url: str, runs: int, users: int | None = None) -> dict[str, Any]:
         tool: {key: median([m[tool][key] for m in modelled]) for key in ("wall_s", "ratio")}
         for tool in TOOLS
     }
+    result["medians"]["model_leases"] = MODEL_LEASES
     result["raw_model"] = modelled
     return result
 
