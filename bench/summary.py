@@ -227,7 +227,13 @@ def headline(results_dir: Path = RESULTS_DIR) -> str:
                     f"IAM {params['iam_rate']:g}/s)",
                     f"{ours['wall_s']:.1f} s, {ours['iam_calls']:,.0f} IAM calls"
                     + (f", {ours['mails']:,.0f} mails" if ours["mails"] else "")
-                    + f"; bound {ours['bound_s']:.1f} s; throttled {ours['throttled_share']:.2%}",
+                    + f"; bound {ours['bound_s']:.1f} s; throttled {ours['throttled_share']:.2%}"
+                    + (
+                        f"; outside the bound: start {ours['start_s']:.1f} s, exit "
+                        f"{ours['exit_s']:.1f} s (calls {ours['calls_ratio']:.2f}x the bound)"
+                        if "start_s" in ours
+                        else ""
+                    ),
                     peer,
                     ratio + f"{ours['ratio']:.2f}x the bound",
                     f"<= 1.15x the bound, < 0.5% throttled: "
