@@ -110,7 +110,7 @@ def sent_mails(calls: dict[str, int]) -> int:
 
 def keyturn_enforce(moto_url: str, workdir: str, without_notice: bool) -> Measurement:
     keyturn = str(Path(sys.executable).parent / "keyturn")
-    env = aws_env(moto_url)
+    env = aws_env(moto_url, paced=False)  # bare moto: no AWS limit to respect
     env["SOURCEMAIL"] = SENDER
     if without_notice:
         env["KEYTURN_ENFORCE_DEACTIVATE_WITHOUT_NOTICE"] = "true"

@@ -5,6 +5,11 @@ hook on each side's own client, retries included), checks that the bare loop mak
 the same IAM calls (no lease store, no claims, no validation), and keyturn's overhead over
 it. Both run one lease after the other, in-process, against the same moto_server, so the
 difference is keyturn's own work: the SQLite lease store, compare-and-swap claims, tags.
+
+Then both again through the latency model (issue 19; bench_rotate's model: FaultProxy, 60
+ms a call, IAM 20 requests/s), MODEL_LEASES leases each, keyturn's clients paced as the CLI
+paces them (keyturn.adapters.pacing, `pacing.iam` at the model's rate). One lease after
+another, so the bound is the calls' round trips: max(calls x 60 ms, IAM calls / 20).
 """
 
 from __future__ import annotations
@@ -25,10 +30,16 @@ from keyturn.adapters.clock import SystemClock
 from keyturn.adapters.lease_iam import IamLeaseAdmin
 from keyturn.adapters.lease_sqlite import SqliteLeaseStore
 from keyturn.adapters.lease_sts import StsLeaseIssuer
+from keyturn.adapters.pacing import Pacer
 from keyturn.domain.leases import Role
+from keyturn.sandbox.faults import FaultPlan, FaultProxy
 from keyturn.services.leases import LeaseEngineSettings, LeaseService
 
 DEFAULT_LEASES = 1_000
+MODEL_LEASES = 20
+LATENCY_S = 0.06  # bench_rotate's and bench_enforce_model's model
+IAM_RATE = 20.0
+GOAL_RATIO = 1.15
 POLICY = json.dumps(
     {
         "Version": "2012-10-17",
@@ -43,14 +54,20 @@ def _counted(client: Any) -> Counter[str]:
     return calls
 
 
-def _keyturn(url: str, leases: int, arn: str) -> tuple[float, float, Counter[str], Counter[str]]:
-    iam = moto_client("iam", url)
+Measured = tuple[float, float, Counter[str], Counter[str]]
+
+
+def _keyturn(url: str, leases: int, arn: str, pacer: Pacer | None = None) -> Measured:
+    iam, sts = moto_client("iam", url), moto_client("sts", url)
+    if pacer is not None:
+        pacer.attach(iam)
+        pacer.attach(sts)
     calls = _counted(iam)
     with tempfile.TemporaryDirectory() as tmp:
         service = LeaseService(
             SqliteLeaseStore(Path(tmp) / "leases.db"),
             IamLeaseAdmin(iam),
-            StsLeaseIssuer(moto_client("sts", url)),
+            StsLeaseIssuer(sts),
             SystemClock(),
             LeaseEngineSettings(),
         )
@@ -70,7 +87,7 @@ def _keyturn(url: str, leases: int, arn: str) -> tuple[float, float, Counter[str
     return issued - start, done - issued, issue_calls, Counter(calls)
 
 
-def _bare(url: str, leases: int, arn: str) -> tuple[float, float, Counter[str], Counter[str]]:
+def _bare(url: str, leases: int, arn: str, pacer: Pacer | None = None) -> Measured:
     """The same IAM calls as keyturn, from a plain loop: no lease store, claims or checks."""
     iam = moto_client("iam", url)
     calls = _counted(iam)
@@ -140,7 +157,63 @@ def run(moto_url: str, runs: int, users: int | None = None) -> dict[str, Any]:
                 "revoke_calls": dict(sorted(revoke_calls.items())),
             }
         raw.append({"order": order, **measured})
-    return summarize(leases, raw)
+    result = summarize(leases, raw)
+    modelled = [_modelled(moto_url, index) for index in range(max(1, runs))]
+    result["rows"] += model_rows(modelled)
+    result["medians"]["model"] = {
+        tool: {key: median([m[tool][key] for m in modelled]) for key in ("wall_s", "ratio")}
+        for tool in TOOLS
+    }
+    result["medians"]["model_leases"] = MODEL_LEASES
+    result["raw_model"] = modelled
+    return result
+
+
+def _modelled(moto_url: str, index: int) -> dict[str, Any]:
+    """One run of both tools through the latency model (which goes first alternates)."""
+    measured: dict[str, Any] = {}
+    order = ["bare", "keyturn"] if index % 2 == 0 else ["keyturn", "bare"]
+    for tool in order:
+        reset_moto(moto_url)
+        arn = moto_client("iam", moto_url).create_policy(PolicyName="bench", PolicyDocument=POLICY)[
+            "Policy"
+        ]["Arn"]
+        plan = FaultPlan(latency=LATENCY_S, rate_limits={"iam": IAM_RATE})
+        pacer = Pacer({"iam": IAM_RATE, "sts": 50.0}) if tool == "keyturn" else None
+        with FaultProxy(moto_url, plan) as proxy:
+            issue_s, revoke_s, _, _ = TOOLS[tool](proxy.url, MODEL_LEASES, arn, pacer)
+            calls = sum(n for op, n in proxy.calls.items() if op != "unsigned:?")
+            iam_calls = sum(n for op, n in proxy.calls.items() if op.startswith("iam:"))
+            throttled = sum(n for k, n in proxy.counts.items() if k.startswith("throttled"))
+        wall = issue_s + revoke_s
+        bound = max(calls * LATENCY_S, iam_calls / IAM_RATE)
+        measured[tool] = {
+            "wall_s": round(wall, 2),
+            "calls": calls,
+            "bound_s": round(bound, 2),
+            "ratio": round(wall / bound, 3),
+            "throttled": throttled,
+        }
+    return {"order": order, **measured}
+
+
+def model_rows(modelled: list[dict[str, Any]]) -> list[Row]:
+    ours = {key: median([m["keyturn"][key] for m in modelled]) for key in ("wall_s", "ratio")}
+    bare = {key: median([m["bare"][key] for m in modelled]) for key in ("wall_s", "ratio")}
+    last = modelled[-1]
+    return [
+        Row(
+            metric=f"{MODEL_LEASES} leases issued + revoked, latency model "
+            f"({LATENCY_S * 1000:.0f} ms, IAM {IAM_RATE:g}/s)",
+            value=f"{ours['wall_s']:.1f} s",
+            target=f"<= {GOAL_RATIO}x bound",
+            ok=ours["ratio"] <= GOAL_RATIO,
+            note=f"bound {last['keyturn']['bound_s']:.1f} s ({last['keyturn']['calls']} calls "
+            f"one after another x {LATENCY_S * 1000:.0f} ms): {ours['ratio']:.2f}x; bare "
+            f"boto3 loop {bare['wall_s']:.1f} s ({bare['ratio']:.2f}x); throttled "
+            f"{last['keyturn']['throttled']}",
+        )
+    ]
 
 
 def summarize(leases: int, raw: list[dict[str, Any]]) -> dict[str, Any]:

@@ -50,7 +50,10 @@ def check_pass(url: str, retire: str, plan: Any) -> dict[str, Any]:
     from keyturn.sandbox.faults import FaultProxy
 
     with FaultProxy(url, plan) as proxy, patched_environ(aws_env(proxy.url, _base())):
-        settings = _settings(retire, plan.rate_limits["iam"])
+        # pacing.iam too: rotation takes the lower of it and rotate.rate (default 10/s)
+        settings = _settings(
+            retire, plan.rate_limits["iam"], **{"pacing.iam": plan.rate_limits["iam"]}
+        )
         service = build_rotation(settings, build_aws(settings))
         with Stopwatch() as watch:
             outcomes = run_many(
@@ -83,7 +86,9 @@ def run(moto_url: str, runs: int, users: int | None = None) -> dict[str, Any]:
     plan = model(LATENCY_S, PROPAGATION_S, IAM_RATE)
     names = [user["name"] for user in seed(moto_url, size, prefix="bench-quiet")]
     with patched_environ(aws_env(moto_url, _base())):
-        setup = _settings("when-quiet", 1000.0, **{"rotate.verify_successes": 1})
+        setup = _settings(
+            "when-quiet", 1000.0, **{"rotate.verify_successes": 1, "pacing.enabled": False}
+        )
         setup_service = build_rotation(setup, build_aws(setup))
         rotated = run_many(names, setup_service.rotate, workers=32)
     assert all(o.ok and o.waiting for o in rotated), [o.message for o in rotated[:3]]

@@ -20,8 +20,8 @@ What is measured, per size (200 and 1,000 users by default, the 1,000 once: see 
 users start as seed 001 leaves them, one key each, stored in their Secrets Manager secret
 (seeded straight into moto's backends, not through the proxy). keyturn rotates them all
 in-process (wiring.build_rotation + services.rotate.run_many, as the CLI does), with
-`rotate.rate` = the model's IAM rate and verification at its defaults (5 consecutive
-GetCallerIdentity successes). Reported: wall time; the bound the model implies,
+`rotate.rate` and `pacing.iam` = the model's IAM rate and verification at its defaults (5
+consecutive GetCallerIdentity successes). Reported: wall time; the bound the model implies,
 `max(IAM calls / IAM rate, propagation + one user's chain of calls x latency)`, with calls
 counted by the proxy (retries and refused calls included); the ratio wall / bound (goal
 <= 1.25); calls per user by operation. The peer is the naive sequential loop (create, poll
@@ -169,6 +169,9 @@ def rotate_keyturn(
             "rotate.store": "secretsmanager",
             "rotate.path": PATH,
             "rotate.rate": plan.rate_limits["iam"],
+            # The run's IAM bucket too: rotation takes the lower of the two (its default
+            # of 10/s would halve the model's rate; see docs/performance.md for sizing).
+            "pacing.iam": plan.rate_limits["iam"],
             "rotate.workers": workers,  # None: keyturn's default, derived from the rate
         }
         settings = load_settings(flags={k: v for k, v in flags.items() if v is not None}).settings

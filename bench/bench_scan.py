@@ -141,7 +141,10 @@ def keyturn_run(moto_url: str, workdir: str, planned: Sequence[PlannedUser]) -> 
     keyturn = str(Path(sys.executable).parent / "keyturn")
     with counted_calls(moto_url) as calls:
         completed, wall, rss = run_process(
-            [keyturn, "audit", "--format", "json"], aws_env(moto_url), workdir, CLI_TIMEOUT_S
+            [keyturn, "audit", "--format", "json"],
+            aws_env(moto_url, paced=False),  # bare moto: no AWS limit to respect
+            workdir,
+            CLI_TIMEOUT_S,
         )
     if completed.returncode != 0:
         raise RuntimeError(

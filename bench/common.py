@@ -46,11 +46,19 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
-def aws_env(moto_url: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+def aws_env(
+    moto_url: str, base: Mapping[str, str] | None = None, *, paced: bool = True
+) -> dict[str, str]:
     """`base` (default os.environ) without anything AWS/keyturn-related, pointed at moto.
 
     A developer's own AWS_PROFILE or keyturn.toml must never leak into a measurement, so the
     keyturn subprocess gets this environment and runs in an empty directory.
+
+    `paced=False` turns keyturn's request pacing off (`pacing.enabled`): for the benches
+    against bare moto, which models no AWS limit and measures keyturn's own work per call.
+    Paced at AWS-like rates, they would measure `pacing.iam` (10/s) instead; the
+    latency-model benches (enforce_model, rotate, quiet, trail) keep pacing on, sized to
+    the model's limits.
     """
     source = os.environ if base is None else base
     env = {
@@ -68,6 +76,8 @@ def aws_env(moto_url: str, base: Mapping[str, str] | None = None) -> dict[str, s
             "AWS_EC2_METADATA_DISABLED": "true",
         }
     )
+    if not paced:
+        env["KEYTURN_PACING_ENABLED"] = "false"
     return env
 
 

@@ -58,14 +58,16 @@ MEANINGS: dict[str, str] = {
     "retried like a throttle",
     # [pacing]
     "pacing.enabled": "pace every AWS call by the service's rate (docs/performance.md); "
-    "off leaves only botocore's adaptive retries",
+    "off leaves only botocore's adaptive retries (and LookupEvents at `trail.rate`)",
     "pacing.iam": "IAM requests per second this run may send, all workers and commands "
     "together; AWS does not publish IAM's limit (~20/s per account is common), and every "
     "other IAM client in the account shares it",
-    "pacing.sts": "STS requests per second (new-key verification, leases, role sessions)",
-    "pacing.secretsmanager": "Secrets Manager requests per second (its writes allow 50/s)",
-    "pacing.cloudtrail_lookup": "CloudTrail LookupEvents requests per second (AWS: 2/s per "
-    "account and region, not adjustable)",
+    "pacing.sts": "STS requests per second per region (new-key verification, leases, role "
+    "sessions)",
+    "pacing.secretsmanager": "Secrets Manager requests per second per region (its writes "
+    "allow 50/s)",
+    "pacing.cloudtrail_lookup": "CloudTrail LookupEvents requests per second per region (AWS: "
+    "2/s per account and region, not adjustable); the lower of this and `trail.rate` applies",
     "pacing.ses_send_rate": "cap on mails per second; unset: the account's own SES "
     "`MaxSendRate` (GetSendQuota), which is always the ceiling",
     # [policy]
@@ -218,7 +220,7 @@ MEANINGS: dict[str, str] = {
     "then says it is truncated); 10,000 take about 100 s in one region",
     "trail.workers": "regions searched at once",
     "trail.rate": "LookupEvents requests per second per region (AWS allows 2; lower it when "
-    "other tools share the budget)",
+    "other tools share the budget); the lower of this and `pacing.cloudtrail_lookup` applies",
     "trail.budget_seconds": "stop reading events after this long (the summary then says it is "
     "truncated)",
     "trail.regions": "regions to search; empty: every region enabled for the account "

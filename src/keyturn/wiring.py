@@ -29,7 +29,6 @@ from keyturn.adapters.cloudtrail import (
     FixedRegions,
     Regions,
 )
-from keyturn.adapters.cloudtrail import Pacer as RegionPacer
 from keyturn.adapters.iam import IamDirectory
 from keyturn.adapters.iam_keys import IamKeyWriter
 from keyturn.adapters.lease_dynamodb import DynamoLeaseStore
@@ -37,7 +36,7 @@ from keyturn.adapters.lease_iam import IamLeaseAdmin
 from keyturn.adapters.lease_sqlite import SqliteLeaseStore, default_path
 from keyturn.adapters.lease_sts import StsLeaseIssuer
 from keyturn.adapters.organizations import OrganizationDirectory
-from keyturn.adapters.pacing import Pacer
+from keyturn.adapters.pacing import LOOKUP_EVENTS, Pacer
 from keyturn.adapters.ses import SesMailer
 from keyturn.adapters.sns import RunNotice, SnsNotices
 from keyturn.adapters.sqs import AccountQueue
@@ -243,14 +242,15 @@ def build_aws(settings: Settings) -> Aws:
         aws.max_attempts, aws.workers, aws.read_timeout_seconds, aws.connect_timeout_seconds
     )
     deadline = Deadline(aws.timeout_seconds, aws.read_timeout_seconds)
+    pacer = build_pacer(settings.pacing)
     if aws.role_arn:
-        session = _assume_role(session, aws.role_arn, config, aws.endpoint_url, deadline)
+        session = _assume_role(session, aws.role_arn, config, aws.endpoint_url, deadline, pacer)
     return Aws(
         session=session,
         config=config,
         endpoint_url=aws.endpoint_url,
         deadline=deadline,
-        pacer=build_pacer(settings.pacing),
+        pacer=pacer,
     )
 
 
@@ -263,7 +263,7 @@ def build_pacer(pacing: PacingSettings) -> Pacer | None:
             "iam": pacing.iam,
             "sts": pacing.sts,
             "secretsmanager": pacing.secretsmanager,
-            "cloudtrail:LookupEvents": pacing.cloudtrail_lookup,
+            LOOKUP_EVENTS: pacing.cloudtrail_lookup,
         }
     )
 
@@ -274,11 +274,19 @@ def _assume_role(
     config: Config,
     endpoint_url: str | None,
     deadline: Deadline | None = None,
+    pacer: Pacer | None = None,
 ) -> boto3.session.Session:
+    """A session whose credentials are `role_arn`'s, assumed (and refreshed) with `source`'s.
+
+    `pacer`: the source credentials' account's (AWS counts an AssumeRole against the
+    caller's STS rate), so a multi-account run's refreshes share its own account's bucket.
+    """
     core = source._session
     source_credentials = core.get_credentials()
 
     def bounded(client: Any) -> Any:
+        if pacer is not None:
+            pacer.attach(client)
         return deadline.attach(client) if deadline else client
 
     if source_credentials is None:
@@ -318,7 +326,9 @@ def build_aws_in_account(base: Aws, account_id: str, role_name: str) -> Aws:
     elif region.startswith("us-gov-"):
         partition = "aws-us-gov"
     role_arn = f"arn:{partition}:iam::{account_id}:role/{role_name.strip('/')}"
-    session = _assume_role(base.session, role_arn, base.config, base.endpoint_url, base.deadline)
+    session = _assume_role(
+        base.session, role_arn, base.config, base.endpoint_url, base.deadline, base.pacer
+    )
     return Aws(
         session=session,
         config=base.config,
@@ -335,36 +345,12 @@ def build_organizations(aws: Aws) -> OrganizationDirectory:
 
 def build_activity(settings: Settings, aws: Aws | None = None) -> CloudTrailActivity:
     """What a key did (`trail.*`): CloudTrail clients per region, at
-    `trail.cloudtrail_endpoint_url` if set (the sandbox responder), one rate limiter per
-    region shared by every lookup this object makes (AWS's limit is per account and region,
-    not per key)."""
-    from keyturn.services.ratelimit import RateLimiter
-
+    `trail.cloudtrail_endpoint_url` if set (the sandbox responder), paced per region by the
+    run's pacer (AWS's limit is per account and region, not per key)."""
     trail = settings.trail
     aws = aws or build_aws(settings)
     home = aws.session.region_name or DEFAULT_REGION
     endpoint = trail.cloudtrail_endpoint_url or aws.endpoint_url
-    pacers: dict[str, RegionPacer] = {}
-    lock = threading.Lock()
-
-    # AWS's LookupEvents limit is per account *and region*: each region gets its own bucket
-    # here, at the lower of `trail.rate` and `pacing.cloudtrail_lookup`. The clients are
-    # therefore not given the run's pacer, whose one `cloudtrail:LookupEvents` bucket would
-    # hold every region to 2 requests a second together (20 regions took 10 times as long).
-    rate = trail.rate
-    if settings.pacing.enabled:
-        rate = min(rate, settings.pacing.cloudtrail_lookup)
-
-    def client_for(region: str) -> CloudTrailClient:
-        client: CloudTrailClient = aws.session.client(
-            "cloudtrail", region_name=region, endpoint_url=endpoint, config=aws.config
-        )
-        return aws.deadline.attach(client) if aws.deadline else client
-
-    def pacer_for(region: str) -> RegionPacer:
-        with lock:
-            return pacers.setdefault(region, RateLimiter(rate, burst=1))
-
     regions: Callable[[], Regions]
     if trail.regions:
         regions = FixedRegions(trail.regions)
@@ -372,13 +358,35 @@ def build_activity(settings: Settings, aws: Aws | None = None) -> CloudTrailActi
         ec2: EC2Client = aws.client("ec2", region_name=home)
         regions = EnabledRegions(ec2, home)  # falls back to home + us-east-1, and says so
     return CloudTrailActivity(
-        client_for,
+        lookup_clients(aws, trail.rate, endpoint),
         regions,
-        pacer_for,
         max_events=trail.max_events,
         workers=trail.workers,
         budget_seconds=trail.budget_seconds,
     )
+
+
+def lookup_clients(
+    aws: Aws, rate: float, endpoint: str | None
+) -> Callable[[str], CloudTrailClient]:
+    """A paced CloudTrail client per region: the run's pacer at the lower of `rate` and
+    `pacing.cloudtrail_lookup` LookupEvents a second per region. With pacing off, a pacer of
+    their own for LookupEvents alone: AWS's 2/s per region is hard, and a lookup that
+    outruns it loses regions to throttling."""
+    pacer, own = aws.pacer, aws.pacer is None
+    if pacer is None:
+        pacer = Pacer({LOOKUP_EVENTS: rate})
+    else:
+        current = pacer.rate(LOOKUP_EVENTS)
+        pacer.limit(LOOKUP_EVENTS, min(rate, current) if current else rate)
+
+    def client_for(region: str) -> CloudTrailClient:
+        client: CloudTrailClient = aws.client(
+            "cloudtrail", region_name=region, endpoint_url=endpoint
+        )
+        return pacer.attach(client) if own else client
+
+    return client_for
 
 
 def build_account_queue(settings: Settings, aws: Aws | None = None) -> AccountQueue:
@@ -398,9 +406,9 @@ def build_notices(settings: Settings, aws: Aws | None = None) -> SnsNotices | No
     if not arn:
         return None
     aws = aws or build_aws(settings)
-    client = aws.session.client(
-        "sns", region_name=arn.split(":")[3], config=aws.config, endpoint_url=aws.endpoint_url
-    )
+    # Through Aws.client like every other client: paced (SNS has no bucket: Publish allows
+    # hundreds to thousands a second, and a run publishes one notice) and bounded.
+    client = aws.client("sns", region_name=arn.split(":")[3])
     return SnsNotices(client, arn)
 
 

@@ -58,16 +58,42 @@ def test_an_operation_bucket_wins_over_its_service(aws: LocalAws) -> None:
         Message={"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "t"}}},
     )
     ses.get_send_quota()  # SES's other calls have no bucket here
-    assert pacer.requests == {SES_SEND: 1}
+    assert pacer.requests == {f"{SES_SEND}@us-east-1": 1}
 
 
-def test_a_calls_priority_is_the_one_its_thread_set_for_that_service(aws: LocalAws) -> None:
-    pacer = Pacer({"iam": 1000.0})
-    taken: list[int] = []
-    bucket = pacer._buckets["iam"]
-    bucket.acquire = lambda priority=0: taken.append(priority)  # type: ignore[method-assign]
+class Recording(Pacer):
+    """Records the (bucket key, region, priority) each request waited with."""
+
+    def __init__(self, rates: dict[str, float]) -> None:
+        super().__init__(rates)
+        self.taken: list[tuple[str, str | None, int]] = []
+
+    def acquire(
+        self, service: str, operation: str, region: str | None = None, priority: int = 2
+    ) -> None:
+        self.taken.append((service, region, priority))
+        super().acquire(service, operation, region, priority)
+
+
+def test_a_priority_is_the_next_calls_only(aws: LocalAws) -> None:
+    """A call nobody gave a priority waits at the default, never at the one an earlier call
+    of its thread was given (rotation's calls were paced at a stale priority)."""
+    pacer = Recording({"iam": 1000.0})
     iam = paced_aws(aws.url, pacer).iam()
     iam.list_users()
     pacer.prioritised("iam").acquire(0)
     iam.list_users()
-    assert taken == [2, 0]
+    iam.list_users()
+    assert [priority for _, _, priority in pacer.taken] == [2, 0, 2]
+
+
+def test_regional_services_have_a_bucket_per_region_iam_one_for_all(aws: LocalAws) -> None:
+    """AWS limits CloudTrail's LookupEvents (and STS, SES, Secrets Manager) per account and
+    region: a lookup over two regions may send 2 a second to each. IAM is global."""
+    pacer = Pacer({"iam": 1000.0, "sts": 1000.0})
+    paced = paced_aws(aws.url, pacer)
+    for region in ("us-east-1", "eu-west-1"):
+        paced.client("sts", region_name=region).get_caller_identity()
+        paced.client("iam", region_name=region).list_users()
+    assert pacer.requests == {"sts@us-east-1": 1, "sts@eu-west-1": 1, "iam": 2}
+    assert len(pacer._buckets) == 3

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.stub import Stubber
 
+from keyturn import wiring
 from keyturn.adapters.cloudtrail import (
     PAGE_SIZE,
     CloudTrailActivity,
@@ -19,28 +21,13 @@ from keyturn.adapters.cloudtrail import (
     FixedRegions,
     Regions,
 )
+from keyturn.adapters.pacing import LOOKUP_EVENTS, Pacer
 from keyturn.domain.activity import AGENT_MAX
 from keyturn.domain.errors import BadInputError
 
 KEY = "AKIAEXAMPLEEXAMPLE01"
 END = datetime(2024, 5, 2, tzinfo=UTC)
 START = END - timedelta(hours=24)
-
-
-class Pacing:
-    """Counts acquisitions per region (the real limiter is tested in test_ratelimit)."""
-
-    def __init__(self) -> None:
-        self.calls: dict[str, int] = {}
-
-    def __call__(self, region: str) -> Any:
-        pacing = self
-
-        class _One:
-            def acquire(self, priority: int = 0) -> None:
-                pacing.calls[region] = pacing.calls.get(region, 0) + 1
-
-        return _One()
 
 
 def _client(service: str, region: str) -> Any:
@@ -99,15 +86,12 @@ def params(token: str | None = None) -> dict[str, Any]:
     return expected
 
 
-def activity(
-    stubs: dict[str, Stubber], regions: list[str], pacing: Pacing | None = None, **kw: Any
-) -> CloudTrailActivity:
+def activity(stubs: dict[str, Stubber], regions: list[str], **kw: Any) -> CloudTrailActivity:
     for region in regions:
         stub_for(stubs, region)
     return CloudTrailActivity(
         lambda region: stubs[region].client,
         FixedRegions(regions),
-        pacing or Pacing(),
         sleep=kw.pop("sleep", lambda _s: None),
         **kw,
     )
@@ -123,13 +107,52 @@ def test_every_page_is_read_by_access_key_id(stubs: dict[str, Stubber]) -> None:
         {"Events": [raw_event(50 + i, "CreateUser") for i in range(3)]},
         params("p2"),
     )
-    pacing = Pacing()
-    summary = activity(stubs, ["us-east-1"], pacing).summary(KEY, START, END)
+    summary = activity(stubs, ["us-east-1"]).summary(KEY, START, END)
     assert summary.total_events == 53
     assert summary.access_calls_total == 3
     assert summary.complete
     assert summary.regions_searched == ("us-east-1",)
-    assert pacing.calls == {"us-east-1": 2}  # every request paced
+
+
+class Counting(Pacer):
+    made: ClassVar[list[Counting]] = []
+
+    def __init__(self, rates: Any) -> None:
+        super().__init__(rates)
+        Counting.made.append(self)
+
+
+@pytest.mark.parametrize("paced", [True, False])
+def test_lookup_clients_are_paced_per_region_whether_pacing_is_on_or_off(
+    paced: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One mechanism: the run's pacer, per region, at the lower of `trail.rate` and
+    `pacing.cloudtrail_lookup`; with `pacing.enabled = false`, a pacer for LookupEvents alone
+    (its 2/s per region is hard: a lookup that outran it would lose regions)."""
+    monkeypatch.setattr(wiring, "Pacer", Counting)
+    Counting.made.clear()
+    session = boto3.session.Session(
+        region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+    )
+    run = Pacer({LOOKUP_EVENTS: 2.0, "iam": 10.0}) if paced else None
+    aws = wiring.Aws(session=session, config=Config(), endpoint_url=None, pacer=run)
+    client_for = wiring.lookup_clients(aws, 1.5, None)
+    for region in ("us-east-1", "eu-west-1", "eu-west-1"):
+        client: Any = client_for(region)
+        # What botocore emits before a LookupEvents request (a Stubber would answer first).
+        client.meta.events.emit(
+            "before-call.cloudtrail.LookupEvents",
+            model=client.meta.service_model.operation_model("LookupEvents"),
+            params={},
+            context={},
+        )
+    pacer = run if run is not None else Counting.made[0]
+    assert len(Counting.made) == (0 if paced else 1)
+    assert pacer.rate(LOOKUP_EVENTS) == 1.5
+    assert pacer.requests == {
+        f"{LOOKUP_EVENTS}@us-east-1": 1,
+        f"{LOOKUP_EVENTS}@eu-west-1": 2,
+    }
 
 
 def test_a_throttle_that_outlived_botocore_is_asked_again(stubs: dict[str, Stubber]) -> None:
@@ -288,7 +311,6 @@ def test_discovery_failure_makes_the_summary_incomplete(stubs: dict[str, Stubber
     source = CloudTrailActivity(
         lambda region: stubs[region].client,
         lambda: Regions(("us-east-1",), RegionFailure("(others)", "discovery failed")),
-        Pacing(),
     )
     summary = source.summary(KEY, START, END)
     assert not summary.complete

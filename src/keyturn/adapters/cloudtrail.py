@@ -10,13 +10,15 @@ Pacing. AWS: "LookupEvents: 2 requests per second per account per region; if thi
 exceeded, a throttling error occurs"
 (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/WhatIsCloudTrail-Limits.html, and
 the LookupEvents API reference:
-https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_LookupEvents.html). So
-each region gets its own token bucket at `rate` (2/s, burst 1: requests half a second apart,
-never two at once), regions run in parallel on `workers` threads, and a 10,000-event window
-(200 pages of 50) in one region takes about 100 s whatever keyturn does. botocore's adaptive
-retries absorb a `ThrottlingException` caused by another caller sharing the budget; if one
-still comes through (retries exhausted), the page is asked again after a jittered back-off,
-a few times, before the region is reported as failed.
+https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_LookupEvents.html). The
+clients pace themselves: `client_for(region)` gives clients carrying the run's pacer
+(keyturn.adapters.pacing, the one mechanism for every AWS call), which keeps a bucket per
+region for `cloudtrail:LookupEvents` (2/s, burst 1: requests half a second apart, never two
+at once), shared by every lookup of the run. Regions run in parallel on `workers` threads,
+so a 10,000-event window (200 pages of 50) in one region takes about 100 s whatever keyturn
+does. botocore's adaptive retries absorb a `ThrottlingException` caused by another caller
+sharing the budget; if one still comes through (retries exhausted), the page is asked again
+after a jittered back-off, a few times, before the region is reported as failed.
 
 Failure is per region. A region that refuses (AccessDenied, an opt-in region CloudTrail
 does not answer in, an unreachable endpoint) is listed in the summary's `regions_failed`
@@ -49,7 +51,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -94,12 +96,6 @@ TARGET_FIELDS = (
     "groupId",
     "keyId",
 )
-
-
-class Pacer(Protocol):
-    """A rate limiter (keyturn.services.ratelimit.RateLimiter)."""
-
-    def acquire(self, priority: int = 0) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,16 +215,15 @@ class _RegionResult:
 class CloudTrailActivity:
     """`KeyActivitySource` over CloudTrail event history (see the module docstring).
 
-    `client_for(region)` builds a CloudTrail client for a region (called on the calling
-    thread: boto3 clients are thread-safe once built, their creation is not); `regions()`
-    says where to search; `pacer_for(region)` gives each region its rate limiter.
+    `client_for(region)` builds a paced CloudTrail client for a region (called on the
+    calling thread: boto3 clients are thread-safe once built, their creation is not);
+    `regions()` says where to search.
     """
 
     def __init__(
         self,
         client_for: Callable[[str], CloudTrailClient],
         regions: Callable[[], Regions],
-        pacer_for: Callable[[str], Pacer],
         *,
         max_events: int = DEFAULT_MAX_EVENTS,
         workers: int = DEFAULT_WORKERS,
@@ -240,7 +235,6 @@ class CloudTrailActivity:
             raise ValueError("max_events, workers and budget_seconds must be positive")
         self._client_for = client_for
         self._regions = regions
-        self._pacer_for = pacer_for
         self._max_events = max_events
         self._workers = workers
         self._budget = budget_seconds
@@ -260,7 +254,6 @@ class CloudTrailActivity:
         names = sorted(regions.names, key=lambda region: region != "us-east-1")
         regions = Regions(tuple(names), regions.failure)
         clients = {region: self._client_for(region) for region in regions.names}
-        pacers = {region: self._pacer_for(region) for region in regions.names}
         cap = _Cap(self._max_events, self._monotonic() + self._budget, self._monotonic)
         with ThreadPoolExecutor(
             max_workers=min(self._workers, max(1, len(clients))),
@@ -269,7 +262,7 @@ class CloudTrailActivity:
             results = list(
                 pool.map(
                     lambda region: self._search(
-                        region, clients[region], pacers[region], access_key_id, start, end, cap
+                        region, clients[region], access_key_id, start, end, cap
                     ),
                     regions.names,
                 )
@@ -311,7 +304,6 @@ class CloudTrailActivity:
         self,
         region: str,
         client: CloudTrailClient,
-        pacer: Pacer,
         key_id: str,
         start: datetime,
         end: datetime,
@@ -323,7 +315,7 @@ class CloudTrailActivity:
         while not cap.stopped():
             result.started = True
             try:
-                page = self._page(client, pacer, key_id, start, end, token)
+                page = self._page(client, key_id, start, end, token)
             except (ClientError, BotoCoreError) as exc:
                 reason = _reason(exc)
                 if result.events:
@@ -351,17 +343,15 @@ class CloudTrailActivity:
     def _page(
         self,
         client: CloudTrailClient,
-        pacer: Pacer,
         key_id: str,
         start: datetime,
         end: datetime,
         token: str | None,
     ) -> Mapping[str, Any]:
-        """One LookupEvents page, paced; a throttle that outlived botocore's retries is
-        asked again after a jittered back-off, `THROTTLE_RETRIES` times."""
+        """One LookupEvents page (its client paces it); a throttle that outlived botocore's
+        retries is asked again after a jittered back-off, `THROTTLE_RETRIES` times."""
         attempt = 0
         while True:
-            pacer.acquire()
             try:
                 if token:
                     return client.lookup_events(

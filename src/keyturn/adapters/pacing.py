@@ -13,10 +13,18 @@ takes the call's token *before* keyturn's total-time deadline starts counting
 (`wiring.Deadline`), so a wait for a token is never mistaken for a slow endpoint; each retry
 (`before-send` after the first) takes one more, since AWS counts it.
 
-Buckets are keyed `service` or `service:Operation` (the operation's own bucket wins):
-`ses:SendEmail` is paced by SES's MaxSendRate, not by SES's other calls' limits. Waiters may
-carry a priority (`prioritised(service).acquire(p)` before a call, 0 first), as rotation
-does to spend IAM's budget first on calls that start a propagation clock (services/rotate.py).
+Rates are set by `service` or `service:Operation` (the operation's own rate wins):
+`ses:SendEmail` is paced by SES's MaxSendRate, not by SES's other calls' limits. AWS counts
+most services per account *and region*, so a regional service gets one bucket per region of
+the clients that call it (`client.meta.region_name`): a CloudTrail lookup over 17 regions
+may send 2 LookupEvents a second to each. IAM and Organizations are global services (one
+endpoint, one limit per account), so they have one bucket whatever region a client names.
+
+A call may carry a priority (`prioritised(service).acquire(p)` just before it, 0 first), as
+rotation does to spend IAM's budget first on calls that start a propagation clock
+(services/rotate.py). The priority is the thread's *next* call's only (its retries keep
+it): a call nobody gave one waits at DEFAULT_PRIORITY, never at whatever an earlier call
+of the thread was given.
 
 The limits (requests a second, per account and region unless said):
 
@@ -32,7 +40,8 @@ The limits (requests a second, per account and region unless said):
   (https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_limits.html).
 - CloudTrail LookupEvents: 2/s per account and region, not adjustable
   (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/WhatIsCloudTrail-Limits.html).
-  Any CloudTrail client built by `Aws.client` is paced by it: the hook for the adapter.
+  Any CloudTrail client built by `Aws.client` is paced by it, per region: the adapter
+  (adapters/cloudtrail.py) has no limiter of its own.
 """
 
 from __future__ import annotations
@@ -47,6 +56,9 @@ from keyturn.services.ratelimit import RateLimiter
 # Calls that carry no priority wait behind none (rotation's READ is 2: see services/rotate).
 DEFAULT_PRIORITY = 2
 SES_SEND = "ses:SendEmail"
+LOOKUP_EVENTS = "cloudtrail:LookupEvents"
+# One endpoint and one request-rate limit per account, whatever region a client names.
+GLOBAL_SERVICES = frozenset({"iam", "organizations"})
 
 
 def burst_for(rate: float) -> int:
@@ -74,17 +86,18 @@ class _Priority:
 
 
 class Pacer:
-    """Token buckets by `service` or `service:Operation`; `attach(client)` paces a client."""
+    """Token buckets by rate key (`service` or `service:Operation`) and, for a regional
+    service, region; `attach(client)` paces a client."""
 
     def __init__(self, rates: Mapping[str, float]) -> None:
         self._lock = threading.Lock()
-        self._buckets = {
-            key: RateLimiter(rate, burst=burst_for(rate)) for key, rate in rates.items()
-        }
+        self._buckets: dict[tuple[str, str | None], RateLimiter] = {}
         self._rates = dict(rates)
         self._configured = dict(rates)
         self._local = threading.local()
-        self.requests: Counter[str] = Counter()  # paced requests per bucket, retries included
+        # Paced requests per bucket (`key`, or `key@region` for a regional service),
+        # retries included.
+        self.requests: Counter[str] = Counter()
 
     def fresh(self) -> Pacer:
         """A pacer with the configured rates and full buckets (another account's run)."""
@@ -95,14 +108,15 @@ class Pacer:
             return self._rates.get(key)
 
     def limit(self, key: str, rate: float) -> None:
-        """Pace `key` at `rate` from now on (a rate discovered at run time)."""
+        """Pace `key` at `rate` from now on, in every region (a rate discovered at run time)."""
         if rate <= 0:
             return
         with self._lock:
             if self._rates.get(key) == rate:
                 return
             self._rates[key] = rate
-            self._buckets[key] = RateLimiter(rate, burst=burst_for(rate))
+            for bucket in [b for b in self._buckets if b[0] == key]:
+                del self._buckets[bucket]
 
     def limit_send_rate(self, discovered: float, cap: float | None) -> float:
         """SES SendEmail at its account's MaxSendRate (or `cap`, when lower); the rate set."""
@@ -114,35 +128,56 @@ class Pacer:
         return _Priority(self, service)
 
     def set_priority(self, service: str, priority: int) -> None:
+        """The priority of this thread's next `service` call (and of its retries)."""
         self._priorities()[service] = priority
 
-    def acquire(self, service: str, operation: str) -> None:
-        """Wait for a token of `service:operation`'s bucket, else `service`'s, if any."""
+    def take_priority(self, service: str) -> int:
+        """The priority set for this thread's next `service` call, now used up."""
+        return self._priorities().pop(service, DEFAULT_PRIORITY)
+
+    def acquire(
+        self,
+        service: str,
+        operation: str,
+        region: str | None = None,
+        priority: int = DEFAULT_PRIORITY,
+    ) -> None:
+        """Wait for a token of `service:operation`'s bucket, else `service`'s, if any (the
+        region's own bucket for a regional service)."""
+        where = None if service in GLOBAL_SERVICES else region
         key = f"{service}:{operation}"
         with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is None:
+            rate = self._rates.get(key)
+            if rate is None:
                 key = service
-                bucket = self._buckets.get(service)
-            if bucket is None:
+                rate = self._rates.get(service)
+            if rate is None:
                 return
-            self.requests[key] += 1
-        bucket.acquire(self._priorities().get(service, DEFAULT_PRIORITY))
+            bucket = self._buckets.get((key, where))
+            if bucket is None:
+                bucket = self._buckets[(key, where)] = RateLimiter(rate, burst=burst_for(rate))
+            self.requests[key if where is None else f"{key}@{where}"] += 1
+        bucket.acquire(priority)
 
     def attach(self, client: Any) -> Any:
-        """Pace every request `client` sends; returns `client`."""
+        """Pace every request `client` sends (in its region's buckets); returns `client`."""
         service = str(client.meta.service_model.service_name)
-        paid = _PerThread()
+        region = client.meta.region_name
+        region = str(region) if region else None
+        call = _PerThread()  # the current call's priority, until its first attempt is sent
 
         def before_call(model: Any, **_: Any) -> None:
-            self.acquire(service, str(model.name))
-            paid[service] = True
+            priority = self.take_priority(service)
+            self.acquire(service, str(model.name), region, priority)
+            call.paid = True
+            call.priority = priority
 
         def before_send(event_name: str, **_: Any) -> None:
-            if paid.get(service):
-                paid[service] = False  # the first attempt's token was taken before the call
+            if call.paid:
+                call.paid = False  # the first attempt's token was taken before the call
                 return
-            self.acquire(service, event_name.rsplit(".", 1)[-1])  # a retry
+            operation = event_name.rsplit(".", 1)[-1]
+            self.acquire(service, operation, region, call.priority)  # a retry
 
         client.meta.events.register("before-call", before_call)
         client.meta.events.register("before-send", before_send)
@@ -155,20 +190,8 @@ class Pacer:
         return found
 
 
-class _PerThread:
-    """A per-thread `dict[str, bool]`: a client is shared by a run's worker threads."""
+class _PerThread(threading.local):
+    """One client's call in flight on this thread (a client is shared by a run's workers)."""
 
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    def _map(self) -> dict[str, bool]:
-        found: dict[str, bool] | None = getattr(self._local, "map", None)
-        if found is None:
-            found = self._local.map = {}
-        return found
-
-    def get(self, key: str) -> bool:
-        return self._map().get(key, False)
-
-    def __setitem__(self, key: str, value: bool) -> None:
-        self._map()[key] = value
+    paid: bool = False
+    priority: int = DEFAULT_PRIORITY

@@ -117,6 +117,10 @@ class FaultProxy(ForwardingProxy):
         self._buckets: dict[str, _Bucket] = {}
         self._young_keys: dict[str, float] = {}  # new key id -> when it starts to work
         self._monotonic = time.monotonic
+        # When the first AWS call arrived and the last was answered (time.monotonic): a
+        # bench tells the client's own time before and after its calls from them.
+        self.first_call_at: float | None = None
+        self.last_answer_at: float | None = None
 
     def calm(self) -> None:
         """No more faults from now on (the "later run" that completes the work)."""
@@ -191,6 +195,14 @@ class FaultProxy(ForwardingProxy):
         action = _action(request.body)
         is_aws = not request.path.startswith("/moto-api")
         json_protocol = "X-Amz-Target" in request.headers
+        if is_aws:
+            arrived = time.monotonic()
+            with self._lock:
+                if self.first_call_at is None:
+                    self.first_call_at = arrived
+                self.last_answer_at = max(
+                    self.last_answer_at or arrived, arrived + self.plan.latency
+                )
         if is_aws and self.plan.latency > 0:
             # Before anything else, refusals included: AWS's answer, whatever it is, takes
             # a round trip.

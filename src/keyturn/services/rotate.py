@@ -743,6 +743,7 @@ class RotationService:
             # hand to anyone. The old key was never touched.
             cleanup = "deleted"
             try:
+                self._iam_call()
                 self._iam.delete_key(user, secret.access_key_id)
                 self._write(advance(record, S.ABORTED, self._clock.now()))
             except KeyturnError:
@@ -914,7 +915,10 @@ class RotationService:
     def _iam_call(self, priority: int = READ) -> None:
         """Take a token before each IAM request (journal writes are IAM tag writes).
 
-        `priority`: CREATE, START, READ or RETIRE (see there).
+        `priority`: CREATE, START, READ or RETIRE (see there). Call it just before *every*
+        IAM call: on the run's shared pacer it sets the priority of this thread's next IAM
+        call only (a call without one waits at the default), and with pacing off it takes
+        the call's token (tests/integration/test_rotate_priorities.py checks both).
 
         Only IAM is gated: its control-plane rate is the account-wide limit a large rotation
         runs into (it is not published; `rotate.rate` is the share this run may use). The
