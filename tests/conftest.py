@@ -44,7 +44,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """`--dist loadgroup` for pytest 9: pytest-xdist (3.8) marks a test of an xdist_group by
     appending "@group" to its node id through `item._nodeid`, which pytest 9 no longer reads,
     so every group was silently ignored. The same suffix, where pytest 9 keeps the id."""
-    if not config.getvalue("loadgroup"):
+    if not getattr(config.option, "loadgroup", False):  # set by xdist only under --dist
         return
     for item in items:
         groups = sorted(

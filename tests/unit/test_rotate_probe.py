@@ -290,21 +290,24 @@ def _secret(world: World, key_id: str) -> Any:
     return NewKeySecret(key_id, world.iam.secrets[key_id])
 
 
-def test_a_quarantined_old_key_is_replaced_without_asking_the_probe() -> None:
-    """The exposed-key response's rotation: the old key is already inactive (keyturn's
-    sealed incident record names it), so a no would leave consumers only a dead key."""
+@pytest.mark.parametrize("incident", [True, False], ids=["quarantined", "turned-off-by-hand"])
+def test_an_inactive_old_key_is_replaced_without_asking_the_probe(incident: bool) -> None:
+    """The exposed-key response's rotation: the old key is already inactive, so a no would
+    leave consumers only a dead key. Decided from IAM and the sealed journal, not from the
+    incident tag: the same with no incident record at all (a tag-writer removed it, or
+    someone turned the key off by hand), and no IAM call beyond the rotation's own."""
     world = World()
     old = world.iam.add("alice")
     world.store.entries["alice"] = {"current": ("seed", _secret(world, old))}
     world.iam.set_active("alice", old, False)  # the quarantine deactivated it first
     probe = Probe(b'{"ok": false, "reason": "pinned in the WAF"}')
-    incidents = {("alice", old): "incident opened 2024-05-02 10:00 UTC"}
+    incidents = {("alice", old): "incident opened 2024-05-02 10:00 UTC"} if incident else {}
     outcome = world.service(probe=probe, quarantined=lambda u, k: incidents.get((u, k))).rotate(
         "alice"
     )
     assert probe.asked == []
     assert world.store.key_id("alice", "current") == outcome.new_key_id != old
-    assert any(f"not asked: old key {old} is quarantined" in w for w in outcome.warnings)
+    assert any(f"not asked: old key {old} is inactive" in w for w in outcome.warnings)
     # a key that is not quarantined is still asked, and its no still stops the rotation
     with pytest.raises(ProbeRefusedError):
         world.service(probe=Probe(b"{}"), quarantined=lambda u, k: None).rotate("alice")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -34,6 +34,7 @@ from keyturn.domain.rotation import (
     CLOCK_SKEW,
     Facts,
     IamKey,
+    OldKey,
     RotationRecord,
     RotationState,
     Step,
@@ -538,7 +539,7 @@ class RotationService:
                 self._checkpoint("verify", user)
             elif step is Step.PROMOTE:
                 if self._probe is not None:
-                    self._ask_probe(record, warnings)
+                    self._ask_probe(record, keys, warnings)
                 with _resume_hint(user):
                     self._store.promote(user, record.token)
                 record = advance(record, S.PROMOTED, now)
@@ -598,33 +599,39 @@ class RotationService:
             warnings.append(decision.reason)
         return self._deactivate_old(record, now, warnings), None
 
-    def _ask_probe(self, record: RotationRecord, warnings: list[str]) -> None:
+    def _ask_probe(
+        self, record: RotationRecord, keys: Sequence[IamKey], warnings: list[str]
+    ) -> None:
         """`rotate.probe`: the consumers' own check of the verified pending key, before
         the store serves it. Anything but a clear yes stops the rotation as a store failure
         does: new key deleted, pending entry discarded, ABORTED recorded, old key untouched.
         A yes only lets the rotation go on to the promotion it was about to make.
 
-        Not asked when the old key is quarantined as exposed (keyturn's own sealed incident
-        record names it, keyturn.services.quarantine): that key is already inactive, so the
-        store serves consumers a key that works for nobody. A no would keep it there and
-        delete the one key that authenticates; the probe guards a switch from a working key,
-        and there is none left to protect. Skipping (rather than asking and promoting
-        anyway) also keeps the probe's timeout off the time consumers wait for a working
-        key. Checked here, not by the quarantine's caller, so a `rotate --resume` or the
-        scheduled function finishing a quarantine's rotation decides the same way."""
+        Not asked when the old key no longer works: inactive when this rotation started
+        (the sealed journal's mark) or inactive or gone now (IAM, read at the start of this
+        run). A quarantine deactivates an exposed key before it rotates, so this is its
+        case; an old key someone else turned off is the same. The store then serves
+        consumers a key that works for nobody: a no would keep it there and delete the one
+        key that authenticates. The probe guards a switch away from a working key, and
+        there is none left to protect; skipping (rather than asking and promoting anyway)
+        also keeps the probe's timeout off the time consumers wait for a working key.
+        Decided from facts, not from the incident tag (a tag-writer can remove that), and
+        here rather than by the quarantine, so `rotate --resume` and the scheduled function
+        finishing a quarantine's rotation decide the same way."""
         probe = self._probe
         user, new_id = record.user, record.new_key_id
         assert probe is not None
         assert new_id is not None
-        if self._quarantined is not None and record.old_key_id is not None:
-            why = self._quarantined(user, record.old_key_id)
-            if why is not None:
+        old_id = record.old_key_id
+        if old_id is not None:
+            old = next((key for key in keys if key.key_id == old_id), None)
+            if record.old_mark is OldKey.INACTIVE or old is None or not old.active:
                 warnings.append(
-                    f"consumer probe {probe.name} not asked: old key {record.old_key_id} is "
-                    f"quarantined as exposed ({why}) and already inactive; the verified new "
-                    "key is promoted so consumers have a working key"
+                    f"consumer probe {probe.name} not asked: old key {old_id} is inactive, "
+                    "so no consumer can be using it; the verified new key is promoted so "
+                    "consumers have a working key"
                 )
-                log.info("%s: probe skipped, old key quarantined", user)
+                log.info("%s: probe skipped, old key %s inactive", user, old_id)
                 return
         request = ProbeRequest(user, new_id, record.old_key_id, self._store.location(user))
         try:
