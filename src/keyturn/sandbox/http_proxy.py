@@ -166,20 +166,27 @@ class ForwardingProxy:
                     self.close_connection = True
                     return
                 # One write: status line, headers and body in a single segment (send_response
-                # and end_headers would flush the head alone, then the body after it).
-                self.wfile.write(_response_bytes(verdict))
+                # and end_headers would flush the head alone, then the body after it). The
+                # status line carries this server's protocol: an HTTP/1.0 proxy (the Vault
+                # fault proxy) closes after each answer, and a response claiming HTTP/1.1
+                # would let the client reuse a connection about to close.
+                keep_alive = self.protocol_version >= "HTTP/1.1" and not self.close_connection
+                self.wfile.write(_response_bytes(verdict, self.protocol_version, keep_alive))
 
         return Handler
 
 
-def _response_bytes(answer: Answer) -> bytes:
-    """The whole HTTP/1.1 response to `answer`, ready for one write."""
+def _response_bytes(answer: Answer, protocol: str = "HTTP/1.1", keep_alive: bool = True) -> bytes:
+    """The whole response to `answer` in `protocol`, ready for one write; `Connection: close`
+    when the server will close after it (as send_response would have said)."""
     reason = http.HTTPStatus(answer.status).phrase if answer.status in _KNOWN else ""
-    lines = [f"HTTP/1.1 {answer.status} {reason}"]
+    lines = [f"{protocol} {answer.status} {reason}"]
     lines += [
         f"{name}: {value}" for name, value in answer.headers if name.lower() not in HOP_BY_HOP
     ]
     lines.append(f"Content-Length: {len(answer.body)}")
+    if not keep_alive:
+        lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + answer.body
 
 
