@@ -971,14 +971,20 @@ def quarantine_checker(settings: Settings, aws: Aws) -> Callable[[str, str], str
     checked by the service first and does not depend on either."""
     from keyturn.adapters.iam_quarantine import IamIncidentTags, aws_quarantine_policies
     from keyturn.domain.quarantine import IncidentMarks, Step
+    from keyturn.services.rotate import READ
 
     def check(user: str, key_id: str) -> str | None:
+        # The rotation service sets the priority of the first of these two IAM calls (its
+        # _iam_call); on the run's pacer a priority holds for one call, so the second's
+        # is set here.
         attached = aws_quarantine_policies(aws.iam(), user)
         if attached:
             return (
                 f"AWS attached {', '.join(attached)} to {user}: a key of the user was exposed; "
                 "detach it once the exposure is remediated"
             )
+        if aws.pacer is not None:
+            aws.pacer.prioritised("iam").acquire(READ)
         tags = IamIncidentTags(aws.iam(), build_authenticator(settings, aws), aws.account_id())
         found = tags.read(user, key_id)
         if not isinstance(found, IncidentMarks):
