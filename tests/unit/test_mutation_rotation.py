@@ -402,14 +402,15 @@ full_records = st.builds(
     hold_until=st.one_of(st.none(), times),
     promoted_at=st.one_of(st.none(), times),
     unpublished=st.lists(st.sampled_from(list(Unpublished)), unique=True).map(tuple),
+    old_mark=st.one_of(st.none(), st.sampled_from(list(OldKey))),
 )
 
 
 @given(full_records)
 def test_encode_decode_round_trips_every_field(record: RotationRecord) -> None:
     text = encode(record)
-    assert text.startswith("v4:")
-    assert len(text.split(":")) == 10
+    assert text.startswith("v5:")
+    assert len(text.split(":")) == 11
     assert decode(record.user, text) == record
 
 
@@ -457,7 +458,7 @@ def test_the_unreadable_message_quotes_the_first_80_characters() -> None:
     assert str(caught.value) == f"alice: unreadable rotation journal entry {text[:80]!r}"
 
 
-def test_the_v4_text_form_is_exact() -> None:
+def test_the_v5_text_form_is_exact() -> None:
     """The journal is read back by later versions of keyturn: its letters and order are a
     format, not an implementation detail (a round trip alone would accept any spelling)."""
     epoch = int(T0.timestamp())
@@ -472,12 +473,63 @@ def test_the_v4_text_form_is_exact() -> None:
         hold_until=T0 + timedelta(seconds=1),
         promoted_at=T0 + timedelta(seconds=2),
         unpublished=(Unpublished.ROTATED, Unpublished.RETIRED),
+        old_mark=OldKey.RETIRING,
     )
     assert encode(record) == (
+        f"v5:old_deactivated:tok:{epoch}:AKIAOLD:AKIAOLD/AKIAX:AKIANEW:{epoch + 1}:{epoch + 2}:RD:r"
+    )
+    assert encode(replace(record, unpublished=(Unpublished.RETIRED,))).endswith(":D:r")
+    assert encode(replace(record, unpublished=())).endswith(f":{epoch + 2}:-:r")
+    marks = {OldKey.ACTIVE: "a", OldKey.INACTIVE: "i", OldKey.RETIRING: "r", None: "-"}
+    for mark, letter in marks.items():
+        assert encode(replace(record, old_mark=mark)).endswith(f":RD:{letter}")
+    owed = f"v5:promoted:tok:{epoch}:AKIAOLD:-:AKIANEW:-:-:"
+    assert decode("alice", owed + "DR:-").unpublished == (
+        Unpublished.RETIRED,
+        Unpublished.ROTATED,
+    )
+    assert decode("alice", owed + "RR:-").unpublished == (Unpublished.ROTATED,)
+    assert decode("alice", owed + "-:-").unpublished == ()
+    for mark, letter in marks.items():
+        assert decode("alice", owed + "-:" + letter).old_mark is mark
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "v5:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:-",  # 10 parts under v5
+        "v5:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:-:a:-",  # 12 parts
+        "v5:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:-:",  # an empty mark
+        "v5:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:-:x",  # an unknown mark
+        "v5:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:-:A",  # marks are lower case
+        "v5:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:-:ar",  # one mark, one letter
+        "v4:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:-:a",  # 11 parts under v4
+    ],
+)
+def test_decode_refuses_other_v5_shapes(text: str) -> None:
+    with pytest.raises(BadInputError):
+        decode("alice", text)
+
+
+def test_a_sealed_v4_record_is_read_in_full() -> None:
+    """v4 (before the old-key mark): every field as written, and no mark."""
+    epoch = int(T0.timestamp())
+    text = (
         f"v4:old_deactivated:tok:{epoch}:AKIAOLD:AKIAOLD/AKIAX:AKIANEW:{epoch + 1}:{epoch + 2}:RD"
     )
-    assert encode(replace(record, unpublished=(Unpublished.RETIRED,))).endswith(":D")
-    assert encode(replace(record, unpublished=())).endswith(f":{epoch + 2}:-")
+    assert decode("alice", text) == RotationRecord(
+        user="alice",
+        token="tok",
+        state=S.OLD_DEACTIVATED,
+        intent_at=T0,
+        old_key_id="AKIAOLD",
+        existing=("AKIAOLD", "AKIAX"),
+        new_key_id="AKIANEW",
+        hold_until=T0 + timedelta(seconds=1),
+        promoted_at=T0 + timedelta(seconds=2),
+        unpublished=(Unpublished.ROTATED, Unpublished.RETIRED),
+        old_mark=None,
+    )
     owed = f"v4:promoted:tok:{epoch}:AKIAOLD:-:AKIANEW:-:-:"
     assert decode("alice", owed + "DR").unpublished == (Unpublished.RETIRED, Unpublished.ROTATED)
     assert decode("alice", owed + "RR").unpublished == (Unpublished.ROTATED,)
