@@ -37,6 +37,8 @@ from keyturn.domain.rotation import (
     orphans,
     plan_start,
     restored,
+    retiring,
+    rollback_refusal,
 )
 
 S = RotationState
@@ -384,6 +386,71 @@ def test_the_refusal_names_both_keys_and_what_to_do() -> None:
         "alice already has 2 access keys (AKIA1 (Active), AKIA2 (Active)) and neither is an "
         "inactive key keyturn may retire: deactivate the one no longer in use, then run again"
     )
+
+
+# -- rollback and the old key's mark (v5) ---------------------------------------------------
+
+
+@given(
+    active_at_intent=st.booleans(),
+    marked=st.booleans(),
+    active_now=st.booleans(),
+    state=st.sampled_from([S.PROMOTED, S.OLD_DEACTIVATED]),
+)
+def test_rollback_serves_the_old_key_only_if_it_was_active_and_ours_to_turn_off(
+    active_at_intent: bool, marked: bool, active_now: bool, state: RotationState
+) -> None:
+    """Whatever happened in between (this rotation marking it, someone turning it off or
+    on), through the journal's text form: a key inactive at intent is never served again,
+    and one active then is reactivated only under this rotation's own mark."""
+    record = begin("alice", "tok", [key(OLD.key_id, active=active_at_intent)], OLD.key_id, T0)
+    if marked:
+        record = retiring(record)
+    read = decode("alice", encode(replace(record, state=state)))
+    refusal = rollback_refusal(read, active_now)
+    assert (refusal is None) is (active_at_intent and (marked or active_now))
+
+
+@pytest.mark.parametrize(
+    ("mark", "active_now", "refusal"),
+    [
+        (
+            OldKey.INACTIVE,
+            True,
+            "was already inactive when this rotation started (quarantined as exposed, or "
+            "deactivated by hand), so a rollback never serves it again",
+        ),
+        (
+            OldKey.ACTIVE,
+            False,
+            "was deactivated by someone other than this rotation (a quarantine?), so a "
+            "rollback never reactivates it",
+        ),
+        (OldKey.ACTIVE, True, None),
+        (OldKey.RETIRING, False, None),
+        (None, False, None),  # before v5: no mark, the incident record check only
+    ],
+)
+def test_a_rollback_refusal_word_for_word(
+    mark: OldKey | None, active_now: bool, refusal: str | None
+) -> None:
+    record = record_in(S.OLD_DEACTIVATED, old_mark=mark)
+    assert rollback_refusal(record, active_now) == refusal
+
+
+@pytest.mark.parametrize("mark", [OldKey.INACTIVE, OldKey.RETIRING, None])
+def test_retiring_marks_only_an_old_key_that_was_active(mark: OldKey | None) -> None:
+    record = record_in(S.PROMOTED, old_mark=mark)
+    assert retiring(record) is record
+    active = record_in(S.PROMOTED, old_mark=OldKey.ACTIVE)
+    assert retiring(active) == replace(active, old_mark=OldKey.RETIRING)
+
+
+def test_begin_marks_the_old_key_it_names_not_another() -> None:
+    off = key("AKIAOFF0000000000000", active=False)
+    assert begin("alice", "t", [OLD, off], off.key_id, T0).old_mark is OldKey.INACTIVE
+    assert begin("alice", "t", [off, OLD], OLD.key_id, T0).old_mark is OldKey.ACTIVE
+    assert begin("alice", "t", [off], OLD.key_id, T0).old_mark is None  # not among the keys
 
 
 # -- the journal's text form ---------------------------------------------------------------
