@@ -43,8 +43,10 @@ CLEARED_NAMES = ("NOTIFYKEYAGE", "SOURCEMAIL", "COLUMNS", "LINES")
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`--dist loadgroup` for pytest 9: pytest-xdist (3.8) marks a test of an xdist_group by
     appending "@group" to its node id through `item._nodeid`, which pytest 9 no longer reads,
-    so every group was silently ignored. The same suffix, where pytest 9 keeps the id."""
-    if not getattr(config.option, "loadgroup", False):  # set by xdist only under --dist
+    so every group was silently ignored. The same suffix, where pytest 9 keeps the id.
+    xdist sets `loadgroup` on its workers only: a run without `-n` (or with `-p no:xdist`, as
+    mutmut's runs are) has no such option and no groups to mark."""
+    if not getattr(config.option, "loadgroup", False):
         return
     for item in items:
         groups = sorted(

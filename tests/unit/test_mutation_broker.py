@@ -462,15 +462,58 @@ def test_verdicts_word_for_word() -> None:
     assert may_issue(alice, "dev", (f"arn:aws:iam::{A}:user/bob",), ()) == Verdict(
         False, f"{ALICE} is not allowed to lease role dev"
     )
-    assert may_manage(alice, "aws/creds/dev/x", ALICE, ()) == Verdict(
+    alice = canonical_caller(ALICE, "AIDAALICE0000000001")
+    lease = "aws/creds/dev/x"
+    assert may_manage(alice, lease, ALICE, (), "AIDAALICE0000000001") == Verdict(
         True, f"{ALICE} owns aws/creds/dev/x"
     )
-    assert may_manage(alice, "aws/creds/dev/x", "bob", (ALICE,)) == Verdict(
+    assert may_manage(alice, lease, "bob", (ALICE,)) == Verdict(
         True, f"{ALICE} is an admin of aws/creds/dev/x's role"
     )
-    assert may_manage(alice, "aws/creds/dev/x", "bob", ()) == Verdict(
+    assert may_manage(alice, lease, ALICE, (ALICE,)) == Verdict(
+        True, f"{ALICE} is an admin of aws/creds/dev/x's role"
+    )
+    assert may_manage(alice, lease, "bob", ()) == Verdict(
         False, f"aws/creds/dev/x is not {ALICE}'s lease"
     )
+    assert may_manage(alice, lease, "bob", (), "AIDAALICE0000000001") == Verdict(
+        False, f"aws/creds/dev/x is not {ALICE}'s lease"
+    )
+    assert may_manage(alice, lease, ALICE, ()) == Verdict(
+        False,
+        "aws/creds/dev/x records its owner by ARN only (issued before owners' unique ids "
+        "were recorded): only an admin of its role may manage it",
+    )
+    assert may_manage(alice, lease, ALICE, (), "AIDAALICE0000000002") == Verdict(
+        False,
+        f"aws/creds/dev/x belongs to an earlier principal named {ALICE} (deleted and "
+        "created again: another unique id)",
+    )
+    # A caller STS gave no unique id owns nothing, not even a lease recorded without one.
+    assert not may_manage(canonical_caller(ALICE), lease, ALICE, ()).allowed
+
+
+@pytest.mark.parametrize(
+    ("user_id", "unique"),
+    [
+        ("A" * 8, "A" * 8),  # the shortest unique id
+        ("a1" * 64, "a1" * 64),  # the longest (emulators use other alphabets)
+        ("AROA1234567:session:more", "AROA1234567"),  # only the part before the first colon
+        ("AROA1234567:", "AROA1234567"),
+        ("A" * 7, None),
+        ("a1" * 64 + "b", None),
+        ("AIDA_1234567", None),
+        (":AROA1234567", None),
+    ],
+)
+def test_unique_id_edges(user_id: str, unique: str | None) -> None:
+    if unique is None:
+        with pytest.raises(BadInputError) as caught:
+            canonical_caller(ALICE, user_id)
+        assert str(caught.value) == f"caller {ALICE!r}: STS returned no usable unique id"
+    else:
+        assert canonical_caller(ALICE, user_id).unique_id == unique
+    assert canonical_caller(ALICE).unique_id is None
 
 
 NAMES = st.sampled_from(["alice", "bob", "dev", "dev-eu", "ops", "a", "team/alice"])
@@ -483,28 +526,41 @@ PATTERNS = st.lists(
     ),
     max_size=3,
 )
+# Unique ids: two generations of one name (deleted and created again), or none from STS.
+UNIQUE_IDS = st.sampled_from([None, "AIDAFIRST0000000001", "AIDASECOND000000002"])
 CALLERS = st.builds(
-    lambda account, kind, name: (
-        canonical_caller(f"arn:aws:iam::{account}:user/{name}")
+    lambda account, kind, name, unique: (
+        canonical_caller(f"arn:aws:iam::{account}:user/{name}", unique)
         if kind == "user"
-        else canonical_caller(f"arn:aws:sts::{account}:assumed-role/{name.split('/')[-1]}/s")
+        else canonical_caller(
+            f"arn:aws:sts::{account}:assumed-role/{name.split('/')[-1]}/s",
+            None if unique is None else f"{unique}:s",
+        )
     ),
     st.sampled_from([A, B]),
     st.sampled_from(["user", "role"]),
     NAMES,
+    UNIQUE_IDS,
 )
 
 
-@given(CALLERS, PATTERNS, PATTERNS, st.one_of(st.none(), CALLERS.map(lambda c: c.arn)))
+@given(
+    CALLERS,
+    PATTERNS,
+    PATTERNS,
+    st.one_of(st.none(), CALLERS.map(lambda c: c.arn)),
+    UNIQUE_IDS,
+)
 def test_only_matching_principals_issue_and_only_owners_or_admins_manage(
-    caller: Caller, allowed: list[str], admins: list[str], owner: str | None
+    caller: Caller, allowed: list[str], admins: list[str], owner: str | None, owner_id: str | None
 ) -> None:
     issue = may_issue(caller, "dev", allowed, admins)
     assert issue.allowed is (matches(caller.arn, allowed) or matches(caller.arn, admins))
     if issue.allowed:  # never outside its account, never by a pattern of another kind
         assert any(f"::{caller.account}:{caller.kind}/" in p for p in (*allowed, *admins))
-    manage = may_manage(caller, "l", owner, admins)
-    assert manage.allowed is (owner == caller.arn or matches(caller.arn, admins))
-    if owner is None:  # an ownerless lease: admins only, never the allowed principals
+    owns = owner == caller.arn and owner_id is not None and owner_id == caller.unique_id
+    manage = may_manage(caller, "l", owner, admins, owner_id)
+    assert manage.allowed is (owns or matches(caller.arn, admins))
+    if owner is None or owner_id is None:  # no owner, or by ARN alone: admins only
         assert manage.allowed is matches(caller.arn, admins)
-    assert may_manage(caller, "l", owner, ()).allowed is (owner == caller.arn)
+    assert may_manage(caller, "l", owner, (), owner_id).allowed is owns

@@ -9,11 +9,24 @@ use from before the promotion is no consumer still on the old key).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from keyturn.domain.enrollment import Enrollment, parse, sealed_text
+from keyturn.domain.enrollment import (
+    INITIAL,
+    Enrollment,
+    Generation,
+    StaleEnrollment,
+    generation_text,
+    lowered,
+    parse,
+    parse_generation,
+    sealed_payload,
+    sealed_text,
+    staleness,
+)
 from keyturn.domain.errors import BadInputError, ConfigError
 from keyturn.domain.model import AccessKey, AuditedKey, Decision, Finding, KeyStatus, LastUse
 from keyturn.domain.policy import PolicySettings, age_in_days, classify, classify_all
@@ -126,8 +139,20 @@ def test_the_sealed_message_is_length_prefixed_fields_in_order() -> None:
     assert message("p", "alice", "", "xyz") == b"1:p5:alice0:3:xyz"
     enrollment = Enrollment("alice", "vault", "kv/alice", datetime.fromtimestamp(100, tz=UTC))
     assert sealed_text(enrollment, "123") == (
+        b"18:keyturn-enrollment5:alice3:1238:kv/alice14:v2:vault:100:0"
+    )
+    raised = replace(enrollment, generation=Generation(12, "beef"))
+    assert sealed_text(raised, "123") == (
+        b"18:keyturn-enrollment5:alice3:1238:kv/alice20:v2:vault:100:12.beef"
+    )
+    # a v1 record (before generations) is checked against the text it was sealed with
+    assert sealed_payload("alice", "123", "kv/alice", "v1:vault:100") == (
         b"18:keyturn-enrollment5:alice3:1238:kv/alice12:v1:vault:100"
     )
+    assert generation_text("123", Generation(12, "beef")) == (
+        b"29:keyturn-enrollment-generation3:1237:12.beef"
+    )
+    assert generation_text("123", INITIAL) == b"29:keyturn-enrollment-generation3:1231:0"
 
 
 def test_seal_text_keeps_every_character_of_the_mac() -> None:
@@ -140,17 +165,95 @@ def test_seal_text_keeps_every_character_of_the_mac() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "v2:vault:100",
+        "v2:vault:100",  # v2 names its generation
         "v1:consul:100",
-        "v2:consul:100",
+        "v2:consul:100:0",
         "v1:vault",
         "v1:vault:soon",
+        "v2:vault:soon:0",
         "v1:vault:100:x",
+        "v1:vault:100:0",  # v1 never names one
+        "v2:vault:100:0:x",
+        "v2:vault:100:01.abcd",  # not a generation keyturn writes
+        "v2:vault:0100:0",  # not the canonical text of what it claims
+        "v2:vault:+100:0",
+        "v3:vault:100:0",
     ],
 )
-def test_only_v1_records_of_a_known_store_are_read(text: str) -> None:
+def test_only_v1_and_v2_records_of_a_known_store_are_read(text: str) -> None:
     with pytest.raises(BadInputError):
         parse("alice", text, "kv/alice")
+
+
+@pytest.mark.parametrize(
+    ("text", "generation"),
+    [
+        ("v1:vault:100", INITIAL),
+        ("v2:vault:100:0", INITIAL),
+        ("v2:secretsmanager:100:1.abcd", Generation(1, "abcd")),
+        ("v2:vault:100:7.0123456789abcdef", Generation(7, "0123456789abcdef")),
+    ],
+)
+def test_records_read_with_their_generation(text: str, generation: Generation) -> None:
+    store = text.split(":")[1]
+    assert parse("alice", text, "kv/alice") == Enrollment(
+        "alice", store, "kv/alice", datetime.fromtimestamp(100, tz=UTC), generation
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "generation"),
+    [
+        ("0", INITIAL),
+        ("1.abcd", Generation(1, "abcd")),  # the shortest nonce
+        ("1." + "f" * 32, Generation(1, "f" * 32)),  # the longest
+        ("9" * 18 + ".0a1b", Generation(10**18 - 1, "0a1b")),  # the longest number
+        ("10.abcd", Generation(10, "abcd")),  # a 0 inside the number
+        # refused: what keyturn never writes
+        ("9" * 19 + ".abcd", None),
+        ("1.abc", None),
+        ("1." + "f" * 33, None),
+        ("0.abcd", None),  # generation 0 has no nonce
+        ("00", None),
+        ("1abcd", None),  # no dot
+        ("1.abcg", None),  # a nonce is lower-case hex
+        ("²." + "abcd", None),  # a digit, but not an ASCII one
+    ],
+)
+def test_generation_edges(text: str, generation: Generation | None) -> None:
+    assert parse_generation(text) == generation
+
+
+def test_a_generation_is_written_as_it_is_read() -> None:
+    assert Generation(0, "") == INITIAL
+    assert INITIAL.text == "0"
+    assert Generation(0, "abcd").text == "0"
+    assert Generation(3, "ab12").text == "3.ab12"
+    assert Generation(3, "ab12").after("cd34") == Generation(4, "cd34")
+    assert INITIAL.after("cd34").text == "1.cd34"
+
+
+def test_a_stale_or_lowered_generation_says_which_word_for_word() -> None:
+    one, sibling, two = Generation(1, "aaaa"), Generation(1, "bbbb"), Generation(2, "cccc")
+    assert staleness("alice", two, two) is None
+    older = staleness("alice", one, two)
+    assert older == StaleEnrollment("alice", "generation 1 < 2")
+    assert older.line() == (
+        "alice: ignored an enrollment sealed before the last unenroll (generation 1 < 2); "
+        "re-run `keyturn enroll alice` if it should be enrolled"
+    )
+    assert staleness("alice", sibling, one) == StaleEnrollment(
+        "alice", "generation 1.bbbb, replaced by 1.aaaa in a concurrent unenroll"
+    )
+    newer = staleness("alice", two, one)
+    assert type(newer) is Rejected
+    assert newer == Rejected(
+        "alice",
+        "sealed at enrollment generation 2, later than the current 1: the generation was "
+        "lowered since, so no enrollment in this account is believed until an operator "
+        "re-runs `keyturn unenroll` or checks who tagged the key",
+    )
+    assert lowered(two, one) == newer.reason
 
 
 @pytest.mark.parametrize("text", ["v1:" + "x" * 100, "v1:vault:" + "9" * 100])

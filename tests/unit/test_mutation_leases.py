@@ -318,6 +318,7 @@ def full_lease() -> Lease:
         updated=NOW + timedelta(minutes=1),
         version=7,
         owner="arn:aws:iam::123456789012:user/alice",
+        owner_id="AIDAALICE0000000001",
     )
 
 
@@ -341,8 +342,14 @@ def test_a_lease_keeps_every_field_through_its_dict() -> None:
         "updated": "2026-03-01T12:01:00+00:00",
         "version": 7,
         "owner": "arn:aws:iam::123456789012:user/alice",
+        "owner_id": "AIDAALICE0000000001",
     }
     assert Lease.from_dict(data) == lease
+    # recorded before unique ids were (ARN alone), or with an empty one: no owner id
+    by_arn = {key: value for key, value in data.items() if key != "owner_id"}
+    assert Lease.from_dict(by_arn) == replace(lease, owner_id=None)
+    assert Lease.from_dict({**data, "owner_id": ""}).owner_id is None
+    assert Lease.from_dict({**data, "owner_id": None}).owner_id is None
 
 
 def test_a_minimal_lease_record_reads_with_its_defaults() -> None:

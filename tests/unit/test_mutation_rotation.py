@@ -37,6 +37,8 @@ from keyturn.domain.rotation import (
     orphans,
     plan_start,
     restored,
+    retiring,
+    rollback_refusal,
 )
 
 S = RotationState
@@ -386,6 +388,71 @@ def test_the_refusal_names_both_keys_and_what_to_do() -> None:
     )
 
 
+# -- rollback and the old key's mark (v5) ---------------------------------------------------
+
+
+@given(
+    active_at_intent=st.booleans(),
+    marked=st.booleans(),
+    active_now=st.booleans(),
+    state=st.sampled_from([S.PROMOTED, S.OLD_DEACTIVATED]),
+)
+def test_rollback_serves_the_old_key_only_if_it_was_active_and_ours_to_turn_off(
+    active_at_intent: bool, marked: bool, active_now: bool, state: RotationState
+) -> None:
+    """Whatever happened in between (this rotation marking it, someone turning it off or
+    on), through the journal's text form: a key inactive at intent is never served again,
+    and one active then is reactivated only under this rotation's own mark."""
+    record = begin("alice", "tok", [key(OLD.key_id, active=active_at_intent)], OLD.key_id, T0)
+    if marked:
+        record = retiring(record)
+    read = decode("alice", encode(replace(record, state=state)))
+    refusal = rollback_refusal(read, active_now)
+    assert (refusal is None) is (active_at_intent and (marked or active_now))
+
+
+@pytest.mark.parametrize(
+    ("mark", "active_now", "refusal"),
+    [
+        (
+            OldKey.INACTIVE,
+            True,
+            "was already inactive when this rotation started (quarantined as exposed, or "
+            "deactivated by hand), so a rollback never serves it again",
+        ),
+        (
+            OldKey.ACTIVE,
+            False,
+            "was deactivated by someone other than this rotation (a quarantine?), so a "
+            "rollback never reactivates it",
+        ),
+        (OldKey.ACTIVE, True, None),
+        (OldKey.RETIRING, False, None),
+        (None, False, None),  # before v5: no mark, the incident record check only
+    ],
+)
+def test_a_rollback_refusal_word_for_word(
+    mark: OldKey | None, active_now: bool, refusal: str | None
+) -> None:
+    record = record_in(S.OLD_DEACTIVATED, old_mark=mark)
+    assert rollback_refusal(record, active_now) == refusal
+
+
+@pytest.mark.parametrize("mark", [OldKey.INACTIVE, OldKey.RETIRING, None])
+def test_retiring_marks_only_an_old_key_that_was_active(mark: OldKey | None) -> None:
+    record = record_in(S.PROMOTED, old_mark=mark)
+    assert retiring(record) is record
+    active = record_in(S.PROMOTED, old_mark=OldKey.ACTIVE)
+    assert retiring(active) == replace(active, old_mark=OldKey.RETIRING)
+
+
+def test_begin_marks_the_old_key_it_names_not_another() -> None:
+    off = key("AKIAOFF0000000000000", active=False)
+    assert begin("alice", "t", [OLD, off], off.key_id, T0).old_mark is OldKey.INACTIVE
+    assert begin("alice", "t", [off, OLD], OLD.key_id, T0).old_mark is OldKey.ACTIVE
+    assert begin("alice", "t", [off], OLD.key_id, T0).old_mark is None  # not among the keys
+
+
 # -- the journal's text form ---------------------------------------------------------------
 
 times = st.integers(0, 2**33).map(lambda s: datetime.fromtimestamp(s, tz=UTC))
@@ -402,14 +469,15 @@ full_records = st.builds(
     hold_until=st.one_of(st.none(), times),
     promoted_at=st.one_of(st.none(), times),
     unpublished=st.lists(st.sampled_from(list(Unpublished)), unique=True).map(tuple),
+    old_mark=st.one_of(st.none(), st.sampled_from(list(OldKey))),
 )
 
 
 @given(full_records)
 def test_encode_decode_round_trips_every_field(record: RotationRecord) -> None:
     text = encode(record)
-    assert text.startswith("v4:")
-    assert len(text.split(":")) == 10
+    assert text.startswith("v5:")
+    assert len(text.split(":")) == 11
     assert decode(record.user, text) == record
 
 
@@ -457,7 +525,7 @@ def test_the_unreadable_message_quotes_the_first_80_characters() -> None:
     assert str(caught.value) == f"alice: unreadable rotation journal entry {text[:80]!r}"
 
 
-def test_the_v4_text_form_is_exact() -> None:
+def test_the_v5_text_form_is_exact() -> None:
     """The journal is read back by later versions of keyturn: its letters and order are a
     format, not an implementation detail (a round trip alone would accept any spelling)."""
     epoch = int(T0.timestamp())
@@ -472,12 +540,63 @@ def test_the_v4_text_form_is_exact() -> None:
         hold_until=T0 + timedelta(seconds=1),
         promoted_at=T0 + timedelta(seconds=2),
         unpublished=(Unpublished.ROTATED, Unpublished.RETIRED),
+        old_mark=OldKey.RETIRING,
     )
     assert encode(record) == (
+        f"v5:old_deactivated:tok:{epoch}:AKIAOLD:AKIAOLD/AKIAX:AKIANEW:{epoch + 1}:{epoch + 2}:RD:r"
+    )
+    assert encode(replace(record, unpublished=(Unpublished.RETIRED,))).endswith(":D:r")
+    assert encode(replace(record, unpublished=())).endswith(f":{epoch + 2}:-:r")
+    marks = {OldKey.ACTIVE: "a", OldKey.INACTIVE: "i", OldKey.RETIRING: "r", None: "-"}
+    for mark, letter in marks.items():
+        assert encode(replace(record, old_mark=mark)).endswith(f":RD:{letter}")
+    owed = f"v5:promoted:tok:{epoch}:AKIAOLD:-:AKIANEW:-:-:"
+    assert decode("alice", owed + "DR:-").unpublished == (
+        Unpublished.RETIRED,
+        Unpublished.ROTATED,
+    )
+    assert decode("alice", owed + "RR:-").unpublished == (Unpublished.ROTATED,)
+    assert decode("alice", owed + "-:-").unpublished == ()
+    for mark, letter in marks.items():
+        assert decode("alice", owed + "-:" + letter).old_mark is mark
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "v5:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:-",  # 10 parts under v5
+        "v5:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:-:a:-",  # 12 parts
+        "v5:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:-:",  # an empty mark
+        "v5:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:-:x",  # an unknown mark
+        "v5:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:-:A",  # marks are lower case
+        "v5:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:-:ar",  # one mark, one letter
+        "v4:promoted:tok:1767225600:AKIAOLD:-:AKIANEW:-:-:-:a",  # 11 parts under v4
+    ],
+)
+def test_decode_refuses_other_v5_shapes(text: str) -> None:
+    with pytest.raises(BadInputError):
+        decode("alice", text)
+
+
+def test_a_sealed_v4_record_is_read_in_full() -> None:
+    """v4 (before the old-key mark): every field as written, and no mark."""
+    epoch = int(T0.timestamp())
+    text = (
         f"v4:old_deactivated:tok:{epoch}:AKIAOLD:AKIAOLD/AKIAX:AKIANEW:{epoch + 1}:{epoch + 2}:RD"
     )
-    assert encode(replace(record, unpublished=(Unpublished.RETIRED,))).endswith(":D")
-    assert encode(replace(record, unpublished=())).endswith(f":{epoch + 2}:-")
+    assert decode("alice", text) == RotationRecord(
+        user="alice",
+        token="tok",
+        state=S.OLD_DEACTIVATED,
+        intent_at=T0,
+        old_key_id="AKIAOLD",
+        existing=("AKIAOLD", "AKIAX"),
+        new_key_id="AKIANEW",
+        hold_until=T0 + timedelta(seconds=1),
+        promoted_at=T0 + timedelta(seconds=2),
+        unpublished=(Unpublished.ROTATED, Unpublished.RETIRED),
+        old_mark=None,
+    )
     owed = f"v4:promoted:tok:{epoch}:AKIAOLD:-:AKIANEW:-:-:"
     assert decode("alice", owed + "DR").unpublished == (Unpublished.RETIRED, Unpublished.ROTATED)
     assert decode("alice", owed + "RR").unpublished == (Unpublished.ROTATED,)
