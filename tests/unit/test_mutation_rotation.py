@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import product
 
 import pytest
 from hypothesis import given, settings
@@ -77,8 +78,10 @@ def record_in(state: RotationState, **changes: object) -> RotationRecord:
 # -- transitions ---------------------------------------------------------------------------
 
 
-@given(st.sampled_from(list(S)), st.sampled_from(list(S)))
+@pytest.mark.parametrize(("start", "to"), list(product(S, S)))
 def test_every_move_outside_the_table_is_refused(start: RotationState, to: RotationState) -> None:
+    """Every pair of states, not a sample: with hypothesis's 60 examples under mutmut, one
+    dropped pair (OLD_DEACTIVATED -> ROLLED_BACK) was missed in one run of two."""
     record = record_in(start)
     if start == to:
         assert advance(record, to, T0 + timedelta(hours=1)) is record
