@@ -82,13 +82,13 @@ def canonical_caller(arn: str, user_id: str | None = None) -> Caller:
     unique = None
     if user_id is not None:
         unique = user_id.split(":", 1)[0]
-        if not _UNIQUE_ID.match(unique):
+        if not _UNIQUE_ID.fullmatch(unique):
             raise BadInputError(f"caller {arn!r}: STS returned no usable unique id")
-    user = _USER_ARN.match(arn)
+    user = _USER_ARN.fullmatch(arn)
     if user:
         partition, account, _path, name = user.groups()
         return Caller(arn, account, CallerKind.USER, name, unique_id=unique)
-    assumed = _ASSUMED_ARN.match(arn)
+    assumed = _ASSUMED_ARN.fullmatch(arn)
     if assumed:
         partition, account, _path, role, session = assumed.groups()
         role_arn = f"arn:{partition}:iam::{account}:role/{role}"
@@ -101,7 +101,7 @@ def canonical_caller(arn: str, user_id: str | None = None) -> Caller:
 def check_patterns(role: str, label: str, patterns: Sequence[str]) -> tuple[str, ...]:
     """Validate principal patterns (see the module docstring); duplicates dropped."""
     for pattern in patterns:
-        if not _PATTERN.match(pattern):
+        if not _PATTERN.fullmatch(pattern):
             raise BadInputError(
                 f"role {role}: {label} {pattern!r} is not an IAM user or role ARN pattern "
                 "naming its 12-digit account (e.g. arn:aws:iam::123456789012:role/dev-*)"
