@@ -28,6 +28,7 @@ from keyturn.cli.command_table import APP_HELP, COMMANDS, GLOBAL_OPTIONS
 TYPE_CHECKING = False  # not typing's: `keyturn --help` does not import typing
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
     from rich.text import Text
 
 USAGE = "Usage: keyturn [OPTIONS] COMMAND [ARGS]..."
@@ -216,7 +217,6 @@ def _rich_help() -> None:
     from rich.highlighter import RegexHighlighter
     from rich.padding import Padding
     from rich.panel import Panel
-    from rich.table import Table
     from rich.text import Text
 
     class OptionHighlighter(RegexHighlighter):
@@ -232,18 +232,7 @@ def _rich_help() -> None:
     console.print(Padding(highlighter(Text(USAGE)), 1), style=STYLE_USAGE_COMMAND)
     console.print(Padding(_inline(APP_HELP), (0, 1, 1, 1)))
 
-    options = Table(
-        highlight=True,
-        show_header=False,
-        expand=True,
-        box=None,
-        show_lines=False,
-        leading=0,
-        border_style=None,
-        row_styles=None,
-        pad_edge=False,
-        padding=(0, 1),
-    )
+    options = _grid(highlight=True)
     for long_name, short_name, label, text in GLOBAL_OPTIONS:
         options.add_row(
             highlighter(Text(long_name)),
@@ -257,18 +246,7 @@ def _rich_help() -> None:
         Panel(options, border_style=STYLE_PANEL_BORDER, title="Options", title_align="left")
     )
 
-    commands = Table(
-        highlight=False,
-        show_header=False,
-        expand=True,
-        box=None,
-        show_lines=False,
-        leading=0,
-        border_style=None,
-        row_styles=None,
-        pad_edge=False,
-        padding=(0, 1),
-    )
+    commands = _grid(highlight=False)
     commands.add_column(style=STYLE_COMMAND_NAME, no_wrap=True, width=max(map(len, COMMANDS)))
     commands.add_column("Description", justify="left", no_wrap=False, ratio=10)
     for name, (_, _, summary, _) in COMMANDS.items():
@@ -325,3 +303,21 @@ def _inline(text: str) -> Text:
     for index, part in enumerate(text.split("`")):
         line.append(part, style="markdown.code" if index % 2 else "")
     return line
+
+
+def _grid(*, highlight: bool) -> Table:
+    """A borderless panel table, as typer's rich_utils builds both of its panels."""
+    from rich.table import Table
+
+    return Table(
+        highlight=highlight,
+        show_header=False,
+        expand=True,
+        box=None,
+        show_lines=False,
+        leading=0,
+        border_style=None,
+        row_styles=None,
+        pad_edge=False,
+        padding=(0, 1),
+    )
